@@ -1,0 +1,239 @@
+"""The HEALPix grid of one camera (or the full sphere), always in NESTED order.
+
+A grid is ``(nside, base_pixels)``. Pixel ``i`` of the grid is the global nested pixel
+``base_pixels[i // nside**2] * nside**2 + i % nside**2``, so a grid is a concatenation of whole
+base faces and every nested quad-tree relation (``index // 4`` is the parent) holds inside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import healpy as hp
+import numpy as np
+
+__all__ = ["HealpixGrid", "GridError", "face_coordinates", "DEFAULT_BASE_PIXELS"]
+
+DEFAULT_BASE_PIXELS: tuple[int, ...] = tuple(range(8))
+_MAX_NSIDE = 1 << 13
+
+
+class GridError(ValueError):
+    """An invalid HEALPix grid specification."""
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True)
+class HealpixGrid:
+    """A set of whole HEALPix base faces at one ``nside``, NESTED ordering.
+
+    Args:
+        nside: a power of two, 1 <= nside <= 8192.
+        base_pixels: unique base faces in 0..11, in the order they are laid out (default 0-7,
+            the northern cap and equator: one fisheye camera with its optical axis at the pole).
+    """
+
+    nside: int
+    base_pixels: tuple[int, ...] = field(default=DEFAULT_BASE_PIXELS)
+
+    def __post_init__(self) -> None:
+        nside = self.nside
+        if isinstance(nside, bool) or not isinstance(nside, (int, np.integer)):
+            raise GridError(f"nside: expected a power of two integer, got {nside!r}")
+        if nside < 1 or nside > _MAX_NSIDE or (nside & (nside - 1)) != 0:
+            raise GridError(f"nside: expected a power of two in 1..{_MAX_NSIDE}, got {nside}")
+        try:
+            base = tuple(int(b) for b in self.base_pixels)
+        except (TypeError, ValueError):
+            raise GridError(f"base_pixels: expected integers in 0..11, got {self.base_pixels!r}") from None
+        if not base:
+            raise GridError("base_pixels: expected at least one base pixel, got none")
+        bad = [b for b in base if not 0 <= b <= 11]
+        if bad:
+            raise GridError(f"base_pixels: expected values in 0..11, got {bad}")
+        if len(set(base)) != len(base):
+            raise GridError(f"base_pixels: expected unique values, got {list(base)}")
+        object.__setattr__(self, "nside", int(nside))
+        object.__setattr__(self, "base_pixels", base)
+
+    # ----------------------------------------------------------------- sizes
+    @property
+    def pixels_per_face(self) -> int:
+        return self.nside * self.nside
+
+    @property
+    def npix(self) -> int:
+        """Number of pixels N of the grid."""
+        return len(self.base_pixels) * self.pixels_per_face
+
+    @property
+    def order(self) -> int:
+        """log2(nside)."""
+        return self.nside.bit_length() - 1
+
+    @property
+    def pixel_area(self) -> float:
+        """Solid angle of one pixel in steradians."""
+        return 4.0 * np.pi / (12 * self.pixels_per_face)
+
+    @property
+    def key(self) -> str:
+        """Short stable string identifying the grid (for cache keys and file names)."""
+        return f"nside{self.nside}_base{'-'.join(map(str, self.base_pixels))}"
+
+    def __len__(self) -> int:
+        return self.npix
+
+    # ----------------------------------------------------------- index maps
+    @property
+    def global_index(self) -> np.ndarray:
+        """(N,) int64 global NESTED healpy index of each grid pixel."""
+        return _global_index(self.nside, self.base_pixels)
+
+    def local_index(self, global_nested: np.ndarray) -> np.ndarray:
+        """Grid position of global NESTED indices; -1 where the pixel is not in the grid. Same shape."""
+        g = np.asarray(global_nested, dtype=np.int64)
+        face_slot = _face_slots(self.base_pixels)
+        face = g // self.pixels_per_face
+        inside = (g >= 0) & (face < 12)
+        slot = np.where(inside, face_slot[np.clip(face, 0, 11)], -1)
+        return np.where(slot >= 0, slot * self.pixels_per_face + g % self.pixels_per_face, -1)
+
+    def ring_index(self) -> np.ndarray:
+        """(N,) int64 global RING healpy index of each grid pixel."""
+        return _ring_index(self.nside, self.base_pixels)
+
+    def vectors(self) -> np.ndarray:
+        """(N, 3) float64 unit vectors of the pixel centres (read-only, cached)."""
+        return _vectors(self.nside, self.base_pixels)
+
+    def angles(self) -> tuple[np.ndarray, np.ndarray]:
+        """Colatitude theta and longitude phi of the pixel centres, (N,) each, radians."""
+        theta, phi = hp.vec2ang(self.vectors())
+        return theta, phi
+
+    def face_xy(self) -> np.ndarray:
+        """(N, 2) int64 ``(x, y)`` coordinates of each pixel inside its base face, in 0..nside-1."""
+        return _face_xy(self.nside, self.base_pixels)
+
+    # ---------------------------------------------------- quad-tree levels
+    def coarser(self, levels: int = 1) -> "HealpixGrid":
+        """The grid ``levels`` steps up the quad-tree (nside / 2**levels), same base pixels."""
+        if levels < 0 or (self.nside >> levels) < 1:
+            raise GridError(f"levels: expected 0..{self.order} for nside {self.nside}, got {levels}")
+        return HealpixGrid(self.nside >> levels, self.base_pixels)
+
+    def finer(self, levels: int = 1) -> "HealpixGrid":
+        """The grid ``levels`` steps down the quad-tree (nside * 2**levels)."""
+        return HealpixGrid(self.nside << levels, self.base_pixels)
+
+    def parent_index(self, levels: int = 1) -> np.ndarray:
+        """(N,) index of each pixel's ancestor in ``coarser(levels)``: ``i // 4**levels``."""
+        self.coarser(levels)  # validates
+        return np.arange(self.npix, dtype=np.int64) >> (2 * levels)
+
+    def children_index(self, levels: int = 1) -> np.ndarray:
+        """(N, 4**levels) indices of each pixel's descendants in ``finer(levels)``."""
+        k = 4**levels
+        return np.arange(self.npix, dtype=np.int64)[:, None] * k + np.arange(k, dtype=np.int64)
+
+    def contains_face(self, face: np.ndarray) -> np.ndarray:
+        """Boolean array: which base faces (0..11) are part of the grid."""
+        return _face_slots(self.base_pixels)[np.asarray(face)] >= 0
+
+    def face_slot(self, face: np.ndarray) -> np.ndarray:
+        """Position of base faces (0..11) in ``base_pixels``; -1 if not in the grid."""
+        return _face_slots(self.base_pixels)[np.asarray(face)]
+
+
+# ------------------------------------------------------------------ caches
+@lru_cache(maxsize=64)
+def _face_slots(base: tuple[int, ...]) -> np.ndarray:
+    slots = np.full(12, -1, dtype=np.int64)
+    slots[list(base)] = np.arange(len(base))
+    return _readonly(slots)
+
+
+@lru_cache(maxsize=16)
+def _global_index(nside: int, base: tuple[int, ...]) -> np.ndarray:
+    per_face = np.arange(nside * nside, dtype=np.int64)
+    g = (np.asarray(base, dtype=np.int64)[:, None] * nside * nside + per_face).reshape(-1)
+    return _readonly(g)
+
+
+@lru_cache(maxsize=16)
+def _ring_index(nside: int, base: tuple[int, ...]) -> np.ndarray:
+    return _readonly(np.asarray(hp.nest2ring(nside, _global_index(nside, base)), dtype=np.int64))
+
+
+@lru_cache(maxsize=16)
+def _vectors(nside: int, base: tuple[int, ...]) -> np.ndarray:
+    x, y, z = hp.pix2vec(nside, _global_index(nside, base), nest=True)
+    return _readonly(np.stack([x, y, z], axis=-1))
+
+
+@lru_cache(maxsize=16)
+def _face_xy(nside: int, base: tuple[int, ...]) -> np.ndarray:
+    x, y, _ = hp.pix2xyf(nside, _global_index(nside, base), nest=True)
+    return _readonly(np.stack([x, y], axis=-1).astype(np.int64))
+
+
+# ------------------------------------------------- continuous face coordinates
+def face_coordinates(nside: int, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Base face and continuous in-face coordinates of directions.
+
+    The HEALPix projection maps each base face to the square ``[0, nside]^2``; pixel ``(ix, iy)``
+    covers ``[ix, ix+1) x [iy, iy+1)`` and its centre is ``(ix + 0.5, iy + 0.5)``. So
+    ``floor(x), floor(y), face`` is exactly the pixel healpy's ``vec2pix(nest=True)`` returns, and
+    the fractional part is what bilinear interpolation on a face needs.
+
+    Args:
+        nside: grid resolution.
+        vectors: (..., 3) directions (need not be unit length, must be non-zero).
+
+    Returns:
+        face (...) int64 in 0..11, x (...) float64, y (...) float64 in [0, nside).
+    """
+    v = np.asarray(vectors, dtype=np.float64)
+    norm = np.linalg.norm(v, axis=-1)
+    z = v[..., 2] / norm
+    sin_theta = np.hypot(v[..., 0], v[..., 1]) / norm
+    tt = np.mod(np.arctan2(v[..., 1], v[..., 0]), 2 * np.pi) / (0.5 * np.pi)
+    tt = np.where(tt >= 4.0, 0.0, tt)  # mod can round up to exactly 2*pi
+    za = np.abs(z)
+    ns = float(nside)
+
+    # Equatorial belt, |z| <= 2/3: faces 4..7 plus the equatorial halves of the polar faces.
+    t1 = ns * (0.5 + tt)
+    t2 = ns * z * 0.75
+    jp = t1 - t2  # ascending edge line index
+    jm = t1 + t2  # descending edge line index
+    ifp = np.floor(jp / ns)
+    ifm = np.floor(jm / ns)
+    eq_face = np.where(ifp == ifm, np.mod(ifp, 4) + 4, np.where(ifp < ifm, ifp, ifm + 8))
+    eq_x = jm - ns * ifm
+    eq_y = ns - (jp - ns * ifp)
+
+    # Polar caps, |z| > 2/3.
+    ntt = np.minimum(np.floor(tt), 3.0)
+    tp = tt - ntt
+    tmp = ns * sin_theta * np.sqrt(3.0 / (1.0 + za))
+    pjp = tp * tmp
+    pjm = (1.0 - tp) * tmp
+    north = z > 0
+    pol_face = np.where(north, ntt, ntt + 8)
+    pol_x = np.where(north, ns - pjm, pjp)
+    pol_y = np.where(north, ns - pjp, pjm)
+
+    polar = za > 2.0 / 3.0
+    face = np.where(polar, pol_face, eq_face).astype(np.int64)
+    # Clamp into the half-open square so that floor() always names a pixel of this face.
+    hi = np.nextafter(ns, 0.0)
+    x = np.clip(np.where(polar, pol_x, eq_x), 0.0, hi)
+    y = np.clip(np.where(polar, pol_y, eq_y), 0.0, hi)
+    return face, x, y
