@@ -1,0 +1,3 @@
+"""heal-swin: spherical vision for fisheye cameras."""
+
+__version__ = "0.1.0"
