@@ -200,40 +200,48 @@ def face_coordinates(nside: int, vectors: np.ndarray) -> tuple[np.ndarray, np.nd
         face (...) int64 in 0..11, x (...) float64, y (...) float64 in [0, nside).
     """
     v = np.asarray(vectors, dtype=np.float64)
-    norm = np.linalg.norm(v, axis=-1)
-    z = v[..., 2] / norm
-    sin_theta = np.hypot(v[..., 0], v[..., 1]) / norm
-    tt = np.mod(np.arctan2(v[..., 1], v[..., 0]), 2 * np.pi) / (0.5 * np.pi)
-    tt = np.where(tt >= 4.0, 0.0, tt)  # mod can round up to exactly 2*pi
-    za = np.abs(z)
+    shape = v.shape[:-1]
+    v = v.reshape(-1, 3)
+    vx, vy, vz = v[:, 0], v[:, 1], v[:, 2]
+    chi = np.hypot(vx, vy)
+    norm = np.hypot(chi, vz)
+    z = vz / norm
+    tt = np.arctan2(vy, vx) * (2.0 / np.pi)  # longitude in units of 90 degrees, in [-2, 2]
+    tt[tt < 0] += 4.0
+    tt[tt >= 4.0] = 0.0  # -0.0 + 4 rounds to 4
     ns = float(nside)
+    face = np.empty(z.shape, dtype=np.int64)
+    x = np.empty(z.shape)
+    y = np.empty(z.shape)
 
     # Equatorial belt, |z| <= 2/3: faces 4..7 plus the equatorial halves of the polar faces.
-    t1 = ns * (0.5 + tt)
-    t2 = ns * z * 0.75
+    eq = np.abs(z) <= 2.0 / 3.0
+    t1 = ns * (0.5 + tt[eq])
+    t2 = ns * 0.75 * z[eq]
     jp = t1 - t2  # ascending edge line index
     jm = t1 + t2  # descending edge line index
     ifp = np.floor(jp / ns)
     ifm = np.floor(jm / ns)
-    eq_face = np.where(ifp == ifm, np.mod(ifp, 4) + 4, np.where(ifp < ifm, ifp, ifm + 8))
-    eq_x = jm - ns * ifm
-    eq_y = ns - (jp - ns * ifp)
+    face[eq] = np.where(ifp == ifm, np.mod(ifp, 4) + 4, np.where(ifp < ifm, ifp, ifm + 8))
+    x[eq] = jm - ns * ifm
+    y[eq] = ns - (jp - ns * ifp)
 
-    # Polar caps, |z| > 2/3.
-    ntt = np.minimum(np.floor(tt), 3.0)
-    tp = tt - ntt
-    tmp = ns * sin_theta * np.sqrt(3.0 / (1.0 + za))
+    # Polar caps, |z| > 2/3; sin(theta) from chi keeps precision near the poles.
+    pol = ~eq
+    tp_all = tt[pol]
+    ntt = np.minimum(np.floor(tp_all), 3.0)
+    tp = tp_all - ntt
+    zp = z[pol]
+    tmp = ns * (chi[pol] / norm[pol]) * np.sqrt(3.0 / (1.0 + np.abs(zp)))
     pjp = tp * tmp
     pjm = (1.0 - tp) * tmp
-    north = z > 0
-    pol_face = np.where(north, ntt, ntt + 8)
-    pol_x = np.where(north, ns - pjm, pjp)
-    pol_y = np.where(north, ns - pjp, pjm)
+    north = zp > 0
+    face[pol] = np.where(north, ntt, ntt + 8)
+    x[pol] = np.where(north, ns - pjm, pjp)
+    y[pol] = np.where(north, ns - pjp, pjm)
 
-    polar = za > 2.0 / 3.0
-    face = np.where(polar, pol_face, eq_face).astype(np.int64)
     # Clamp into the half-open square so that floor() always names a pixel of this face.
     hi = np.nextafter(ns, 0.0)
-    x = np.clip(np.where(polar, pol_x, eq_x), 0.0, hi)
-    y = np.clip(np.where(polar, pol_y, eq_y), 0.0, hi)
-    return face, x, y
+    np.clip(x, 0.0, hi, out=x)
+    np.clip(y, 0.0, hi, out=y)
+    return face.reshape(shape), x.reshape(shape), y.reshape(shape)
