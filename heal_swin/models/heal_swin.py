@@ -1,0 +1,465 @@
+"""HEAL-SWIN: a Swin-UNet whose windows, shifts, merging and expanding live in the NESTED index.
+
+Carlsson et al., "HEAL-SWIN: A Vision Transformer On The Sphere", CVPR 2024.
+
+Input ``(B, C_in, N)`` on a :class:`HealpixGrid` ``(nside, base_pixels)`` in NESTED order,
+output ``(B, K, N)``: segmentation logits, or depth (1 channel, + log-variance when asked).
+
+Levels: patch embedding turns ``patch_size`` (a power of 4) nested pixels into one token, so
+level 0 lives on ``HealpixGrid(nside / sqrt(patch_size))``; each patch merging goes one step up
+the quad-tree (4 nested children -> 1). Every level attends in windows of
+``min(window_size, nside_l**2)`` nested tokens (:mod:`heal_swin.models.hp_windows`), every odd
+block of a level in shifted windows. The decoder mirrors the encoder with patch expanding
+(1 -> 4 children) and skip connections from the encoder's block outputs at each level.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import DropPath, Mlp, trunc_normal_
+
+from heal_swin.geometry.healpix import HealpixGrid
+from heal_swin.models import hp_windows
+from heal_swin.models.registry import register_model
+
+__all__ = [
+    "HealWindowAttention",
+    "HealSwinBlock",
+    "HealPatchEmbed",
+    "HealPatchMerging",
+    "HealPatchExpand",
+    "HealSwinUNet",
+    "heal_swin_tiny",
+    "heal_swin_small",
+    "heal_swin_paper",
+]
+
+_MAX_LOGIT_SCALE = float(torch.log(torch.tensor(100.0)))
+
+
+class HealWindowAttention(nn.Module):
+    """Multi-head self-attention inside nested windows, with a relative position bias.
+
+    Input/output ``(B, nW, w, C)``. The bias table is Swin's ``(2s-1)**2 x heads`` on the
+    window's ``s x s`` face coordinates (``s = sqrt(w)``); ``allowed`` (nW, w, w) bool masks
+    attention in shifted windows. ``cosine=True`` is Swin-v2's scaled cosine attention.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window: int,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        cosine: bool = False,
+        rel_pos_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.window = window
+        self.cosine = cosine
+        self.attn_drop = attn_drop
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        if cosine:
+            self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(num_heads, 1, 1)))
+        self.rel_pos_bias = rel_pos_bias
+        if rel_pos_bias:
+            s = int(round(window**0.5))
+            self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * s - 1) ** 2, num_heads))
+            trunc_normal_(self.relative_position_bias_table, std=0.02)
+            idx = torch.from_numpy(hp_windows.relative_position_index(window))
+            self.register_buffer("relative_position_index", idx, persistent=False)
+
+    def _bias(self) -> torch.Tensor | None:
+        if not self.rel_pos_bias:
+            return None
+        w = self.window
+        b = self.relative_position_bias_table[self.relative_position_index.reshape(-1)]
+        return b.reshape(w, w, self.num_heads).permute(2, 0, 1)  # (H, w, w)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
+        b, nw, w, c = x.shape
+        qkv = self.qkv(x).reshape(b, nw, w, 3, self.num_heads, self.head_dim).permute(3, 0, 1, 4, 2, 5)
+        q, k, v = qkv.unbind(0)  # (B, nW, H, w, d)
+        if self.cosine:
+            scale = torch.clamp(self.logit_scale, max=_MAX_LOGIT_SCALE).exp()  # (H, 1, 1)
+            q = F.normalize(q, dim=-1) * scale
+            k = F.normalize(k, dim=-1)
+            sdpa_scale = 1.0
+        else:
+            sdpa_scale = None
+        bias = self._bias()  # (H, w, w), broadcast over (B, nW)
+        if allowed is not None:
+            neg = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, float("-inf"))
+            neg = neg.unsqueeze(1)  # (nW, 1, w, w)
+            bias = neg if bias is None else bias + neg
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.0, scale=sdpa_scale
+        )
+        out = out.transpose(2, 3).reshape(b, nw, w, c)
+        return self.proj_drop(self.proj(out))
+
+
+class HealSwinBlock(nn.Module):
+    """One (shifted-)window transformer block on a HEALPix level. ``(B, N, C) -> (B, N, C)``.
+
+    ``post_norm=True`` is Swin-v2's placement ``x + LN(attn(x))``; otherwise pre-norm.
+    """
+
+    def __init__(
+        self,
+        grid: HealpixGrid,
+        dim: int,
+        num_heads: int,
+        window_size: int,
+        shift: str | None = None,
+        shift_size: int = 0,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+        drop_path: float = 0.0,
+        cosine_attn: bool = False,
+        post_norm: bool = False,
+        rel_pos_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.grid = grid
+        self.window = hp_windows.effective_window(window_size, grid.nside)
+        self.post_norm = post_norm
+        spec = None
+        if shift is not None:
+            spec = hp_windows.build_shift(grid.nside, grid.base_pixels, self.window, shift, shift_size)
+        self.shift = shift if spec is not None else None
+        if spec is not None:
+            self.register_buffer("shift_perm", torch.from_numpy(spec.perm.copy()), persistent=False)
+            self.register_buffer("shift_inv", torch.from_numpy(spec.inv.copy()), persistent=False)
+            allowed = None if spec.allowed is None else torch.from_numpy(spec.allowed.copy())
+            self.register_buffer("attn_allowed", allowed, persistent=False)
+        else:
+            self.shift_perm = self.shift_inv = self.attn_allowed = None
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = HealWindowAttention(
+            dim, num_heads, self.window, qkv_bias, attn_drop, drop, cosine_attn, rel_pos_bias
+        )
+        self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
+        self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def _attend(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shift_perm is not None:
+            x = x[:, self.shift_perm]
+        y = self.attn(hp_windows.window_partition(x, self.window), self.attn_allowed)
+        y = hp_windows.window_reverse(y)
+        if self.shift_inv is not None:
+            y = y[:, self.shift_inv]
+        return y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.post_norm:
+            x = x + self.drop_path1(self.norm1(self._attend(x)))
+            return x + self.drop_path2(self.norm2(self.mlp(x)))
+        x = x + self.drop_path1(self._attend(self.norm1(x)))
+        return x + self.drop_path2(self.mlp(self.norm2(x)))
+
+    def extra_repr(self) -> str:
+        return f"nside={self.grid.nside}, window={self.window}, shift={self.shift}"
+
+
+class HealStage(nn.Sequential):
+    """``depth`` blocks on one level; odd blocks use shifted windows."""
+
+    def __init__(self, grid: HealpixGrid, dim: int, depth: int, num_heads: int, drop_path: Sequence[float], **kw):
+        shift, shift_size = kw.pop("shift"), kw.pop("shift_size")
+        super().__init__(
+            *[
+                HealSwinBlock(
+                    grid, dim, num_heads, shift=shift if i % 2 else None, shift_size=shift_size,
+                    drop_path=drop_path[i], **kw,
+                )
+                for i in range(depth)
+            ]
+        )
+
+
+class HealPatchEmbed(nn.Module):
+    """``(B, C_in, N) -> (B, N / p, D)``: ``p`` consecutive nested pixels -> one token."""
+
+    def __init__(self, in_chans: int, embed_dim: int, patch_size: int, norm: bool = False) -> None:
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Linear(in_chans * patch_size, embed_dim)
+        self.norm = nn.LayerNorm(embed_dim) if norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, n = x.shape
+        x = x.reshape(b, c, n // self.patch_size, self.patch_size).permute(0, 2, 1, 3)
+        return self.norm(self.proj(x.reshape(b, n // self.patch_size, c * self.patch_size)))
+
+
+class HealPatchMerging(nn.Module):
+    """``(B, N, C) -> (B, N / 4, 2C)``: the 4 nested children of each parent, LN, Linear 4C -> 2C."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * dim)
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        return self.reduction(self.norm(x.reshape(b, n // 4, 4 * c)))
+
+
+class HealPatchExpand(nn.Module):
+    """``(B, N, C) -> (B, N * f, C_out)``: Linear C -> f * C_out, split into the f nested children, LN."""
+
+    def __init__(self, dim: int, out_dim: int, factor: int = 4) -> None:
+        super().__init__()
+        self.factor = factor
+        self.out_dim = out_dim
+        self.expand = nn.Linear(dim, factor * out_dim, bias=False)
+        self.norm = nn.LayerNorm(out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, _ = x.shape
+        return self.norm(self.expand(x).reshape(b, n * self.factor, self.out_dim))
+
+
+class HealSwinUNet(nn.Module):
+    """HEAL-SWIN UNet. ``(B, in_chans, N) -> (B, out_chans, N)`` on ``HealpixGrid(nside, base_pixels)``.
+
+    Args:
+        nside, base_pixels: the input grid (NESTED).
+        in_chans: input channels.
+        task: ``"segmentation"`` (``num_classes`` logits) or ``"depth"`` (1 channel, or 2 with
+            ``depth_log_variance``: depth and its log-variance). ``out_chans`` overrides both.
+        patch_size: nested pixels per token (a power of 4).
+        window_size: tokens per window (a power of 4), capped at one base face per level.
+        shift: ``"ring"``, ``"grid"``, ``"roll"`` or None (no shifted windows).
+        shift_size: ring / nested positions for ``ring`` / ``roll`` (capped at half a window).
+        embed_dim, depths, num_heads, mlp_ratio, qkv_bias: Swin sizes; the decoder mirrors
+            ``depths`` / ``num_heads`` except at the bottleneck.
+        drop_rate, attn_drop_rate, drop_path_rate: dropout, attention dropout, stochastic depth
+            (linearly increasing over the encoder's blocks; the decoder reuses the level's rates).
+        cosine_attn, post_norm: Swin-v2 scaled cosine attention and post-norm placement.
+        rel_pos_bias: relative position bias on the window's face coordinates.
+        patch_norm: LayerNorm after the patch embedding.
+    """
+
+    input_kind = "sphere"
+
+    def __init__(
+        self,
+        nside: int = 32,
+        base_pixels: Sequence[int] = tuple(range(8)),
+        in_chans: int = 3,
+        num_classes: int = 10,
+        task: str = "segmentation",
+        out_chans: int | None = None,
+        depth_log_variance: bool = False,
+        patch_size: int = 4,
+        window_size: int = 64,
+        shift: str | None = "ring",
+        shift_size: int = 4,
+        embed_dim: int = 96,
+        depths: Sequence[int] = (2, 2, 6, 2),
+        num_heads: Sequence[int] = (3, 6, 12, 24),
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.1,
+        cosine_attn: bool = False,
+        post_norm: bool = False,
+        rel_pos_bias: bool = True,
+        patch_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        if task not in ("segmentation", "depth"):
+            raise ValueError(f"task: expected 'segmentation' or 'depth', got {task!r}")
+        if shift is not None and shift not in hp_windows.SHIFT_METHODS:
+            raise ValueError(f"shift: expected one of {hp_windows.SHIFT_METHODS} or None, got {shift!r}")
+        if len(depths) != len(num_heads):
+            raise ValueError(f"depths {list(depths)} and num_heads {list(num_heads)} differ in length")
+        if not hp_windows._is_power_of_4(int(patch_size)):
+            raise ValueError(f"patch_size: expected a power of 4, got {patch_size}")
+        hp_windows.effective_window(window_size, 1)  # validates window_size
+        self.grid = HealpixGrid(nside, tuple(base_pixels))
+        levels = len(depths)
+        patch_levels = (int(patch_size).bit_length() - 1) // 2
+        if self.grid.order < patch_levels + levels - 1:
+            raise ValueError(
+                f"nside {nside} is too small for patch_size {patch_size} and {levels} levels: "
+                f"need nside >= {2 ** (patch_levels + levels - 1)}"
+            )
+        self.task = task
+        if out_chans is None:
+            out_chans = num_classes if task == "segmentation" else 1 + int(depth_log_variance)
+        self.out_chans = out_chans
+        self.in_chans = in_chans
+        self.grids = [self.grid.coarser(patch_levels + i) for i in range(levels)]
+        dims = [embed_dim * 2**i for i in range(levels)]
+        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        dpr_at = [dpr[sum(depths[:i]) : sum(depths[: i + 1])] for i in range(levels)]
+        kw = dict(
+            window_size=window_size, shift=shift, shift_size=shift_size, mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias, drop=drop_rate, attn_drop=attn_drop_rate, cosine_attn=cosine_attn,
+            post_norm=post_norm, rel_pos_bias=rel_pos_bias,
+        )
+
+        self.patch_embed = HealPatchEmbed(in_chans, embed_dim, patch_size, norm=patch_norm)
+        self.pos_drop = nn.Dropout(drop_rate)
+        # Encoder: level i = [merge from level i-1] + blocks.
+        self.merges = nn.ModuleList([HealPatchMerging(dims[i - 1]) for i in range(1, levels)])
+        self.encoder = nn.ModuleList(
+            [HealStage(self.grids[i], dims[i], depths[i], num_heads[i], dpr_at[i], **kw) for i in range(levels)]
+        )
+        self.norm = nn.LayerNorm(dims[-1])
+        # Decoder: level i (from levels-2 down to 0) = expand from i+1, concat skip, Linear, blocks.
+        self.expands = nn.ModuleList([HealPatchExpand(dims[i + 1], dims[i]) for i in range(levels - 1)])
+        self.skip_proj = nn.ModuleList([nn.Linear(2 * dims[i], dims[i]) for i in range(levels - 1)])
+        self.decoder = nn.ModuleList(
+            [HealStage(self.grids[i], dims[i], depths[i], num_heads[i], dpr_at[i], **kw) for i in range(levels - 1)]
+        )
+        self.norm_up = nn.LayerNorm(embed_dim)
+        self.final_expand = HealPatchExpand(embed_dim, embed_dim, factor=patch_size)
+        self.head = nn.Linear(embed_dim, out_chans, bias=False)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    @torch.jit.ignore
+    def no_weight_decay_keywords(self) -> set[str]:
+        return {"relative_position_bias_table", "logit_scale"}
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(B, C_in, N) -> (B, N_last, C_last)`` bottleneck tokens and the skips per level."""
+        x = self.pos_drop(self.patch_embed(x))
+        skips = []
+        for i, stage in enumerate(self.encoder):
+            if i > 0:
+                x = self.merges[i - 1](x)
+            x = stage(x)
+            skips.append(x)
+        return self.norm(x), skips[:-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, in_chans, N) -> (B, out_chans, N)``."""
+        x, skips = self.forward_features(x)
+        for i in reversed(range(len(self.decoder))):
+            x = self.expands[i](x)
+            x = self.skip_proj[i](torch.cat([x, skips[i]], dim=-1))
+            x = self.decoder[i](x)
+        x = self.final_expand(self.norm_up(x))
+        return self.head(x).transpose(1, 2)
+
+
+def _build(**cfg) -> HealSwinUNet:
+    cfg["depths"] = tuple(cfg["depths"])
+    cfg["num_heads"] = tuple(cfg["num_heads"])
+    cfg["base_pixels"] = tuple(cfg["base_pixels"])
+    return HealSwinUNet(**cfg)
+
+
+@register_model
+def heal_swin_tiny(
+    *,
+    nside: int = 16,
+    base_pixels: Sequence[int] = tuple(range(8)),
+    in_chans: int = 3,
+    num_classes: int = 10,
+    task: str = "segmentation",
+    out_chans: int | None = None,
+    depth_log_variance: bool = False,
+    patch_size: int = 4,
+    window_size: int = 16,
+    shift: str | None = "ring",
+    shift_size: int = 2,
+    embed_dim: int = 16,
+    depths: Sequence[int] = (2, 2),
+    num_heads: Sequence[int] = (2, 4),
+    mlp_ratio: float = 2.0,
+    drop_rate: float = 0.0,
+    attn_drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+    cosine_attn: bool = True,
+    post_norm: bool = True,
+) -> HealSwinUNet:
+    """Tiny HEAL-SWIN for tests and CPU runs (~30 k parameters): 2 levels, embed 16, window 16."""
+    return _build(**locals())
+
+
+@register_model
+def heal_swin_small(
+    *,
+    nside: int = 64,
+    base_pixels: Sequence[int] = tuple(range(8)),
+    in_chans: int = 3,
+    num_classes: int = 10,
+    task: str = "segmentation",
+    out_chans: int | None = None,
+    depth_log_variance: bool = False,
+    patch_size: int = 4,
+    window_size: int = 64,
+    shift: str | None = "ring",
+    shift_size: int = 4,
+    embed_dim: int = 48,
+    depths: Sequence[int] = (2, 2, 2),
+    num_heads: Sequence[int] = (3, 6, 12),
+    mlp_ratio: float = 4.0,
+    drop_rate: float = 0.0,
+    attn_drop_rate: float = 0.0,
+    drop_path_rate: float = 0.1,
+    cosine_attn: bool = True,
+    post_norm: bool = True,
+) -> HealSwinUNet:
+    """Small HEAL-SWIN (3 levels, embed 48, window 64): quick experiments on one GPU."""
+    return _build(**locals())
+
+
+@register_model
+def heal_swin_paper(
+    *,
+    nside: int = 256,
+    base_pixels: Sequence[int] = tuple(range(8)),
+    in_chans: int = 3,
+    num_classes: int = 10,
+    task: str = "segmentation",
+    out_chans: int | None = None,
+    depth_log_variance: bool = False,
+    patch_size: int = 4,
+    window_size: int = 64,
+    shift: str | None = "ring",
+    shift_size: int = 4,
+    embed_dim: int = 96,
+    depths: Sequence[int] = (2, 2, 6, 2),
+    num_heads: Sequence[int] = (3, 6, 12, 24),
+    mlp_ratio: float = 4.0,
+    drop_rate: float = 0.1,
+    attn_drop_rate: float = 0.1,
+    drop_path_rate: float = 0.1,
+    cosine_attn: bool = True,
+    post_norm: bool = True,
+) -> HealSwinUNet:
+    """The paper's WoodScape configuration (41,279,688 parameters with 3 inputs, 10 classes)."""
+    return _build(**locals())
