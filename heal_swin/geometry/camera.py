@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from heal_swin.errors import InputError
+
 __all__ = ["FisheyeCamera", "CalibrationError", "quaternion_to_matrix", "matrix_to_quaternion"]
 
 # SynWoodScape (CARLA) names the translation differently.
@@ -29,7 +31,7 @@ _TRANSLATION_KEYS = ("translation", "translation used in CARLA (CARLA reference)
 _INTRINSIC_NUMBERS = ("k1", "k2", "k3", "k4", "cx_offset", "cy_offset", "aspect_ratio", "width", "height")
 
 
-class CalibrationError(ValueError):
+class CalibrationError(InputError):
     """An invalid calibration: names the source, the field, and what was expected vs got."""
 
     def __init__(self, source: str, field: str, expected: str, got: Any) -> None:

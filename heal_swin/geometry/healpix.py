@@ -13,13 +13,15 @@ from functools import lru_cache
 import healpy as hp
 import numpy as np
 
+from heal_swin.errors import InputError
+
 __all__ = ["HealpixGrid", "GridError", "face_coordinates", "DEFAULT_BASE_PIXELS"]
 
 DEFAULT_BASE_PIXELS: tuple[int, ...] = tuple(range(8))
 _MAX_NSIDE = 1 << 13
 
 
-class GridError(ValueError):
+class GridError(InputError):
     """An invalid HEALPix grid specification."""
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +27,10 @@ import cv2
 import healpy as hp
 import numpy as np
 
+from heal_swin.errors import InputError
 from heal_swin.geometry.camera import FisheyeCamera
 from heal_swin.geometry.healpix import HealpixGrid, face_coordinates
+from heal_swin.io import atomic_open
 
 __all__ = ["SphereProjector", "ImageSizeError", "ForwardMaps", "BackwardMaps", "clear_memory_cache"]
 
@@ -39,7 +41,7 @@ _CV_MAX = 32000  # cv2.remap needs each map dimension below SHRT_MAX
 _CV_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 
 
-class ImageSizeError(ValueError):
+class ImageSizeError(InputError):
     """An image whose size does not match the calibration."""
 
 
@@ -225,15 +227,11 @@ def _load(cache_dir: Path, key: str, cls: type) -> object | None:
 
 
 def _save(cache_dir: Path, key: str, value: object) -> None:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=f".{key}.", suffix=".npz")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(cache_dir / f"{key}.npz") as f:  # readers never see a partial file
             np.savez(f, **vars(value))
-        os.replace(tmp, cache_dir / f"{key}.npz")  # atomic: readers never see a partial file
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as e:  # a read-only or full cache directory costs speed, not correctness
+        warnings.warn(f"map cache {cache_dir}: could not write {key}.npz ({e.strerror})", stacklevel=3)
 
 
 def _cache_key(kind: str, camera: FisheyeCamera, grid: HealpixGrid) -> str:
