@@ -99,15 +99,22 @@ class HealWindowAttention(nn.Module):
             sdpa_scale = 1.0
         else:
             sdpa_scale = None
-        bias = self._bias()  # (H, w, w), broadcast over (B, nW)
-        if allowed is not None:
+        h, d = self.num_heads, self.head_dim
+        bias = self._bias()  # (H, w, w)
+        # SDPA (and its ONNX lowering) wants 4-D tensors. Without a mask, windows join the batch
+        # and the bias broadcasts over it; with a per-window mask, windows join the heads so the
+        # (nW*H, w, w) bias broadcasts over the batch and is never copied B times.
+        if allowed is None:
+            q, k, v = (t.reshape(-1, h, w, d) for t in (q, k, v))
+        else:
             neg = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, float("-inf"))
             neg = neg.unsqueeze(1)  # (nW, 1, w, w)
-            bias = neg if bias is None else bias + neg
+            bias = (neg if bias is None else bias + neg).expand(nw, h, w, w).reshape(nw * h, w, w)
+            q, k, v = (t.reshape(b, nw * h, w, d) for t in (q, k, v))
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.0, scale=sdpa_scale
         )
-        out = out.transpose(2, 3).reshape(b, nw, w, c)
+        out = out.reshape(b, nw, h, w, d).transpose(2, 3).reshape(b, nw, w, c)
         return self.proj_drop(self.proj(out))
 
 
