@@ -35,7 +35,7 @@ from heal_swin.io import atomic_open
 __all__ = ["SphereProjector", "ImageSizeError", "ForwardMaps", "BackwardMaps", "clear_memory_cache"]
 
 Mode = Literal["bilinear", "nearest"]
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _OUTSIDE = -16.0  # remap coordinate that lies off any image: BORDER_CONSTANT fills it
 _CV_MAX = 32000  # cv2.remap needs each map dimension below SHRT_MAX
 _CV_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
@@ -70,15 +70,18 @@ class BackwardMaps:
     Attributes:
         nearest: (H, W) int64 grid pixel containing each image pixel's ray; -1 outside the grid.
         atlas_x, atlas_y: (H, W) float32 remap coordinates into the atlas (off the atlas when outside).
-        atlas_nearest: (H, W, 2) int16 (column, row) of the atlas pixel that is ``nearest``.
         atlas_index: (Ha, Wa) int64 grid pixel shown at each atlas position.
+        nearest_src, atlas_src: (H, W, 2) and (Ha, Wa, 2) int16 (column, row) of ``nearest`` and
+            ``atlas_index`` in the values viewed as a 2-D image (``_forward_layout``), so that both
+            gathers run as multi-threaded ``cv2.remap`` calls; empty when N is too large for int16.
     """
 
     nearest: np.ndarray
     atlas_x: np.ndarray
     atlas_y: np.ndarray
-    atlas_nearest: np.ndarray
     atlas_index: np.ndarray
+    nearest_src: np.ndarray
+    atlas_src: np.ndarray
 
     @property
     def footprint(self) -> np.ndarray:
@@ -163,16 +166,37 @@ def compute_backward_maps(camera: FisheyeCamera, grid: HealpixGrid) -> BackwardM
     r0 = (s // cols) * tile + 1
     c0 = (s % cols) * tile + 1
     shape = (camera.height, camera.width)
-    # Integer positions are taken from the float64 coordinates: float32 would misplace a few
-    # rays that lie within rounding distance of a pixel edge.
-    near = np.stack([np.where(inside, c0 + gy, _OUTSIDE), np.where(inside, r0 + gx, _OUTSIDE)], axis=-1)
+    atlas_index = compute_atlas_index(grid)
     return BackwardMaps(
         nearest=nearest.reshape(shape),
         atlas_x=np.where(inside, c0 + y - 0.5, _OUTSIDE).astype(np.float32).reshape(shape),
         atlas_y=np.where(inside, r0 + x - 0.5, _OUTSIDE).astype(np.float32).reshape(shape),
-        atlas_nearest=near.astype(np.int16).reshape(*shape, 2),
-        atlas_index=compute_atlas_index(grid),
+        atlas_index=atlas_index,
+        nearest_src=_layout_position(nearest.reshape(shape), grid.npix),
+        atlas_src=_layout_position(atlas_index, grid.npix),
     )
+
+
+def _layout_position(index: np.ndarray, n: int) -> np.ndarray:
+    """(..., 2) int16 (column, row) of grid pixels in the (R, Cc) layout; off-layout for -1."""
+    rows, cols = _forward_layout(n)
+    if rows >= _CV_MAX:
+        return np.zeros((0, 0, 2), dtype=np.int16)
+    col = np.where(index >= 0, index % cols, _OUTSIDE)
+    row = np.where(index >= 0, index // cols, _OUTSIDE)
+    return np.stack([col, row], axis=-1).astype(np.int16)
+
+
+def _as_layout(values: np.ndarray) -> np.ndarray:
+    rows, cols = _forward_layout(values.shape[0])
+    return np.ascontiguousarray(values).reshape(rows, cols, *values.shape[1:])
+
+
+def _remap_nearest(src: np.ndarray, positions: np.ndarray, fill: float) -> np.ndarray:
+    out = cv2.remap(src, positions, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * 4)
+    if fill != 0 and src.ndim == 3 and src.shape[2] > 4:  # cv2's border value has only 4 channels
+        out[positions[..., 1] < 0] = fill
+    return out
 
 
 # ------------------------------------------------------------------ caching
@@ -332,11 +356,14 @@ class SphereProjector:
                     maps.map_v[r0 : r0 + _CV_MAX],
                     cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_CONSTANT,
-                    borderValue=fill,
+                    borderValue=(fill,) * 4,
                 )
             )
         out = chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=0)
-        return out.reshape(n, *img.shape[2:])
+        out = out.reshape(n, *img.shape[2:])
+        if fill != 0 and img.ndim == 3 and img.shape[2] > 4:  # cv2's border value has only 4 channels
+            out[~maps.valid] = fill
+        return out
 
     def to_sphere_depth(self, depth: np.ndarray) -> np.ndarray:
         """(N,) float32 depth (metres along the ray), nearest; ``inf`` where invalid or off-image.
@@ -379,17 +406,19 @@ class SphereProjector:
             raise ValueError(f"mode: expected 'bilinear' or 'nearest', got {mode!r}")
         maps = self.backward_maps(out_size)
         h, w = maps.nearest.shape
-        if mode == "nearest" and vals.dtype.type not in _CV_DTYPES:
-            # Labels as int32/int64/bool: a plain gather keeps the dtype exactly.
+        as_image = maps.nearest_src.size > 0 and vals.dtype.type in _CV_DTYPES
+        if mode == "nearest":
+            if as_image:  # the gather as one multi-threaded remap of the values seen as an image
+                return _remap_nearest(_as_layout(vals), maps.nearest_src, fill)
+            # Labels as int32/int64/bool (or huge grids): a plain gather keeps the dtype exactly.
             idx = maps.nearest.reshape(-1)
             out = np.take(vals, np.maximum(idx, 0), axis=0)
             out[idx < 0] = fill
             return out.reshape(h, w, *vals.shape[1:])
         src = vals if vals.dtype.type in _CV_DTYPES else vals.astype(np.float32)
-        # Gathering into the face atlas first lets cv2.remap (multi-threaded) do the per-pixel work.
-        atlas = np.take(src, maps.atlas_index, axis=0)
-        if mode == "nearest":
-            return cv2.remap(atlas, maps.atlas_nearest, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
-        return cv2.remap(
-            atlas, maps.atlas_x, maps.atlas_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=fill
-        )
+        # Lay the faces out as an atlas with seam borders, then interpolate inside it.
+        atlas = _remap_nearest(_as_layout(src), maps.atlas_src, 0) if as_image else np.take(src, maps.atlas_index, axis=0)
+        out = cv2.remap(atlas, maps.atlas_x, maps.atlas_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * 4)
+        if fill != 0 and atlas.ndim == 3 and atlas.shape[2] > 4:  # cv2's border value has only 4 channels
+            out[maps.nearest < 0] = fill
+        return out

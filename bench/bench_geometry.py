@@ -1,0 +1,157 @@
+"""Geometry benchmark: fisheye <-> HEALPix projection with precomputed maps vs the naive way.
+
+    python bench/bench_geometry.py [--calib CALIB.json] [--nside 256] [--repeat 20]
+
+Prints a table and writes bench/results/geometry.json. Without --calib it uses the WoodScape FV
+calibration values (1280x966). "naive" recomputes the sampling per call with healpy and numpy (what
+a per-image script does); "python loop" samples pixel by pixel in Python on a subset, extrapolated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import healpy as hp
+import numpy as np
+
+from heal_swin.geometry import FisheyeCamera, HealpixGrid, SphereProjector
+from heal_swin.geometry import projector as projector_module
+from heal_swin.io import save_json
+
+FV = {
+    "extrinsic": {"quaternion": [0.5941767906169857, -0.5878843193897473, 0.3873184109007999, -0.3890121040340926], "translation": [3.7484, 0.0, 0.66017]},
+    "intrinsic": {"aspect_ratio": 1.0, "cx_offset": 3.942, "cy_offset": -3.093, "height": 966.0, "k1": 339.749, "k2": -31.988, "k3": 48.275, "k4": -7.201, "model": "radial_poly", "poly_order": 4, "width": 1280.0},
+    "name": "FV",
+}
+
+
+def timeit(fn: Callable[[], object], repeat: int, warmup: int = 2) -> dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times)}
+
+
+def naive_to_sphere(camera: FisheyeCamera, nside: int, base: tuple[int, ...], image: np.ndarray) -> np.ndarray:
+    """Per call: healpy directions, projection, numpy bilinear sampling."""
+    g = (np.asarray(base)[:, None] * nside**2 + np.arange(nside**2)).reshape(-1)
+    vec = np.stack(hp.pix2vec(nside, g, nest=True), -1)
+    uv = camera.project(vec)
+    ok = camera.sees(vec)
+    u = np.clip(uv[:, 0], 0, camera.width - 1.001)
+    v = np.clip(uv[:, 1], 0, camera.height - 1.001)
+    u0, v0 = np.floor(u).astype(int), np.floor(v).astype(int)
+    du, dv = (u - u0)[:, None], (v - v0)[:, None]
+    img = image.astype(np.float32)
+    out = (img[v0, u0] * (1 - du) * (1 - dv) + img[v0, u0 + 1] * du * (1 - dv) + img[v0 + 1, u0] * (1 - du) * dv + img[v0 + 1, u0 + 1] * du * dv)
+    out[~ok] = 0
+    return out.astype(image.dtype)
+
+
+def naive_to_image(camera: FisheyeCamera, grid: HealpixGrid, values: np.ndarray) -> np.ndarray:
+    """Per call: unproject every pixel, healpy vec2pix, gather (nearest)."""
+    rays = camera.pixel_rays().reshape(-1, 3)
+    idx = grid.local_index(hp.vec2pix(grid.nside, *rays.T, nest=True))
+    out = values[np.maximum(idx, 0)]
+    out[idx < 0] = 0
+    return out.reshape(camera.height, camera.width, -1)
+
+
+def python_loop_to_sphere(camera: FisheyeCamera, grid: HealpixGrid, image: np.ndarray, n: int) -> float:
+    """Seconds for a pixel-by-pixel Python loop over n grid pixels (per-pixel healpy call)."""
+    t0 = time.perf_counter()
+    for i in range(n):
+        vec = np.array(hp.pix2vec(grid.nside, int(grid.global_index[i]), nest=True))
+        u, v = camera.project(vec)
+        if 0 <= u < camera.width - 1 and 0 <= v < camera.height - 1:
+            _ = image[int(v), int(u)]
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calib", type=Path, default=None)
+    ap.add_argument("--nside", type=int, default=256)
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "geometry.json")
+    args = ap.parse_args()
+
+    camera = FisheyeCamera.from_json(args.calib or FV)
+    grid = HealpixGrid(args.nside)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (camera.height, camera.width, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, (camera.height, camera.width), dtype=np.uint8)
+    proj = SphereProjector(camera, grid)
+
+    rows: list[tuple[str, dict[str, float]]] = []
+
+    def precompute() -> None:
+        projector_module.clear_memory_cache()
+        proj.forward_maps, proj.backward_maps()
+
+    def fwd_only() -> None:
+        projector_module.clear_memory_cache()
+        proj.forward_maps
+
+    def bwd_only() -> None:
+        projector_module.clear_memory_cache()
+        proj.backward_maps()
+
+    rows.append(("map precompute, both directions (per camera)", timeit(precompute, max(3, args.repeat // 5), warmup=1)))
+    rows.append(("  forward maps (sphere <- image)", timeit(fwd_only, max(3, args.repeat // 5), warmup=1)))
+    rows.append(("  backward maps (image <- sphere)", timeit(bwd_only, max(3, args.repeat // 5), warmup=1)))
+    proj.forward_maps, proj.backward_maps()
+    sphere = proj.to_sphere(image)
+    logits = rng.standard_normal((grid.npix, 10)).astype(np.float32)
+    rows.append(("to_sphere RGB uint8, bilinear", timeit(lambda: proj.to_sphere(image), args.repeat)))
+    rows.append(("to_sphere labels, nearest", timeit(lambda: proj.to_sphere(labels, "nearest"), args.repeat)))
+    rows.append(("to_image RGB uint8, bilinear", timeit(lambda: proj.to_image(sphere, "bilinear"), args.repeat)))
+    rows.append(("to_image RGB uint8, nearest", timeit(lambda: proj.to_image(sphere, "nearest"), args.repeat)))
+    rows.append(("to_image 10-class float32 logits, bilinear", timeit(lambda: proj.to_image(logits, "bilinear"), max(3, args.repeat // 2))))
+    naive_fwd = timeit(lambda: naive_to_sphere(camera, grid.nside, grid.base_pixels, image), max(3, args.repeat // 5), warmup=1)
+    naive_bwd = timeit(lambda: naive_to_image(camera, grid, sphere), 3, warmup=1)
+    rows.append(("naive to_sphere (per-call healpy + numpy bilinear)", naive_fwd))
+    rows.append(("naive to_image (per-call unproject + healpy, nearest)", naive_bwd))
+    n_loop = 5000
+    loop_s = python_loop_to_sphere(camera, grid, image, n_loop) * grid.npix / n_loop
+    rows.append((f"python loop to_sphere (extrapolated from {n_loop} px)", {"median_ms": 1e3 * loop_s, "min_ms": 1e3 * loop_s}))
+
+    ratios = {
+        "naive_to_sphere / to_sphere": naive_fwd["median_ms"] / rows[3][1]["median_ms"],
+        "naive_to_image / to_image nearest": naive_bwd["median_ms"] / rows[6][1]["median_ms"],
+        "python_loop / to_sphere": 1e3 * loop_s / rows[3][1]["median_ms"],
+    }
+    print(f"\nGeometry benchmark: {camera.width}x{camera.height} -> nside {grid.nside}, base pixels {list(grid.base_pixels)} ({grid.npix:,} px)")
+    print(f"{'operation':58s} {'median ms':>10s} {'min ms':>9s}")
+    for name, r in rows:
+        print(f"{name:58s} {r['median_ms']:10.1f} {r['min_ms']:9.1f}")
+    print()
+    for k, v in ratios.items():
+        print(f"speed-up {k:40s} {v:8.1f}x")
+    result = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "image": [camera.width, camera.height],
+        "nside": grid.nside,
+        "base_pixels": list(grid.base_pixels),
+        "rows": {name.strip(): r for name, r in rows},
+        "ratios": ratios,
+    }
+    save_json(args.out, result)
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

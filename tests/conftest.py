@@ -1,0 +1,44 @@
+"""Shared fixtures: a real WoodScape front-camera calibration (public dataset values)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+# The released WoodScape calibration of a front (FV) camera: 1280x966, optical axis forward, ~23 deg down.
+WOODSCAPE_FV = {
+    "extrinsic": {
+        "quaternion": [0.5941767906169857, -0.5878843193897473, 0.3873184109007999, -0.3890121040340926],
+        "translation": [3.7484, 0.0, 0.6601699999999999],
+    },
+    "intrinsic": {
+        "aspect_ratio": 1.0,
+        "cx_offset": 3.942,
+        "cy_offset": -3.093,
+        "height": 966.0,
+        "k1": 339.749,
+        "k2": -31.988,
+        "k3": 48.275,
+        "k4": -7.201,
+        "model": "radial_poly",
+        "poly_order": 4,
+        "width": 1280.0,
+    },
+    "name": "FV",
+}
+
+
+@pytest.fixture
+def fv_calib() -> dict:
+    """A fresh (mutable) copy of the FV calibration dict."""
+    return copy.deepcopy(WOODSCAPE_FV)
+
+
+@pytest.fixture
+def fv_calib_file(tmp_path: Path, fv_calib: dict) -> Path:
+    path = tmp_path / "00000_FV.json"
+    path.write_text(json.dumps(fv_calib))
+    return path
