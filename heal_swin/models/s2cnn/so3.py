@@ -108,12 +108,19 @@ def _wigner_d_grid_build(lmax_excl: int, b: int) -> dict[str, np.ndarray]:
     beta = dh_betas(b)
     out = np.zeros((L, 2 * L - 1, 2 * L - 1, beta.size), dtype=np.float64)
     for l in range(L):
+        mu, v = _jy_eigen(l)
+        # d_mn(β_j) = Re Σ_μ V_mμ conj(V_nμ) e^{-iβ_j μ}: one real GEMM per degree,
+        # [Re Q | Im Q] (M², 2μ) @ [cos; sin] (2μ, nβ).
+        q = v[:, None, :] * v.conj()[None, :, :]
+        k = 2 * l + 1
+        trig = np.concatenate([np.cos(np.outer(mu, beta)), np.sin(np.outer(mu, beta))], axis=0)
+        d = np.concatenate([q.real.reshape(k * k, k), q.imag.reshape(k * k, k)], axis=1) @ trig
         s = slice(L - 1 - l, L + l)
-        out[l, s, s, :] = np.moveaxis(wigner_d(l, beta), 0, -1)
+        out[l, s, s, :] = d.reshape(k, k, beta.size)
     return {"d": out}
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=8)
 def wigner_d_grid(L: int, b: int) -> np.ndarray:
     """Padded ``d^l_{mn}(β_j)`` on the DH β grid of bandwidth b: (L, 2L-1, 2L-1, 2b) float64.
 

@@ -49,7 +49,6 @@ def _dft(L: int, b: int, sign: float) -> tuple[np.ndarray, np.ndarray]:
     return np.cos(ang), sign * np.sin(ang)
 
 
-@lru_cache(maxsize=32)
 def _s2_beta(L: int, b: int, weighted: bool) -> np.ndarray:
     """(L, 2L-1, 2b): sqrt((2l+1)/4π) d^l_{m0}(β_j), times the α and β quadrature when weighted."""
     d = wigner_d_grid(L, b)[:, :, L - 1, :]  # n = 0 column
@@ -60,7 +59,6 @@ def _s2_beta(L: int, b: int, weighted: bool) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=16)
 def _so3_beta(L: int, b: int, weighted: bool) -> np.ndarray:
     """(L, 2L-1, 2L-1, 2b): d^l_{mn}(β_j), times (2l+1)/(8π²) and the α, β, γ quadrature when weighted."""
     d = wigner_d_grid(L, b)
