@@ -15,8 +15,10 @@ block of a level in shifted windows. The decoder mirrors the encoder with patch 
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -38,7 +40,7 @@ __all__ = [
     "heal_swin_paper",
 ]
 
-_MAX_LOGIT_SCALE = float(torch.log(torch.tensor(100.0)))
+_MAX_LOGIT_SCALE = math.log(100.0)  # Swin-v2 clamps the learned temperature at 100
 
 
 class HealWindowAttention(nn.Module):
@@ -318,7 +320,7 @@ class HealSwinUNet(nn.Module):
         self.in_chans = in_chans
         self.grids = [self.grid.coarser(patch_levels + i) for i in range(levels)]
         dims = [embed_dim * 2**i for i in range(levels)]
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        dpr = np.linspace(0, drop_path_rate, sum(depths)).tolist()  # numpy: also works under a meta device
         dpr_at = [dpr[sum(depths[:i]) : sum(depths[: i + 1])] for i in range(levels)]
         kw = dict(
             window_size=window_size, shift=shift, shift_size=shift_size, mlp_ratio=mlp_ratio,

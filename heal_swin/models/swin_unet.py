@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 from timm.layers import PatchEmbed, trunc_normal_
@@ -92,7 +93,7 @@ class SwinUNet(nn.Module):
         self.in_chans = in_chans
         res = [(img_size[0] // patch_size >> i, img_size[1] // patch_size >> i) for i in range(levels)]
         dims = [embed_dim * 2**i for i in range(levels)]
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        dpr = np.linspace(0, drop_path_rate, sum(depths)).tolist()  # numpy: also works under a meta device
         dpr_at = [dpr[sum(depths[:i]) : sum(depths[: i + 1])] for i in range(levels)]
         block_cls = SwinTransformerV2Block if v2 else SwinTransformerBlock
 
