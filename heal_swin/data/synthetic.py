@@ -61,6 +61,7 @@ GENERATOR_VERSION = 1
 CAMERA_NAMES: tuple[str, ...] = ("FV", "RV", "MVL", "MVR")
 FULL_SIZE = (1280, 966)
 CARD_NAME = "dataset_card.json"
+MAX_DEPTH = 1000.0  # metres; surfaces further away (the ground near the horizon) are rendered as sky
 
 # WoodScape ids
 VOID, ROAD, LANEMARKS, CURB, PERSON, RIDER, VEHICLES, BICYCLE, MOTORCYCLE, TRAFFIC_SIGN = range(10)
@@ -635,7 +636,7 @@ def render_scene(scene: Scene, camera: FisheyeCamera, rng: np.random.Generator) 
 
     # --- labels and depth
     label_sorted = np.asarray(labels, np.uint8)[sid]
-    sky = ~(t_best < 5000)
+    sky = ~(t_best < MAX_DEPTH)
     sid[sky] = _SKY
     label_sorted[sky] = VOID
     depth_sorted = np.where(sky, inf32, t_best)
@@ -905,7 +906,7 @@ def dataset_card(config: SynthConfig, splits: dict[str, list[int]]) -> dict:
         "labels": "single-channel PNG of class ids; rgbLabels use the BGR colours above. Sky, buildings, "
         "sidewalks, poles, trees are void (0), as in WoodScape.",
         "depth": {"unit": "metre", "measured": "along the ray (Euclidean distance from the camera centre)",
-                  "dtype": "float32", "invalid": "inf (sky / no surface)"},  # fmt: skip
+                  "dtype": "float32", "invalid": "inf (sky / no surface / beyond 1000 m)"},  # fmt: skip
         "green_strips": False,
         "splits": {k: len(v) * len(config.cameras) for k, v in splits.items()},
         "split_by": "scene (all cameras of a scene are in the same split)",
