@@ -1,0 +1,73 @@
+"""``heal-swin export``: a model file -> ONNX model folder (see ``heal_swin.export.exporter``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_export_commands"]
+
+
+def add_export_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a model file to ONNX (+ manifest model.json) with parity checks",
+        description=(
+            "Export a heal-swin model file (safetensors, from training) to OUT/model.onnx with a dynamic batch "
+            "dimension and write OUT/model.json. Runs onnx.checker and compares onnxruntime with torch on random "
+            "and real inputs (rtol/atol); exits 1 and writes nothing if they differ. OUT is one folder of a model "
+            "repository (REPO/<name>/) that `heal-swin serve` reads."
+        ),
+    )
+    p.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors written by save_model)")
+    p.add_argument("--out", type=Path, required=True, help="model folder to write, e.g. models/heal_swin_seg/")
+    p.add_argument("--name", default=None, help="model name in the repository (default: the folder's name)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--int8", action="store_true", help="also write model.int8.onnx (dynamic quantisation) and its accuracy change")
+    p.add_argument(
+        "--val-data",
+        type=Path,
+        default=None,
+        help="validation folder (WoodScape layout) for the real-input parity check and the int8 accuracy; "
+        "default: rendered synthetic scenes",
+    )
+    p.add_argument("--val-samples", type=int, default=8, help="validation frames to use (default 8)")
+    p.add_argument("--rtol", type=float, default=1e-3, help="parity relative tolerance (default 1e-3)")
+    p.add_argument("--atol", type=float, default=1e-4, help="parity absolute tolerance (default 1e-4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random parity inputs")
+    p.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from heal_swin.export.exporter import export_checkpoint
+    from heal_swin.export.onnx_export import ParityError
+
+    try:
+        m = export_checkpoint(
+            args.checkpoint,
+            args.out,
+            name=args.name,
+            opset=args.opset,
+            int8=args.int8,
+            val_data=args.val_data,
+            val_samples=args.val_samples,
+            rtol=args.rtol,
+            atol=args.atol,
+            seed=args.seed,
+            log=lambda s: print(f"  {s}", flush=True),
+        )
+    except ParityError as e:
+        print(f"heal-swin export: error: parity check FAILED, nothing written: {e}", file=sys.stderr)
+        return 1
+    p = m.parity
+    print(
+        f"{args.checkpoint} -> {args.out}/model.onnx  ({m.model_name}, {m.task}, opset {m.opset}, sha256 {m.onnx_sha256[:12]}...)\n"
+        f"  parity  random max abs {p['random']['max_abs']:.2e}, real max abs {p['real']['max_abs']:.2e} "
+        f"(rtol {p['rtol']}, atol {p['atol']})"
+    )
+    if m.int8:
+        v = m.int8["validation"]
+        key = "delta_miou" if m.task == "segmentation" else "delta_abs_rel"
+        print(f"  int8    {m.int8['onnx_file']}: {key} {v.get(key)}, on {v['source']}")
+    return 0

@@ -1,0 +1,257 @@
+"""Model file -> model folder: ``model.onnx`` (+ ``model.int8.onnx``) and the manifest ``model.json``.
+
+``export_checkpoint`` loads a model file written by ``save_model``, exports it with a dynamic batch
+dimension, runs ``onnx.checker`` (full check), compares onnxruntime with torch on random inputs
+(batch 1 and 3) and on real frames (the bundled demo frame and validation frames), optionally
+quantises to int8 and measures the accuracy change, and only then moves the files into ``out``
+(everything is written to a temporary folder first, so a failed export leaves no manifest behind).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from heal_swin.errors import InputError
+from heal_swin.export.manifest import (
+    DEFAULT_MEAN,
+    DEFAULT_STD,
+    FORMAT,
+    INT8_NAME,
+    MANIFEST_NAME,
+    ONNX_NAME,
+    Manifest,
+    save_manifest,
+    sha256_file,
+)
+
+__all__ = ["ExportInputError", "export_checkpoint", "NAME_RE"]
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_SINGLE_FILE_LIMIT = 1_800_000_000  # protobuf's 2 GB limit: bigger models keep external data
+
+
+class ExportInputError(InputError):
+    """A model file or an export option that cannot be exported as asked."""
+
+
+def _default_classes(n: int) -> tuple[list[str], list[list[int]]]:
+    from heal_swin.data.classes import WOODSCAPE_CLASSES
+
+    if n == len(WOODSCAPE_CLASSES.names):
+        return list(WOODSCAPE_CLASSES.names), [list(map(int, c)) for c in WOODSCAPE_CLASSES.colors_bgr]
+    rng = np.random.default_rng(0)
+    cols = rng.integers(40, 256, size=(n, 3)).tolist()
+    return [f"class_{i}" for i in range(n)], cols
+
+
+def _check_colours(colours: Any, n: int, src: str) -> list[list[int]]:
+    try:
+        out = [[int(v) for v in c] for c in colours]
+    except (TypeError, ValueError):
+        raise ExportInputError(f"{src}: metadata 'class_colours': expected {n} BGR triples, got {colours!r}") from None
+    if len(out) != n or any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in out):
+        raise ExportInputError(f"{src}: metadata 'class_colours': expected {n} BGR triples of 0..255, got {colours!r}")
+    return out
+
+
+def _opset_of(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return int(next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0))
+
+
+def _consolidate(path: Path) -> tuple[Path, Path | None]:
+    """Fold external data into the .onnx file when it fits in one protobuf; returns (onnx, data or None)."""
+    import onnx
+
+    data = Path(str(path) + ".data")
+    if not data.exists():
+        return path, None
+    if path.stat().st_size + data.stat().st_size > _SINGLE_FILE_LIMIT:
+        return path, data
+    model = onnx.load(str(path), load_external_data=True)
+    data.unlink()
+    onnx.save_model(model, str(path), save_as_external_data=False)
+    return path, None
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    name: str | None = None,
+    opset: int | None = None,
+    int8: bool = False,
+    val_data: str | Path | None = None,
+    val_samples: int = 8,
+    rtol: float = 1e-3,
+    atol: float = 1e-4,
+    seed: int = 0,
+    log: Callable[[str], None] = lambda s: None,
+) -> Manifest:
+    """Export one model file into the model folder ``out`` (see the module docstring).
+
+    Raises :class:`ExportInputError` for a bad model file/options and
+    :class:`heal_swin.export.onnx_export.ParityError` when onnxruntime differs from torch.
+    """
+    import onnx
+    import onnxruntime
+    import torch
+
+    import heal_swin
+    from heal_swin.export.onnx_export import check_parity, export_onnx
+    from heal_swin.models.checkpoint import load_model, read_model_metadata
+    from heal_swin.serve import pipeline as pl
+    from heal_swin.serve.demo import demo_paths
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    name = name or out.resolve().name
+    if not NAME_RE.match(name) or name in (".", "..", "cameras"):
+        raise ExportInputError(f"--name: expected letters, digits, '_', '.', '-' (not 'cameras'), got {name!r}")
+    if val_samples < 1:
+        raise ExportInputError(f"--val-samples: expected a positive integer, got {val_samples}")
+    header = read_model_metadata(checkpoint)
+    model, meta = load_model(checkpoint)
+    src = str(checkpoint)
+    kind = getattr(model, "input_kind", None)
+    if kind not in ("sphere", "flat"):
+        raise ExportInputError(f"{src}: model {header['model_name']!r} has no input_kind 'sphere'/'flat'")
+    in_chans = int(getattr(model, "in_chans", 3))
+    if in_chans != 3:
+        raise ExportInputError(f"{src}: the service feeds RGB images: expected in_chans 3, got {in_chans}")
+    if kind == "sphere":
+        grid = model.grid
+        spatial: tuple[int, ...] = (grid.npix,)
+    else:
+        spatial = tuple(int(v) for v in model.img_size)
+    gen = torch.Generator().manual_seed(seed)
+    example = torch.randn(2, 3, *spatial, generator=gen)
+    with torch.no_grad():
+        out_chans = int(model(example[:1]).shape[1])
+    cfg = header["model_config"]
+    task = meta.get("task") or cfg.get("task") or getattr(model, "task", "segmentation")
+    if task not in ("segmentation", "depth"):
+        raise ExportInputError(f"{src}: metadata 'task': expected 'segmentation' or 'depth', got {task!r}")
+    class_names: list[str] = []
+    class_colours: list[list[int]] = []
+    depth = None
+    if task == "segmentation":
+        names_default, colours_default = _default_classes(out_chans)
+        class_names = [str(n) for n in meta.get("class_names", names_default)]
+        if len(class_names) != out_chans:
+            raise ExportInputError(f"{src}: metadata 'class_names': expected {out_chans} names, got {len(class_names)}")
+        class_colours = _check_colours(meta.get("class_colours", colours_default), out_chans, src)
+    else:
+        missing = [k for k in ("depth_log_mean", "depth_log_std") if k not in meta]
+        if missing:
+            raise ExportInputError(f"{src}: a depth model needs metadata {missing} (metres = exp(z * std + mean))")
+        depth = {"log_mean": float(meta["depth_log_mean"]), "log_std": float(meta["depth_log_std"])}
+    mean = [float(v) for v in meta.get("mean", DEFAULT_MEAN)]
+    std = [float(v) for v in meta.get("std", DEFAULT_STD)]
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
+    try:
+        log(f"exporting {header['model_name']} ({kind}, {task}, input {[-1, 3, *spatial]}) ...")
+        onnx_path = export_onnx(model, example, tmp / ONNX_NAME, dynamic_batch=True, opset=opset)
+        onnx_path, data_path = _consolidate(onnx_path)
+        onnx.checker.check_model(str(onnx_path), full_check=True)
+        log("onnx.checker: ok")
+
+        rand = [torch.randn(1, 3, *spatial, generator=gen), torch.randn(3, 3, *spatial, generator=gen)]
+        parity_random = check_parity(model, onnx_path, rand, rtol=rtol, atol=atol)
+        log(f"parity (random, batch 1 and 3): max abs {parity_random['max_abs']:.3g}, max rel {parity_random['max_rel']:.3g}")
+
+        partial = Manifest(
+            name=name, model_name=header["model_name"], task=task, input_kind=kind, in_chans=3, out_chans=out_chans,
+            input_shape=[-1, 3, *spatial], output_shape=[-1, out_chans, *spatial], onnx_sha256="0" * 64, opset=1,
+            nside=grid.nside if kind == "sphere" else None,
+            base_pixels=list(grid.base_pixels) if kind == "sphere" else None,
+            img_size=list(spatial) if kind == "flat" else None,
+            class_names=class_names, class_colours=class_colours,
+            normalisation={"colour_order": "RGB", "scale": 1 / 255, "mean": mean, "std": std},
+            depth=depth,
+        )
+        # Real frames: the bundled demo frame, then validation frames (a folder, or rendered synthetic scenes).
+        from heal_swin.geometry import FisheyeCamera
+        from heal_swin.io import read_image
+
+        demo_img, demo_cal = demo_paths()
+        frames = [(FisheyeCamera.from_json(demo_cal), read_image(demo_img, 1), None, None)]
+        val_frames, val_source = [], None
+        if val_data is not None:
+            from heal_swin.export.quantize import validation_frames_from_folder
+
+            val_frames, val_source = validation_frames_from_folder(val_data, val_samples)
+        elif int8:
+            from heal_swin.serve.demo import render_frames
+
+            size = (384, 290) if kind == "flat" or grid.nside <= 64 else (640, 483)
+            val_frames = render_frames(val_samples, size, seed=1000 + seed)
+            val_source = f"synthetic street scenes (heal_swin.data.synthetic, FV camera {size[0]}x{size[1]}, {val_samples} frames, seed {1000 + seed})"
+        real_frames = frames + val_frames[:2]
+        real_inputs = [torch.from_numpy(pl.model_input(img, partial, cam)[None]) for cam, img, _, _ in real_frames]
+        parity_real = check_parity(model, onnx_path, real_inputs, rtol=rtol, atol=atol)
+        log(f"parity (real, {len(real_inputs)} frames): max abs {parity_real['max_abs']:.3g}, max rel {parity_real['max_rel']:.3g}")
+
+        int8_info = None
+        if int8:
+            from heal_swin.export.quantize import compare_on_frames, quantize_int8
+
+            q_path = quantize_int8(onnx_path, tmp / INT8_NAME)
+            onnx.checker.check_model(str(q_path), full_check=True)
+            validation = compare_on_frames(partial, onnx_path, q_path, val_frames, val_source)
+            int8_info = {
+                "onnx_file": INT8_NAME,
+                "onnx_sha256": sha256_file(q_path),
+                "method": "onnxruntime.quantization.quantize_dynamic, weights QInt8, activations dynamic uint8",
+                "validation": validation,
+            }
+            log(f"int8: {json.dumps(validation)}")
+
+        manifest = Manifest(
+            **{
+                **partial.to_dict(),
+                "onnx_sha256": sha256_file(onnx_path),
+                "opset": _opset_of(onnx_path),
+                "onnx_data_file": data_path.name if data_path else None,
+                "onnx_data_sha256": sha256_file(data_path) if data_path else None,
+                "parity": {
+                    "rtol": rtol,
+                    "atol": atol,
+                    "random": {**parity_random, "count": 2, "batches": [1, 3], "seed": seed},
+                    "real": {**parity_real, "count": len(real_inputs), "source": "bundled demo frame" + (f" + {len(real_frames) - 1} of {val_source}" if len(real_frames) > 1 else "")},
+                },
+                "int8": int8_info,
+                "model_config": header["model_config"],
+                "dataset": meta.get("dataset"),
+                "metadata": meta,
+                "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "versions": {
+                    "heal_swin": getattr(heal_swin, "__version__", "?"),
+                    "torch": torch.__version__,
+                    "onnx": onnx.__version__,
+                    "onnxruntime": onnxruntime.__version__,
+                },
+                "format": FORMAT,
+            }
+        )
+        save_manifest(tmp / MANIFEST_NAME, manifest)
+        # Commit: drop the old model files, move the new ones in, the manifest last.
+        for old in (ONNX_NAME, ONNX_NAME + ".data", INT8_NAME, MANIFEST_NAME):
+            (out / old).unlink(missing_ok=True)
+        for f in sorted(tmp.iterdir(), key=lambda p: p.name == MANIFEST_NAME):
+            f.replace(out / f.name)
+        log(f"wrote {out}/ ({', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))})")
+        return manifest
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,61 @@
+"""The bundled demo frame: one synthetic street scene through the synthetic rig's front camera.
+
+``python -m heal_swin.serve.demo`` regenerates ``static/demo_fisheye.jpg`` and
+``static/demo_calibration.json`` (deterministic: seed 7, 384x290). The files are committed, so the
+service never renders anything; this module is only the recipe (it needs ``heal_swin.data``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["STATIC_DIR", "DEMO_IMAGE", "DEMO_CALIBRATION", "demo_paths", "make_demo_assets", "render_frames"]
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DEMO_IMAGE = "demo_fisheye.jpg"
+DEMO_CALIBRATION = "demo_calibration.json"
+DEMO_SIZE = (384, 290)
+
+
+def demo_paths() -> tuple[Path, Path]:
+    """(image, calibration) of the bundled demo frame."""
+    return STATIC_DIR / DEMO_IMAGE, STATIC_DIR / DEMO_CALIBRATION
+
+
+def render_frames(count: int, size: tuple[int, int] = DEMO_SIZE, seed: int = 0, camera: str = "FV"):
+    """``count`` synthetic frames: list of (camera, image BGR uint8, label uint8, depth float32 metres)."""
+    from heal_swin.data.synthetic import make_scene, render_scene, rig_cameras
+
+    cam = rig_cameras(size[0], size[1], cameras=(camera,))[camera]
+    out = []
+    for i in range(count):
+        rng = np.random.default_rng([seed, i])
+        scene = make_scene(rng, cameras=(camera,))
+        r = render_scene(scene, cam, rng)
+        out.append((cam, r["image"], r["label"], r["depth"]))
+    return out
+
+
+def make_demo_assets(out_dir: str | Path = STATIC_DIR) -> tuple[Path, Path]:
+    import cv2
+
+    from heal_swin.io import atomic_write_bytes
+
+    out_dir = Path(out_dir)
+    (cam, image, _, _), = render_frames(1, DEMO_SIZE, seed=7)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 88])
+    assert ok
+    img_path, cal_path = out_dir / DEMO_IMAGE, out_dir / DEMO_CALIBRATION
+    atomic_write_bytes(img_path, buf.tobytes())
+    calib = cam.to_dict()
+    calib["name"] = "demo_FV"
+    atomic_write_bytes(cal_path, (json.dumps(calib, indent=2) + "\n").encode())
+    return img_path, cal_path
+
+
+if __name__ == "__main__":
+    for p in make_demo_assets():
+        print(p, p.stat().st_size, "bytes")
