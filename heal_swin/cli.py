@@ -155,8 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
             if e.name and module.startswith(e.name):
                 continue  # that layer is not built (or its extra not installed)
             raise
-        adder: Callable[[argparse._SubParsersAction], None] = getattr(mod, fn)
-        adder(sub)
+        adder: Callable[[argparse._SubParsersAction], argparse.ArgumentParser | None] = getattr(mod, fn)
+        group = adder(sub)
+        # A group may dispatch through one run_<group>_command(args) instead of per-command funcs.
+        runner = getattr(mod, fn.replace("add_", "run_").replace("_commands", "_command"), None)
+        if group is not None and runner is not None:
+            group.set_defaults(func=runner)
     return parser
 
 
