@@ -1,0 +1,82 @@
+"""``heal-swin serve``: run the inference service with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+__all__ = ["add_serve_commands", "config_from_args"]
+
+
+def add_serve_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve exported models over HTTP (segmentation/depth + KServe v2)",
+        description=(
+            "Serve a model repository (REPO/<model>/model.onnx + model.json, REPO/cameras/<name>.json) with "
+            "FastAPI + onnxruntime. Settings come from --config (YAML, see serve/config.yaml), then these flags."
+        ),
+    )
+    p.add_argument("--model-repository", type=Path, default=None, help="model repository folder")
+    p.add_argument("--config", type=Path, default=None, help="YAML settings file (e.g. serve/config.yaml)")
+    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=None, help="uvicorn worker processes (default 1)")
+    p.add_argument("--precision", choices=("fp32", "int8"), default=None, help="serve model.int8.onnx where exported")
+    p.add_argument("--max-batch-size", type=int, default=None, help="micro-batch size limit (default 8)")
+    p.add_argument("--max-wait-ms", type=float, default=None, help="micro-batch wait (default 5 ms)")
+    p.add_argument("--no-batching", action="store_true", help="run every request on its own")
+    p.add_argument("--intra-op-threads", type=int, default=None, help="onnxruntime threads per session (0 = cores / workers)")
+    p.add_argument("--max-upload-bytes", type=int, default=None, help="request body limit (default 20 MiB)")
+    p.add_argument("--no-warmup", action="store_true", help="report ready without warming up")
+    p.add_argument("--log-level", default=None, help="uvicorn log level (default info)")
+    p.set_defaults(func=run_serve)
+
+
+def config_from_args(args: argparse.Namespace):
+    from heal_swin.serve.config import ConfigError, load_config
+
+    overrides = {
+        "model_repository": str(args.model_repository) if args.model_repository else None,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "precision": args.precision,
+        "max_batch_size": args.max_batch_size,
+        "max_wait_ms": args.max_wait_ms,
+        "batching": False if args.no_batching else None,
+        "intra_op_threads": args.intra_op_threads,
+        "max_upload_bytes": args.max_upload_bytes,
+        "warmup": False if args.no_warmup else None,
+        "log_level": args.log_level,
+    }
+    config = load_config(args.config, overrides)
+    if args.model_repository is None and args.config is None:
+        raise ConfigError("--model-repository: required (or a --config that sets model_repository)")
+    return config
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from heal_swin.serve.repository import ModelRepository
+
+    config = config_from_args(args)
+    ModelRepository(config.model_repository, precision=config.precision)  # fail fast, one line, before forking
+    if config.workers == 1:
+        from heal_swin.serve.app import create_app
+
+        uvicorn.run(create_app(config), host=config.host, port=config.port, log_level=config.log_level)
+    else:
+        os.environ["HEAL_SWIN_SERVE_CONFIG"] = json.dumps(config.to_dict())
+        uvicorn.run(
+            "heal_swin.serve.app:app_from_env",
+            factory=True,
+            host=config.host,
+            port=config.port,
+            workers=config.workers,
+            log_level=config.log_level,
+        )
+    return 0

@@ -1,0 +1,120 @@
+"""Pydantic models of the HTTP API: the Open Inference Protocol (KServe v2) JSON tensors and our errors."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ErrorResponse",
+    "TensorMetadata",
+    "ModelMetadata",
+    "ServerMetadata",
+    "RequestInput",
+    "RequestOutput",
+    "InferRequest",
+    "ResponseOutput",
+    "InferResponse",
+    "LiveResponse",
+    "ReadyResponse",
+    "ModelReadyResponse",
+    "ModelSummary",
+    "ModelList",
+]
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="what was wrong with the request (names the field/value)")
+    detail: Optional[list[Any]] = Field(default=None, description="validation details, when there are several")
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int] = Field(description="-1 marks the dynamic batch dimension")
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+    parameters: dict[str, Any] = Field(default_factory=dict, description="heal-swin: task, grid, classes, precision")
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class RequestInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(max_length=256)
+    shape: list[int] = Field(min_length=1, max_length=8)
+    datatype: Literal["FP32", "FP64", "FP16", "INT8", "INT16", "INT32", "INT64", "UINT8"] = "FP32"
+    data: list[Any] = Field(description="row-major values (flat or nested lists)")
+    parameters: Optional[dict[str, Any]] = None
+
+
+class RequestOutput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(max_length=256)
+    parameters: Optional[dict[str, Any]] = None
+
+
+class InferRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: Optional[str] = Field(default=None, max_length=256)
+    inputs: list[RequestInput] = Field(min_length=1, max_length=16)
+    outputs: Optional[list[RequestOutput]] = Field(default=None, max_length=16)
+    parameters: Optional[dict[str, Any]] = None
+
+
+class ResponseOutput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[float]
+
+
+class InferResponse(BaseModel):
+    model_name: str
+    model_version: Optional[str] = None
+    id: Optional[str] = None
+    outputs: list[ResponseOutput]
+
+
+class LiveResponse(BaseModel):
+    live: bool
+
+
+class ReadyResponse(BaseModel):
+    ready: bool
+
+
+class ModelReadyResponse(BaseModel):
+    name: str
+    ready: bool
+
+
+class ModelSummary(BaseModel):
+    name: str
+    model_name: str
+    task: str
+    input_kind: str
+    nside: Optional[int] = None
+    base_pixels: Optional[list[int]] = None
+    img_size: Optional[list[int]] = None
+    class_names: list[str]
+    class_colours: list[list[int]]
+    precision: str
+    ready: bool
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+    cameras: list[str]
+    defaults: dict[str, Optional[str]]
