@@ -83,9 +83,12 @@ class ClassTable:
 
     def colorize(self, labels: np.ndarray) -> np.ndarray:
         """(H, W) class ids -> (H, W, 3) uint8 BGR image (ignored/unknown pixels black)."""
-        pal = np.zeros((256, 3), dtype=np.uint8)
-        pal[: self.num_classes] = np.asarray(self.colors_bgr, dtype=np.uint8)
-        return pal[np.asarray(labels, dtype=np.uint8)]
+        import cv2
+
+        pal = np.zeros((1, 256, 3), dtype=np.uint8)
+        pal[0, : self.num_classes] = np.asarray(self.colors_bgr, dtype=np.uint8)
+        lab = np.ascontiguousarray(labels, dtype=np.uint8)
+        return cv2.LUT(cv2.merge([lab, lab, lab]), pal)
 
     def to_card(self) -> dict:
         """The class table as a plain dict (what the dataset cards in ``data/`` contain)."""

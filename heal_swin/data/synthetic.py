@@ -598,10 +598,12 @@ def render_scene(scene: Scene, camera: FisheyeCamera, rng: np.random.Generator) 
             edges, heights, _, _ = scene.buildings[side]
             cand = np.nonzero((dy > 1e-6) if yb > 0 else (dy < -1e-6))[0]
             tb = (yb - oy) / dy[cand]
-            xb = ox + tb * dx[cand]
             zb = oz + tb * dz[cand]
+            pre = np.nonzero((zb < float(heights.max())) & (tb < t_best[cand]))[0]  # cheap test first
+            cand, tb, zb = cand[pre], tb[pre], zb[pre]
+            xb = ox + tb * dx[cand]
             seg = np.clip(np.searchsorted(edges, xb) - 1, 0, len(heights) - 1)
-            hit = (xb > edges[0]) & (xb < edges[-1]) & (zb < heights[seg]) & (tb < t_best[cand])
+            hit = (xb > edges[0]) & (xb < edges[-1]) & (zb < heights[seg])
             g = cand[hit]
             t_best[g] = tb[hit]
             sid[g] = code
@@ -716,27 +718,42 @@ def render_scene(scene: Scene, camera: FisheyeCamera, rng: np.random.Generator) 
     fog = np.exp(-th * np.float32(1.0 / scene.fog))
     fog[sky] = 0.0
     tint = 0.6 + 0.4 * col["sun_col"]
-    el = np.clip(dz, 0, 1)
-    glow = np.clip(dx * sx_ + dy * sy_ + dz * sz_, 0, 1)
+    s_idx = np.nonzero(sky)[0]
+    el = np.clip(dz[s_idx], 0, 1)
+    glow = np.clip(dx[s_idx] * sx_ + dy[s_idx] * sy_ + dz[s_idx] * sz_, 0, 1)
     for _ in range(5):  # ** 32 by squaring (pow is slow)
         glow *= glow
     gain = scene.exposure * (1 - scene.vignette * rays.vignette)
-    # triangular (approximately Gaussian) sensor noise from two uniform byte draws per channel
-    a = rng.integers(0, 256, (3, P), dtype=np.uint8).astype(np.int16)
-    a += rng.integers(0, 256, (3, P), dtype=np.uint8)
-    noise_scale = np.float32(scene.noise_sigma * 255.0 / 104.5)
-    planes = []
-    for k in range(3):
-        sky_k = col["sky_hor"][k] * (1 - el) + col["sky_top"][k] * el + 0.5 * col["sun_col"][k] * glow
-        v = albedo[k] * shade * tint[k]
-        v = v * fog + col["sky_hor"][k] * (1 - fog)
-        v = np.where(sky, sky_k, v) * gain
-        v = v * 255.0 + (a[k] - 255) * noise_scale + 0.5
-        planes.append(np.clip(v, 0, 255).astype(np.uint8)[rays.iperm].reshape(camera.height, camera.width))
-
     h, w = camera.height, camera.width
-    image = cv2.merge(planes[::-1])  # RGB -> BGR
+    planes = np.empty((3, P), np.float32)
+    for k in range(3):
+        v = albedo[k] * (shade * tint[k])
+        v *= fog
+        v += col["sky_hor"][k] * (1 - fog)
+        v[s_idx] = col["sky_hor"][k] * (1 - el) + col["sky_top"][k] * el + 0.5 * col["sun_col"][k] * glow
+        v *= gain
+        planes[k] = v
+    planes = planes[:, rays.iperm].reshape(3, h, w)
+    # Gaussian sensor noise: a random window of a fixed per-size noise field (drawing fresh normals
+    # per image costs more than the whole shading), scaled per scene
+    bank = _noise_bank(w, h)
+    oy, ox = int(rng.integers(0, bank.shape[1] - h + 1)), int(rng.integers(0, bank.shape[2] - w + 1))
+    order = rng.permutation(3)
+    sigma = np.float32(scene.noise_sigma)
+    image = np.empty((h, w, 3), np.uint8)
+    for k in range(3):
+        v = planes[k] + bank[order[k], oy : oy + h, ox : ox + w] * sigma
+        image[..., 2 - k] = np.clip(v * 255.0 + 0.5, 0, 255)  # RGB -> BGR
     return {"image": image, "label": label_sorted[rays.iperm].reshape(h, w), "depth": depth_sorted[rays.iperm].reshape(h, w)}
+
+
+@lru_cache(maxsize=4)
+def _noise_bank(width: int, height: int) -> np.ndarray:
+    """(3, 1.5 H, 1.5 W) float32 standard normal field, fixed per image size (deterministic)."""
+    rng = np.random.default_rng(np.random.SeedSequence([0x5E5, width, height]))
+    bank = rng.standard_normal((3, height + height // 2, width + width // 2), dtype=np.float32)
+    bank.setflags(write=False)
+    return bank
 
 
 def _intrinsic_only(camera: FisheyeCamera) -> FisheyeCamera:
@@ -818,8 +835,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _png(img: np.ndarray, level: int) -> bytes:
-    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, level])
+def _png(img: np.ndarray, level: int, strategy: int = cv2.IMWRITE_PNG_STRATEGY_DEFAULT) -> bytes:
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_STRATEGY, strategy])
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buf.tobytes()
@@ -855,9 +872,11 @@ def write_scene(root: Path, config: SynthConfig, scene: int) -> int:
     rendered = render_scene_index(config, scene)
     for name, res in rendered.items():
         paths = _paths(root, sample_stem(scene, name))
-        _atomic_write(paths["image"], _png(res["image"], config.png_compression))
-        _atomic_write(paths["label"], _png(res["label"], config.png_compression))
-        _atomic_write(paths["rgb_label"], _png(WOODSCAPE_CLASSES.colorize(res["label"]), config.png_compression))
+        # Huffman-only suits the noisy photographs (faster and smaller than deflate), RLE the label maps
+        _atomic_write(paths["image"], _png(res["image"], config.png_compression, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY))
+        _atomic_write(paths["label"], _png(res["label"], config.png_compression, cv2.IMWRITE_PNG_STRATEGY_RLE))
+        rgb_label = WOODSCAPE_CLASSES.colorize(res["label"])
+        _atomic_write(paths["rgb_label"], _png(rgb_label, config.png_compression, cv2.IMWRITE_PNG_STRATEGY_RLE))
         _atomic_write(paths["depth"], _npy(res["depth"]))
         calib = res["camera"].to_dict()
         _atomic_write(paths["calibration"], (json.dumps(calib, indent=2) + "\n").encode())
