@@ -109,8 +109,8 @@ class HealWindowAttention(nn.Module):
         if allowed is None:
             q, k, v = (t.reshape(-1, h, w, d) for t in (q, k, v))
         else:
-            neg = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, float("-inf"))
-            neg = neg.unsqueeze(1)  # (nW, 1, w, w)
+            neg = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device)
+            neg = neg.masked_fill(~allowed, float("-inf")).unsqueeze(1)  # (nW, 1, w, w)
             bias = (neg if bias is None else bias + neg).expand(nw, h, w, w).reshape(nw * h, w, w)
             q, k, v = (t.reshape(b, nw * h, w, d) for t in (q, k, v))
         out = F.scaled_dot_product_attention(
@@ -190,7 +190,9 @@ class HealSwinBlock(nn.Module):
 class HealStage(nn.Sequential):
     """``depth`` blocks on one level; odd blocks use shifted windows."""
 
-    def __init__(self, grid: HealpixGrid, dim: int, depth: int, num_heads: int, drop_path: Sequence[float], **kw):
+    def __init__(
+        self, grid: HealpixGrid, dim: int, depth: int, num_heads: int, drop_path: Sequence[float], **kw
+    ) -> None:
         shift, shift_size = kw.pop("shift"), kw.pop("shift_size")
         super().__init__(
             *[
@@ -332,16 +334,16 @@ class HealSwinUNet(nn.Module):
         self.pos_drop = nn.Dropout(drop_rate)
         # Encoder: level i = [merge from level i-1] + blocks.
         self.merges = nn.ModuleList([HealPatchMerging(dims[i - 1]) for i in range(1, levels)])
-        self.encoder = nn.ModuleList(
-            [HealStage(self.grids[i], dims[i], depths[i], num_heads[i], dpr_at[i], **kw) for i in range(levels)]
-        )
+
+        def stage(i: int) -> HealStage:
+            return HealStage(self.grids[i], dims[i], depths[i], num_heads[i], dpr_at[i], **kw)
+
+        self.encoder = nn.ModuleList([stage(i) for i in range(levels)])
         self.norm = nn.LayerNorm(dims[-1])
         # Decoder: level i (from levels-2 down to 0) = expand from i+1, concat skip, Linear, blocks.
         self.expands = nn.ModuleList([HealPatchExpand(dims[i + 1], dims[i]) for i in range(levels - 1)])
         self.skip_proj = nn.ModuleList([nn.Linear(2 * dims[i], dims[i]) for i in range(levels - 1)])
-        self.decoder = nn.ModuleList(
-            [HealStage(self.grids[i], dims[i], depths[i], num_heads[i], dpr_at[i], **kw) for i in range(levels - 1)]
-        )
+        self.decoder = nn.ModuleList([stage(i) for i in range(levels - 1)])
         self.norm_up = nn.LayerNorm(embed_dim)
         self.final_expand = HealPatchExpand(embed_dim, embed_dim, factor=patch_size)
         self.head = nn.Linear(embed_dim, out_chans, bias=False)

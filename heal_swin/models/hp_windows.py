@@ -224,7 +224,9 @@ class ShiftSpec:
 
 
 @lru_cache(maxsize=64)
-def build_shift(nside: int, base_pixels: tuple[int, ...], window: int, method: str, shift: int) -> ShiftSpec | None:
+def build_shift(
+    nside: int, base_pixels: tuple[int, ...], window: int, method: str, shift: int
+) -> ShiftSpec | None:
     """Shift of a level with ``window`` tokens per window; None when there is nothing to shift.
 
     ``shift`` is in nested (``roll``) or ring (``ring``) positions and is clamped to

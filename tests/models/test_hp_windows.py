@@ -112,7 +112,9 @@ def test_shift_is_a_permutation_and_inverse_restores(nside, base, window, method
         assert spec.allowed.shape == (grid.npix // w, w, w)
 
 
-@pytest.mark.parametrize("nside,base,method", [(256, EIGHT, "ring"), (256, EIGHT, "grid"), (256, TWELVE, "roll")])
+@pytest.mark.parametrize(
+    "nside,base,method", [(256, EIGHT, "ring"), (256, EIGHT, "grid"), (256, TWELVE, "roll")]
+)
 def test_shift_at_nside_256(nside, base, method) -> None:
     spec = hp_windows.build_shift(nside, base, 64, method, 4)
     assert np.array_equal(np.sort(spec.perm), np.arange(len(base) * nside**2))
@@ -228,7 +230,8 @@ def test_block_attention_respects_mask(method: str) -> None:
     """Through a real block: output j depends on input i only if i, j share a window and region."""
     torch.manual_seed(0)
     grid = HealpixGrid(4, EIGHT)
-    blk = HealSwinBlock(grid, dim=4, num_heads=1, window_size=16, shift=method, shift_size=4, mlp_ratio=1.0).double()
+    blk = HealSwinBlock(grid, dim=4, num_heads=1, window_size=16, shift=method, shift_size=4, mlp_ratio=1.0)
+    blk = blk.double()
     spec = hp_windows.build_shift(4, EIGHT, 16, method, 4)
     allowed = np.ones((grid.npix // 16, 16, 16), bool) if spec.allowed is None else spec.allowed
     # dependency[p_out, p_in] in grid positions
@@ -237,5 +240,6 @@ def test_block_attention_respects_mask(method: str) -> None:
         pos = spec.perm[win * 16 : (win + 1) * 16]
         dep[np.ix_(pos, pos)] = allowed[win]
     x = torch.randn(1, grid.npix, 4, dtype=torch.float64)
-    jac = torch.autograd.functional.jacobian(lambda t: blk._attend(t)[0].sum(-1), x, vectorize=True)[:, 0].abs().sum(-1)
+    jac = torch.autograd.functional.jacobian(lambda t: blk._attend(t)[0].sum(-1), x, vectorize=True)
+    jac = jac[:, 0].abs().sum(-1)  # (N_out, N_in)
     assert np.array_equal(jac.numpy() > 0, dep)  # no leak across windows/regions, no pair lost

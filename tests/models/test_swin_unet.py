@@ -22,7 +22,8 @@ def test_registry() -> None:
     m = create_model("swin_unet_tiny", num_classes=4)
     assert m.input_kind == "flat"
     cfg = model_config("swin_unet_paper")
-    assert (cfg["img_size"], cfg["patch_size"], cfg["window_size"], cfg["shift_size"]) == ((640, 768), 2, 8, 2)
+    flat = (cfg["img_size"], cfg["patch_size"], cfg["window_size"], cfg["shift_size"])
+    assert flat == ((640, 768), 2, 8, 2)
 
 
 @pytest.mark.parametrize("v2", [False, True])
@@ -30,7 +31,9 @@ def test_registry() -> None:
 @pytest.mark.parametrize("img_size,depths", [((64, 64), (2, 2)), ((32, 48), (2, 2, 2))])
 def test_shapes(v2: bool, batch: int, img_size, depths) -> None:
     heads = tuple(2**i for i in range(len(depths)))
-    m = create_model("swin_unet_tiny", img_size=img_size, depths=depths, num_heads=heads, v2=v2, num_classes=5)
+    m = create_model(
+        "swin_unet_tiny", img_size=img_size, depths=depths, num_heads=heads, v2=v2, num_classes=5
+    )
     with torch.no_grad():
         y = m.eval()(torch.randn(batch, 3, *img_size))
     assert y.shape == (batch, 5, *img_size)
@@ -83,5 +86,6 @@ def test_onnx_parity_dynamic_batch(tmp_path) -> None:
     torch.manual_seed(0)
     m = create_model("swin_unet_tiny", img_size=(32, 32)).eval()
     path = export_onnx(m, torch.randn(2, 3, 32, 32), tmp_path / "swin_unet_tiny.onnx")
-    stats = check_parity(m, path, [torch.randn(1, 3, 32, 32), torch.randn(3, 3, 32, 32)], rtol=1e-3, atol=1e-4)
+    inputs = [torch.randn(1, 3, 32, 32), torch.randn(3, 3, 32, 32)]
+    stats = check_parity(m, path, inputs, rtol=1e-3, atol=1e-4)
     assert stats["max_abs"] < 1e-4
