@@ -37,7 +37,8 @@ class ServeConfig:
         warmup: run every model once per batch size 1 and max_batch_size (and precompute the maps of the
             registered cameras) before reporting ready.
         projector_cache_size: calibrations whose sampling maps stay in memory (LRU).
-        default_models: task -> model name used when a request names none (default: the first by name).
+        default_models: task -> model name used when a request names none (default: the first sphere model
+            of that task by name, else the first flat one).
         cors_origins: browser origins allowed to call the API (none by default).
         log_level: uvicorn's.
     """

@@ -109,7 +109,8 @@ class ModelRepository:
     def default_model(self, task: str, defaults: dict[str, str]) -> ModelEntry:
         if task in defaults:
             return self.model(defaults[task])
-        for entry in self.models.values():
+        # Sphere models first (the service's purpose), then by name.
+        for entry in sorted(self.models.values(), key=lambda e: (e.manifest.input_kind != "sphere", e.name)):
             if entry.manifest.task == task:
                 return entry
         raise NotFoundError(f"no {task} model in the repository; models: {', '.join(self.models)}")

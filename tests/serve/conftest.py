@@ -1,0 +1,152 @@
+"""Fixtures for the service tests: a model repository of small hand-built ONNX models (no torch, no export).
+
+The models are real ONNX graphs with the exported models' interface: ``(B, 3, N) -> (B, K, N)`` on a
+HEALPix grid (sphere) or ``(B, 3, H, W) -> (B, K, H, W)`` (flat). Each output depends on the sample's
+own pixels (1x1 convolution) *and* on its mean over all pixels, so a batcher that mixed samples up
+would be caught. Export of the real models is tested in tests/export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from heal_swin.export.manifest import Manifest, save_manifest, sha256_file
+from heal_swin.geometry import FisheyeCamera
+from heal_swin.serve.demo import demo_paths
+
+ROOT = Path(__file__).resolve().parents[2]
+IMG_SIZE = (160, 121)  # (W, H) of the test frames: the demo frame scaled down
+WOODSCAPE_NAMES = ["void", "road", "lanemarks", "curb", "person", "rider", "vehicles", "bicycle", "motorcycle", "traffic_sign"]
+
+
+def make_onnx(path: Path, spatial: tuple[int, ...], out_chans: int, seed: int = 0) -> Path:
+    """A small ONNX model: y = conv1x1(x) + W2 @ mean_pixels(x), dynamic batch."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    nd = len(spatial)
+    w = rng.normal(0, 1, (out_chans, 3) + (1,) * nd).astype(np.float32)
+    b = rng.normal(0, 0.1, (out_chans,)).astype(np.float32)
+    w2 = rng.normal(0, 1, (out_chans, 3) + (1,) * nd).astype(np.float32)
+    axes = np.arange(2, 2 + nd, dtype=np.int64)
+    nodes = [
+        helper.make_node("Conv", ["input", "w", "b"], ["local"]),
+        helper.make_node("ReduceMean", ["input", "axes"], ["avg"], keepdims=1),
+        helper.make_node("Conv", ["avg", "w2"], ["glob"]),
+        helper.make_node("Add", ["local", "glob"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, *spatial])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", out_chans, *spatial])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b"), numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(axes, "axes")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="heal-swin tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def write_model(repo: Path, name: str, task: str, kind: str, *, nside: int = 16, img_size=(64, 64), classes: int = 10, seed: int = 0) -> Manifest:
+    folder = repo / name
+    if kind == "sphere":
+        base = list(range(8))
+        spatial: tuple[int, ...] = (len(base) * nside * nside,)
+    else:
+        spatial = tuple(img_size)
+    out = classes if task == "segmentation" else 1
+    path = make_onnx(folder / "model.onnx", spatial, out, seed)
+    rng = np.random.default_rng(seed + 100)
+    m = Manifest(
+        name=name, model_name="hand_built", task=task, input_kind=kind, in_chans=3, out_chans=out,
+        input_shape=[-1, 3, *spatial], output_shape=[-1, out, *spatial], onnx_sha256=sha256_file(path), opset=18,
+        nside=nside if kind == "sphere" else None, base_pixels=base if kind == "sphere" else None,
+        img_size=list(img_size) if kind == "flat" else None,
+        class_names=(WOODSCAPE_NAMES[:classes] if classes <= 10 else [f"c{i}" for i in range(classes)]) if task == "segmentation" else [],
+        class_colours=rng.integers(0, 256, (out, 3)).tolist() if task == "segmentation" else [],
+        depth={"log_mean": 2.0, "log_std": 0.5} if task == "depth" else None,
+    )
+    save_manifest(folder, m)
+    return m
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def frame() -> tuple[np.ndarray, FisheyeCamera, bytes, bytes]:
+    """(image BGR 160x121, camera, JPEG bytes, calibration JSON bytes): the demo frame scaled down."""
+    img_path, cal_path = demo_paths()
+    full = cv2.imread(str(img_path))
+    image = cv2.resize(full, IMG_SIZE, interpolation=cv2.INTER_AREA)
+    camera = FisheyeCamera.from_json(cal_path).scaled(*IMG_SIZE)
+    ok, jpg = cv2.imencode(".png", image)
+    calib = camera.to_dict()
+    calib["name"] = "test_FV"
+    return image, camera, jpg.tobytes(), json.dumps(calib).encode()
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory, frame) -> Path:
+    """seg16 / depth16 (sphere, nside 16), seg8 (sphere, nside 8), flatseg / flatdepth (64x64), camera 'front'."""
+    root = tmp_path_factory.mktemp("repo")
+    write_model(root, "seg16", "segmentation", "sphere", nside=16)
+    write_model(root, "depth16", "depth", "sphere", nside=16, seed=1)
+    write_model(root, "seg8", "segmentation", "sphere", nside=8, seed=2)
+    write_model(root, "flatseg", "segmentation", "flat", img_size=(64, 64), seed=3)
+    write_model(root, "flatdepth", "depth", "flat", img_size=(48, 64), seed=4)
+    (root / "cameras").mkdir()
+    (root / "cameras" / "front.json").write_bytes(frame[3])
+    (root / "cameras" / "demo.json").write_bytes(demo_paths()[1].read_bytes())
+    return root
+
+
+@pytest.fixture(scope="session")
+def server(repo):
+    """A real ``heal-swin serve`` process on 127.0.0.1 (a free port); yields its base URL."""
+    port = free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "heal_swin.cli", "serve", "--model-repository", str(repo), "--port", str(port),
+           "--max-wait-ms", "4", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read().decode()[-2000:]}")
+            try:
+                if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server not ready after 60 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
