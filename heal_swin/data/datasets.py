@@ -86,8 +86,9 @@ class FisheyeDataset(Dataset):
         transform: flat-view augmentation on the raw dict (see :mod:`heal_swin.data.transforms`).
         sphere_transform: sphere-view augmentation (index gathers) on the projected numpy dict.
         mean, std: RGB normalisation of images scaled to [0, 1]; ``None`` keeps [0, 1].
-        validate, on_error: see :func:`heal_swin.data.layout.scan`. Skipped files are listed in
-            ``self.skipped`` and announced with a warning.
+        validate, on_error, require_labels: see :func:`heal_swin.data.layout.scan`. Skipped files
+            are listed in ``self.skipped`` and announced with a warning. With ``require_labels=False``
+            (e.g. WoodScape's unlabelled test images) samples have no ``label`` key.
         cache_dir: on-disk cache of the projection maps (default: env ``HEAL_SWIN_CACHE_DIR``).
     """
 
@@ -107,12 +108,16 @@ class FisheyeDataset(Dataset):
         std: Sequence[float] | None = IMAGENET_STD,
         validate: Literal["none", "quick", "full"] = "quick",
         on_error: Literal["skip", "raise"] = "skip",
+        require_labels: bool = True,
         seed: int = 0,
         cache_dir: str | Path | None = None,
     ) -> None:
         if view not in ("flat", "sphere"):
             raise ValueError(f"view: expected 'flat' or 'sphere', got {view!r}")
-        self.index = scan(root, spec, split=split, cameras=cameras, seed=seed, validate=validate, on_error=on_error)
+        self.index = scan(
+            root, spec, split=split, cameras=cameras, seed=seed, validate=validate, on_error=on_error,
+            require_labels=require_labels,
+        )  # fmt: skip
         self.spec = self.index.spec
         self.view = view
         self.grid = grid if grid is not None else HealpixGrid(64)

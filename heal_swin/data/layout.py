@@ -262,6 +262,13 @@ def scan(
             skipped += [(str(dirs["image"] / f"{n}.png"), f"listed in {f.name} but the image does not exist") for n in missing]
             chosen, source = [n for n in listed if n in by_name], f"file {f}"
         else:
+            others = [find_split_file(root, o) for o in SPLITS if o != split]
+            others = [o for o in others if o is not None]
+            if others:  # mixing official files with a seeded split would leak samples between splits
+                raise DatasetError(
+                    f"{root}: split '{split}' requested but there is no {split}.txt (found {', '.join(o.name for o in others)}); "
+                    "add the file or use split='all'"
+                )
             chosen, source = sorted(seeded_split(names, seed, fractions)[split]), f"seeded (seed {seed})"
     else:
         raise DatasetError(f"split: expected all, train, val or test, got {split!r}")
@@ -404,12 +411,17 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def read_raw_label(path: str | Path) -> np.ndarray:
-    """(H, W) uint8 raw label ids (a 3-channel label PNG uses its first channel)."""
+    """(H, W) uint8 raw label ids.
+
+    Label PNGs are single-channel ids. A 3-channel file with equal channels uses the first; one with
+    different channels is read as CARLA's raw encoding (id in the red channel).
+    """
     lab = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if lab is None:
         raise DatasetError(f"{path}: cannot decode label image (corrupt or not an image)")
     if lab.ndim == 3:
-        lab = lab[..., 0]
+        same = np.array_equal(lab[..., 0], lab[..., 1]) and np.array_equal(lab[..., 0], lab[..., 2])
+        lab = np.ascontiguousarray(lab[..., 0] if same else lab[..., 2])
     if lab.dtype != np.uint8:
         if lab.max(initial=0) > 255:
             raise DatasetError(f"{path}: label ids above 255 (dtype {lab.dtype})")

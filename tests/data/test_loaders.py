@@ -156,3 +156,36 @@ def test_dataloader_two_workers(tiny_synth):
     flat = DataLoader(FisheyeDataset(tiny_synth, split="val", view="flat"), batch_size=2, num_workers=2)
     b = next(iter(flat))
     assert b["image"].shape == (2, 3, 120, 160) and b["depth"].shape == (2, 120, 160)
+
+
+def test_missing_one_split_file_is_an_error(tiny_synth, tmp_path):
+    from heal_swin.data.layout import DatasetError
+
+    root = _nested_woodscape(tiny_synth, tmp_path / "ws")  # train.txt + val.txt, no test.txt
+    with pytest.raises(DatasetError, match="no test.txt"):
+        scan(root, "woodscape", split="test")
+    assert len(scan(root, "woodscape", split="all").samples) == 16
+
+
+def test_unlabelled_images_load_without_labels(tiny_synth, tmp_path):
+    root = _nested_woodscape(tiny_synth, tmp_path / "ws", split_files=False)
+    shutil.rmtree(root / "semantic_annotations")
+    assert len(scan(root, "woodscape").samples) == 0
+    ds = FisheyeDataset(root, "woodscape", split="all", require_labels=False, validate="full")
+    assert len(ds) == 16 and "label" not in ds[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sp = FisheyeDataset(root, "woodscape", split="all", view="sphere", grid=GRID, require_labels=False)
+    assert "label" not in sp[0] and sp[0]["valid"].any()
+
+
+def test_three_channel_carla_labels(tmp_path):
+    from heal_swin.data.layout import read_raw_label
+
+    lab = np.zeros((4, 5, 3), np.uint8)
+    lab[..., 2] = 7  # CARLA: id in the red channel (BGR index 2)
+    lab[..., 1] = 3
+    cv2.imwrite(str(tmp_path / "a.png"), lab)
+    assert np.all(read_raw_label(tmp_path / "a.png") == 7)
+    cv2.imwrite(str(tmp_path / "b.png"), np.full((4, 5, 3), 5, np.uint8))
+    assert np.all(read_raw_label(tmp_path / "b.png") == 5)
