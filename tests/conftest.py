@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
+
+# With pytest-xdist every worker is its own process: more than one OpenMP thread per worker
+# oversubscribes the cores, and OpenMP's spinning threads then slow torch down by 10x or more.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 
 import pytest
 

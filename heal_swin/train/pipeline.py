@@ -1,0 +1,287 @@
+"""Training runs: datasets + registry model + Lightning, from one ``TrainConfig``.
+
+A run lives in ``<trainer.out_dir>/<trainer.name>/``::
+
+    config.yaml              the resolved recipe
+    stats.json               class counts / depth normaliser from the training split
+    checkpoints/last.ckpt    Lightning checkpoint (every N steps and each epoch; atomic) for --resume
+    logs/                    CSV + TensorBoard (+ MLflow when configured)
+    model.safetensors        the trained model + metadata (what evaluate/predict/export read)
+    metrics.json             final validation metrics (with the majority-class baseline)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader
+
+from heal_swin.data.classes import IGNORE_INDEX
+from heal_swin.data.datasets import FisheyeDataset
+from heal_swin.data.transforms import FlatAugment, SphereRandomFlip
+from heal_swin.geometry import HealpixGrid
+from heal_swin.io import save_json
+from heal_swin.models import model_config
+from heal_swin.models.checkpoint import save_model
+from heal_swin.train.config import ConfigError, TrainConfig
+from heal_swin.train.losses import DepthNormalizer, class_weights_from_counts
+from heal_swin.train.tasks import DepthTask, SegmentationTask
+
+__all__ = ["build_dataset", "build_loaders", "dataset_stats", "build_task", "train", "format_metrics"]
+
+_SPEC_NAMES = {"synthetic": "synthetic", "woodscape": "woodscape", "synwoodscape": "synwoodscape"}
+
+
+def _spec_name(cfg: TrainConfig) -> str:
+    name = _SPEC_NAMES[cfg.data.dataset]
+    if cfg.data.dataset == "synwoodscape" and cfg.data.variant:
+        name = f"synwoodscape-{cfg.data.variant}"
+    return name
+
+
+def grid_of(cfg: TrainConfig) -> HealpixGrid:
+    return HealpixGrid(cfg.data.nside, tuple(cfg.data.base_pixels))
+
+
+def build_dataset(cfg: TrainConfig, split: str, train: bool = False, view: str | None = None) -> FisheyeDataset:
+    """The configured dataset for ``split``; training augmentation only when ``train``."""
+    d = cfg.data
+    view = view or d.view
+    grid = grid_of(cfg)
+    transform = sphere_transform = None
+    if train and d.augment:
+        if view == "flat":
+            transform = FlatAugment()
+        else:
+            # Mirroring the sphere is an exact pixel permutation; photometric jitter on the flat image.
+            transform = FlatAugment(hflip=0.0)
+            sphere_transform = SphereRandomFlip(grid)
+    root = Path(d.root)
+    if not root.exists():
+        raise ConfigError(f"data.root: dataset folder {root} does not exist (for the synthetic benchmark run 'heal-swin data synth --out {root}')")
+    return FisheyeDataset(
+        root,
+        spec=_spec_name(cfg),
+        split=split,
+        view=view,  # type: ignore[arg-type]
+        grid=grid,
+        cameras=d.cameras,
+        size=tuple(d.image_size) if d.image_size else None,
+        strips="ignore" if d.dataset == "woodscape" else "keep",
+        transform=transform,
+        sphere_transform=sphere_transform,
+        seed=cfg.trainer.seed,
+    )
+
+
+def _subset(ds: FisheyeDataset, limit: int | None) -> Any:
+    if limit is None or limit >= len(ds):
+        return ds
+    return torch.utils.data.Subset(ds, range(limit))
+
+
+def _collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    return torch.utils.data.default_collate(batch)
+
+
+def build_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader, FisheyeDataset]:
+    d = cfg.data
+    train_ds = build_dataset(cfg, d.train_split, train=True)
+    val_ds = build_dataset(cfg, d.val_split)
+    if len(train_ds) == 0:
+        raise ConfigError(f"data.train_split: no samples in split {d.train_split!r} of {d.root}")
+    if len(val_ds) == 0:
+        raise ConfigError(f"data.val_split: no samples in split {d.val_split!r} of {d.root}")
+    g = torch.Generator().manual_seed(cfg.trainer.seed)
+    common = dict(num_workers=d.num_workers, persistent_workers=d.num_workers > 0, collate_fn=_collate)
+    train_dl = DataLoader(_subset(train_ds, d.limit_train), batch_size=d.batch_size, shuffle=True, drop_last=False, generator=g, **common)
+    val_dl = DataLoader(_subset(val_ds, d.limit_val), batch_size=d.eval_batch_size or d.batch_size, shuffle=False, **common)
+    return train_dl, val_dl, train_ds
+
+
+def dataset_stats(cfg: TrainConfig, max_samples: int = 200) -> dict[str, Any]:
+    """Class pixel counts (segmentation) or the log-depth normaliser (depth) of the training split.
+
+    Computed on the training view without augmentation, on up to ``max_samples`` evenly spaced
+    samples; cached in the run folder so a resumed run uses the same numbers.
+    """
+    path = cfg.run_dir / "stats.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    ds = build_dataset(cfg, cfg.data.train_split)
+    n = len(ds) if cfg.data.limit_train is None else min(len(ds), cfg.data.limit_train)
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_samples)).astype(int))
+    stats: dict[str, Any] = {"samples_used": len(idx)}
+    if cfg.data.task == "segmentation":
+        counts = np.zeros(ds.num_classes, dtype=np.int64)
+        for i in idx:
+            lab = ds[int(i)]["label"].numpy().reshape(-1)
+            lab = lab[lab != IGNORE_INDEX]
+            counts += np.bincount(lab, minlength=ds.num_classes)[: ds.num_classes]
+        stats["class_counts"] = counts.tolist()
+    else:
+        depths = [ds[int(i)]["depth"].numpy().reshape(-1) for i in idx]
+        norm = DepthNormalizer.fit(np.concatenate(depths))
+        stats.update(norm.state())
+    save_json(path, stats)
+    return stats
+
+
+def build_task(cfg: TrainConfig, stats: dict[str, Any], class_names: list[str], class_colours: list[list[int]], dataset_name: str) -> L.LightningModule:
+    d = cfg.data
+    opts = dict(cfg.model.options)
+    params = model_config(cfg.model.name)
+    # Fill in what the data decides, unless the recipe set it explicitly.
+    if "nside" in params and "nside" not in opts:
+        opts["nside"] = d.nside
+    if "base_pixels" in params and "base_pixels" not in opts:
+        opts["base_pixels"] = list(d.base_pixels)
+    if "task" in params:
+        opts.setdefault("task", d.task)
+    if d.task == "segmentation" and "num_classes" in params:
+        opts.setdefault("num_classes", len(class_names))
+    if d.view == "flat" and "img_size" in params and "img_size" not in opts and d.image_size:
+        opts["img_size"] = [d.image_size[1], d.image_size[0]]
+    model_config(cfg.model.name, **opts)  # validates the option names now, with the registry's message
+    from heal_swin.data.classes import IMAGENET_MEAN, IMAGENET_STD
+
+    metadata: dict[str, Any] = {
+        "task": d.task,
+        "dataset": dataset_name,
+        "view": d.view,
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+        "nside": d.nside,
+        "base_pixels": list(d.base_pixels),
+        "image_size": d.image_size,
+    }
+    optim = asdict(cfg.optim)
+    if d.task == "segmentation":
+        counts = np.asarray(stats["class_counts"])
+        weights = class_weights_from_counts(counts, cfg.optim.class_weights).tolist()
+        metadata.update(class_names=class_names, class_colours=class_colours, ignore_index=IGNORE_INDEX)
+        return SegmentationTask(cfg.model.name, opts, class_names, optim, class_weights=weights, ignore_index=IGNORE_INDEX, void_class=0, metadata=metadata)
+    metadata.update(depth_log_mean=stats["depth_log_mean"], depth_log_std=stats["depth_log_std"])
+    return DepthTask(cfg.model.name, opts, optim, stats["depth_log_mean"], stats["depth_log_std"], metadata=metadata)
+
+
+def _loggers(cfg: TrainConfig) -> list[Any]:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    log_dir = cfg.run_dir / "logs"
+    loggers: list[Any] = [CSVLogger(str(log_dir), name="csv", version=0)]
+    try:
+        loggers.append(TensorBoardLogger(str(log_dir), name="tensorboard", version=0, default_hp_metric=False))
+    except ModuleNotFoundError:  # tensorboard is optional; CSV always works
+        pass
+    uri = cfg.trainer.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        try:
+            from lightning.pytorch.loggers import MLFlowLogger
+
+            loggers.append(MLFlowLogger(experiment_name=cfg.trainer.mlflow_experiment, run_name=cfg.trainer.name, tracking_uri=uri))
+        except ModuleNotFoundError:
+            print("mlflow is not installed: MLflow logging skipped")
+    return loggers
+
+
+def _callbacks(cfg: TrainConfig) -> list[Any]:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    ckpt_dir = cfg.run_dir / "checkpoints"
+    # Lightning writes checkpoints atomically (buffer, then an fsspec transaction rename).
+    every_steps = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=cfg.trainer.checkpoint_every_n_steps, save_top_k=0, save_last=True)
+    every_epoch = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_epochs=1, save_top_k=0, save_last=True, save_on_train_epoch_end=True)
+    cbs: list[Any] = [every_steps, every_epoch]
+    if cfg.trainer.progress_bar:
+        from lightning.pytorch.callbacks import TQDMProgressBar
+
+        cbs.append(TQDMProgressBar(refresh_rate=max(1, cfg.trainer.log_every_n_steps)))
+    return cbs
+
+
+def build_trainer(cfg: TrainConfig) -> L.Trainer:
+    t = cfg.trainer
+    return L.Trainer(
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,  # type: ignore[arg-type]
+        logger=_loggers(cfg),
+        callbacks=_callbacks(cfg),
+        log_every_n_steps=t.log_every_n_steps,
+        check_val_every_n_epoch=t.val_every_n_epochs,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        deterministic=t.deterministic,
+        gradient_clip_val=cfg.optim.grad_clip,
+        default_root_dir=str(cfg.run_dir),
+        num_sanity_val_steps=0,
+    )
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Train (or resume) a run; returns the final validation metrics (also in ``metrics.json``)."""
+    run = cfg.run_dir
+    last = run / "checkpoints" / "last.ckpt"
+    if not resume and last.exists():
+        raise ConfigError(f"trainer.name: run folder {run} already has a checkpoint; pass --resume to continue it or choose another trainer.name")
+    if resume and not last.exists():
+        raise ConfigError(f"--resume: no checkpoint at {last}")
+    run.mkdir(parents=True, exist_ok=True)
+    cfg_path = run / "config.yaml"
+    if not cfg_path.exists():
+        from heal_swin.io import atomic_open
+
+        with atomic_open(cfg_path, "w") as f:
+            yaml.safe_dump(asdict(cfg), f, sort_keys=False)
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    t0 = time.perf_counter()
+    train_dl, val_dl, train_ds = build_loaders(cfg)
+    stats = dataset_stats(cfg)
+    classes = train_ds.classes
+    task = build_task(cfg, stats, list(classes.names), [list(c) for c in classes.colors_bgr], train_ds.spec.name)
+    trainer = build_trainer(cfg)
+    trainer.fit(task, train_dl, val_dl, ckpt_path=str(last) if resume else None, weights_only=True)
+    if trainer.global_rank != 0:
+        return {}
+    # Final validation with the final weights, then the pickle-free model file.
+    trainer.validate(task, val_dl, verbose=False)
+    summary = dict(task.last_summary)
+    summary["train_seconds"] = time.perf_counter() - t0
+    summary["steps"] = int(trainer.global_step)
+    summary["epochs"] = int(trainer.current_epoch)
+    save_model(run / "model.safetensors", task.model, task.metadata)
+    save_json(run / "metrics.json", summary)
+    return summary
+
+
+def format_metrics(summary: dict[str, Any], task: str) -> str:
+    """A plain-text table of the final metrics."""
+    lines = []
+    if task == "segmentation":
+        lines.append(f"{'metric':32s} {'value':>8s}")
+        for key in ("miou", "miou_no_void", "pixel_accuracy", "majority_baseline_miou", "majority_baseline_miou_no_void"):
+            if key in summary:
+                lines.append(f"{key:32s} {summary[key]:8.4f}")
+        lines.append("")
+        lines.append(f"{'class':32s} {'IoU':>8s}")
+        for name, v in summary.get("per_class_iou", {}).items():
+            lines.append(f"{name:32s} {'-' if v is None else format(v, '8.4f'):>8s}")
+    else:
+        for key, v in summary.items():
+            if isinstance(v, float):
+                lines.append(f"{key:32s} {v:10.4f}")
+    return "\n".join(lines)

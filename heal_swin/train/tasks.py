@@ -1,0 +1,147 @@
+"""Lightning modules for segmentation and depth, model-agnostic (any registry model).
+
+Batches are dicts from :mod:`heal_swin.data.datasets`: ``image`` ``(B, C, N)`` on the sphere or
+``(B, C, H, W)`` flat, ``label`` ``(B, N | H, W)`` with ``ignore_index`` where unsupervised,
+``depth`` in metres (``inf`` invalid) and ``valid`` masks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+
+from heal_swin.models import create_model
+from heal_swin.train.losses import DepthLoss, DepthNormalizer, SegmentationLoss
+from heal_swin.train.metrics import ConfusionMatrix, DepthErrors, segmentation_summary
+
+__all__ = ["SegmentationTask", "DepthTask", "build_optimizer"]
+
+
+def build_optimizer(module: L.LightningModule, optim: dict[str, Any]) -> Any:
+    """Optimizer (+ optional warm-up/cosine schedule per step) from an ``OptimConfig`` dict."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    kind, lr, wd = optim["optimizer"], optim["lr"], optim["weight_decay"]
+    if kind == "adam":
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    elif kind == "adamw":
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    else:
+        opt = torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=0.9)
+    warmup = int(optim.get("warmup_steps", 0))
+    if optim["schedule"] == "none" and warmup == 0:
+        return opt
+    total = max(int(module.trainer.estimated_stepping_batches), 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if optim["schedule"] == "cosine":
+            t = (step - warmup) / max(total - warmup, 1)
+            return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+        return 1.0
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class _Task(L.LightningModule):
+    def __init__(self, model_name: str, model_options: dict[str, Any], optim: dict[str, Any], metadata: dict[str, Any]) -> None:
+        super().__init__()
+        self.model = create_model(model_name, **model_options)
+        self.optim = optim
+        self.metadata = metadata
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def configure_optimizers(self) -> Any:
+        return build_optimizer(self, self.optim)
+
+
+class SegmentationTask(_Task):
+    """Cross-entropy (class-weighted, ``ignore_index``) training; confusion-matrix validation."""
+
+    def __init__(
+        self,
+        model_name: str,
+        model_options: dict[str, Any],
+        class_names: list[str],
+        optim: dict[str, Any],
+        class_weights: list[float] | None = None,
+        ignore_index: int = 255,
+        void_class: int | None = 0,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(model_name, model_options, optim, metadata or {})
+        self.save_hyperparameters()
+        self.class_names = list(class_names)
+        weights = torch.tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
+        self.loss = SegmentationLoss(weights, ignore_index=ignore_index)
+        self.val_confusion = ConfusionMatrix(len(class_names), ignore_index=ignore_index)
+        self.void_class = void_class
+        self.last_summary: dict[str, Any] = {}
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self.model(batch["image"])
+        loss = self.loss(logits, batch["label"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self.model(batch["image"])
+        self.log("val/loss", self.loss(logits, batch["label"]), batch_size=logits.shape[0], sync_dist=True)
+        self.val_confusion.update(logits.argmax(1), batch["label"])
+
+    def on_validation_epoch_end(self) -> None:
+        summary = segmentation_summary(self.val_confusion.compute(), self.class_names, self.void_class)
+        self.val_confusion.reset()
+        self.last_summary = summary
+        self.log("val/miou", summary["miou"], prog_bar=True, sync_dist=False)
+        if "miou_no_void" in summary:
+            self.log("val/miou_no_void", summary["miou_no_void"], sync_dist=False)
+        self.log("val/pixel_accuracy", summary["pixel_accuracy"], sync_dist=False)
+
+
+class DepthTask(_Task):
+    """Normalised log-depth regression (MSE or L1; Gaussian NLL with a log-variance head)."""
+
+    def __init__(
+        self,
+        model_name: str,
+        model_options: dict[str, Any],
+        optim: dict[str, Any],
+        depth_log_mean: float,
+        depth_log_std: float,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(model_name, model_options, optim, metadata or {})
+        self.save_hyperparameters()
+        self.normalizer = DepthNormalizer(depth_log_mean, depth_log_std)
+        self.loss = DepthLoss(self.normalizer, optim.get("depth_loss", "mse"))
+        self.val_errors = DepthErrors()
+        self.last_summary: dict[str, Any] = {}
+
+    def predict_metres(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, ...)`` depth in metres from the model's first output channel."""
+        return self.normalizer.denormalize(self.model(x)[:, 0])
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        pred = self.model(batch["image"])
+        loss = self.loss(pred, batch["depth"], batch.get("valid"))
+        self.log("train/loss", loss, prog_bar=True, batch_size=pred.shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        pred = self.model(batch["image"])
+        self.log("val/loss", self.loss(pred, batch["depth"], batch.get("valid")), batch_size=pred.shape[0], sync_dist=True)
+        self.val_errors.update(self.normalizer.denormalize(pred[:, 0]), batch["depth"], batch.get("valid"))
+
+    def on_validation_epoch_end(self) -> None:
+        errors = self.val_errors.compute()
+        self.val_errors.reset()
+        self.last_summary = errors
+        for k, v in errors.items():
+            self.log(f"val/{k}", v, prog_bar=k == "abs_rel", sync_dist=False)
