@@ -70,7 +70,8 @@ def test_depth_consistent_with_geometry(tiny_synth):
         rays = cam.to_vehicle(cam.pixel_rays(), directions=True)
         road = np.isin(lab, (1, 2))  # road and lane markings lie on z = 0
         hit_z = cam.translation[2] + depth[road] * rays[..., 2][road]
-        np.testing.assert_allclose(hit_z, 0.0, atol=2e-3 * max(1.0, float(np.max(depth[road]))) + 1e-4)
+        # float32 rendering: relative error ~1e-7 (1e-5 allowed)
+        assert np.all(np.abs(hit_z) <= 1e-5 * depth[road] + 1e-5)
         # whatever was hit lies at or above the ground; sky is inf and void
         fin = np.isfinite(depth)
         z = cam.translation[2] + depth[fin] * rays[..., 2][fin]
