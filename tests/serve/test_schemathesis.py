@@ -1,0 +1,75 @@
+"""Property-based fuzzing of the OpenAPI schema (schemathesis, in-process ASGI): no input gives a server error.
+
+Every operation of the schema is fuzzed with valid (positive) and invalid (negative) requests,
+20 examples each; schemathesis's pytest plugin is not used (it does not support this pytest).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis", reason="schemathesis not installed (pip install -e '.[dev]')")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from schemathesis import GenerationMode  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
+
+from heal_swin.serve.app import create_app  # noqa: E402
+from heal_swin.serve.config import ServeConfig  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+OPERATIONS = [
+    "POST /v1/segment",
+    "POST /v1/depth",
+    "GET /v1/models",
+    "GET /v2",
+    "GET /v2/health/live",
+    "GET /v2/health/ready",
+    "GET /v2/models/{name}",
+    "GET /v2/models/{name}/ready",
+    "POST /v2/models/{name}/infer",
+    "GET /metrics",
+]
+
+
+@pytest.fixture(scope="module")
+def fuzz_schema(repo):
+    from fastapi.testclient import TestClient
+
+    app = create_app(ServeConfig(model_repository=repo, max_upload_bytes=1_000_000, max_wait_ms=1))
+    with TestClient(app) as c:  # runs the lifespan (batchers, warm-up) while fuzzing
+        deadline = time.monotonic() + 30
+        while c.get("/v2/health/ready").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        yield schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+def test_every_operation_is_fuzzed(fuzz_schema):
+    labels = sorted(r.ok().label for r in fuzz_schema.get_all_operations())
+    assert labels == sorted(OPERATIONS)
+
+
+WITH_INPUT = [op for op in OPERATIONS if op.startswith("POST") or "{name}" in op]
+CASES = [(op, GenerationMode.POSITIVE) for op in OPERATIONS] + [
+    (op, GenerationMode.NEGATIVE) for op in OPERATIONS if op.startswith("POST")  # path strings have no invalid values
+]
+
+
+@pytest.mark.parametrize(("label", "mode"), CASES, ids=[f"{op}-{m.value}" for op, m in CASES])
+def test_no_server_errors(fuzz_schema, label, mode):
+    op = next(r.ok() for r in fuzz_schema.get_all_operations() if r.ok().label == label)
+    seen: list[int] = []
+
+    @given(case=op.as_strategy(generation_mode=mode))
+    @settings(max_examples=20 if label in WITH_INPUT else 3, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+    def run(case):
+        response = case.call()
+        seen.append(response.status_code)
+        assert response.status_code < 500, (case.method, case.formatted_path, response.status_code, response.text[:300])
+        case.validate_response(response, checks=[not_a_server_error])
+
+    run()
+    assert seen

@@ -1,0 +1,156 @@
+"""Config, repository and micro-batcher units."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from heal_swin.errors import InputError
+from heal_swin.serve.batching import MicroBatcher
+from heal_swin.serve.config import ConfigError, ServeConfig, load_config
+from heal_swin.serve.repository import InvalidNameError, ModelRepository, NotFoundError, RepositoryError, check_name
+from tests.serve.conftest import ROOT, write_model
+
+
+# ------------------------------------------------------------------ config
+def test_config_file_and_overrides(tmp_path):
+    cfg = load_config(ROOT / "serve" / "config.yaml", {"port": 9000, "host": None})
+    assert cfg.port == 9000 and cfg.host == "127.0.0.1" and cfg.max_batch_size == 8 and cfg.batching
+    assert ServeConfig().to_dict() == {**ServeConfig().to_dict()}  # defaults round-trip
+    assert load_config(ROOT / "serve" / "config.yaml").to_dict() == {**ServeConfig().to_dict(), "max_image_pixels": 4096 * 4096}
+
+
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [
+        ("port: 99999", "port"),
+        ("workers: 0", "workers"),
+        ("precision: fp16", "precision"),
+        ("max_wait_ms: -1", "max_wait_ms"),
+        ("batching: maybe", "batching"),
+        ("colour: red", "unknown setting"),
+        ("default_models: {classification: x}", "default_models"),
+        ("[1, 2]", "mapping"),
+        ("port: [", "YAML"),
+    ],
+)
+def test_config_errors(tmp_path, text, word):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=word):
+        load_config(p)
+
+
+def test_config_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such config"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_cli_parser_and_threads():
+    from heal_swin.serve.cli import add_serve_commands, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_serve_commands(parser.add_subparsers())
+    args = parser.parse_args(["serve", "--model-repository", "m", "--workers", "2", "--no-batching", "--intra-op-threads", "3"])
+    cfg = config_from_args(args)
+    assert cfg.workers == 2 and not cfg.batching and cfg.session_threads == 3
+    assert ServeConfig(workers=64).session_threads == 1
+    with pytest.raises(ConfigError, match="model-repository"):
+        config_from_args(parser.parse_args(["serve"]))
+
+
+# ------------------------------------------------------------------ repository
+def test_repository_scan(repo):
+    r = ModelRepository(repo)
+    assert sorted(r.models) == ["depth16", "flatdepth", "flatseg", "seg16", "seg8"]
+    assert sorted(r.cameras) == ["demo", "front"]
+    assert r.default_model("segmentation", {}).name == "seg16"
+    assert r.default_model("segmentation", {"segmentation": "flatseg"}).name == "flatseg"
+    with pytest.raises(NotFoundError):
+        r.model("nope")
+    with pytest.raises(NotFoundError):
+        r.camera("nope")
+    for bad in ("..", ".", "../x", "a/b", "a\\b", "", "x" * 129, "a b", "é"):
+        with pytest.raises(InvalidNameError):
+            check_name(bad, "model")
+
+
+def test_repository_errors(tmp_path):
+    with pytest.raises(RepositoryError, match="not a directory"):
+        ModelRepository(tmp_path / "nope")
+    with pytest.raises(RepositoryError, match="no model folders"):
+        ModelRepository(tmp_path)
+    write_model(tmp_path, "m", "segmentation", "sphere", nside=8)
+    (tmp_path / "m" / "model.onnx").write_bytes(b"changed")
+    with pytest.raises(RepositoryError, match="sha256"):
+        ModelRepository(tmp_path)
+    (tmp_path / "m" / "model.onnx").unlink()
+    with pytest.raises(RepositoryError, match="missing"):
+        ModelRepository(tmp_path)
+    shutil.rmtree(tmp_path / "m")
+    write_model(tmp_path, "m", "segmentation", "sphere", nside=8)
+    data = json.loads((tmp_path / "m" / "model.json").read_text())
+    data["nside"] = 7
+    (tmp_path / "m" / "model.json").write_text(json.dumps(data))
+    with pytest.raises(RepositoryError, match="nside"):
+        ModelRepository(tmp_path)
+    write_model(tmp_path, "m", "segmentation", "sphere", nside=8)
+    (tmp_path / "cameras").mkdir()
+    (tmp_path / "cameras" / "bad.json").write_text('{"intrinsic": {}}')
+    with pytest.raises(InputError, match="intrinsic"):
+        ModelRepository(tmp_path)
+
+
+# ------------------------------------------------------------------ batching
+def test_micro_batcher_groups_and_slices():
+    batches: list[int] = []
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return x * 2 + x.sum(axis=(1, 2), keepdims=True) * 0  # per-sample only
+
+    async def main() -> None:
+        b = MicroBatcher(run, max_batch=4, max_wait_ms=20, on_batch=lambda n, s: batches.append(n))
+        b.start()
+        xs = [np.full((1, 2, 3), i, np.float32) for i in range(10)]
+        outs = await asyncio.gather(*(b.submit(x) for x in xs))
+        for i, o in enumerate(outs):
+            np.testing.assert_array_equal(o, xs[i] * 2)
+        big = np.ones((6, 2, 3), np.float32)  # larger than max_batch: runs alone
+        np.testing.assert_array_equal(await b.submit(big), big * 2)
+        await b.stop()
+
+    asyncio.run(main())
+    assert sum(batches) == 16 and max(batches) == 6 and batches[:3] == [4, 4, 2]
+
+
+def test_micro_batcher_errors_reach_every_request():
+    def run(x):
+        raise RuntimeError("model failed")
+
+    async def main() -> None:
+        b = MicroBatcher(run, max_batch=4, max_wait_ms=5)
+        b.start()
+        res = await asyncio.gather(*(b.submit(np.zeros((1, 1))) for _ in range(3)), return_exceptions=True)
+        assert all(isinstance(r, RuntimeError) for r in res)
+        await b.stop()
+
+    asyncio.run(main())
+
+
+def test_micro_batcher_off_runs_each_request():
+    sizes: list[int] = []
+
+    async def main() -> None:
+        b = MicroBatcher(lambda x: x + 1, max_batch=1, on_batch=lambda n, s: sizes.append(n))
+        b.start()
+        outs = await asyncio.gather(*(b.submit(np.zeros((1, 2))) for _ in range(5)))
+        assert all((o == 1).all() for o in outs)
+        await b.stop()
+
+    asyncio.run(main())
+    assert sizes == [1] * 5
