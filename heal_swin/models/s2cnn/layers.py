@@ -135,22 +135,42 @@ class SO3Convolution(_Conv):
         ph = np.exp(-1j * (a[..., None, None] * m[:, None] + g[..., None, None] * m[None, :]))
         ph = ph * (idx < len(grid))[..., None, None]  # padding slots contribute nothing
         self.register_buffer("point_index", torch.from_numpy(idx), persistent=False)
-        self.register_buffer("phase_re", _f32(ph.real), persistent=False)  # (U, Pu, M, N)
-        self.register_buffer("phase_im", _f32(ph.imag), persistent=False)
-        self.register_buffer("d_beta", _f32(wigner_d_at(self.L, ub)), persistent=False)  # (U, L, M, N)
+        ph = np.stack([ph.real, ph.imag], axis=2).reshape(len(ub), idx.shape[1], -1)  # (U, Pu, [re | im]·M·N)
+        self.register_buffer("phase", _f32(ph), persistent=False)
+        # d^l_{mn}(β_u) laid out (U, L, 1, N, 1, 1, M) to broadcast against E in the kernel layout.
+        d = wigner_d_at(self.L, ub).transpose(0, 1, 3, 2)  # (U, L, N, M)
+        self.register_buffer("d_beta", _f32(d[:, :, None, :, None, None, :]), persistent=False)
+
+    def _kernel_matrix(self) -> torch.Tensor:
+        """Kernel spectrum ``Σ_p w_p D^l(Q_p)`` as (L, I·N, [re | im]·O·M), ready for the product."""
+        i, o, m, u = self.in_channels, self.out_channels, 2 * self.L - 1, self.d_beta.shape[0]
+        w = F.pad(self.weight, (0, 1))[:, :, self.point_index]  # (I, O, U, Pu)
+        # E_u[m, n] = Σ_q w_q e^{-i(mα_q + nγ_q)}: one GEMM per distinct β, (U, I·O, [re | im]·M·N).
+        e = torch.matmul(w.permute(2, 0, 1, 3).reshape(u, i * o, -1), self.phase)
+        e = e.reshape(u, i, o, 2, m, m).permute(0, 1, 5, 3, 2, 4).contiguous()  # (U, I, N, 2, O, M)
+        # K = Σ_u d(β_u) E_u: elementwise in (m, n), a short static loop over the distinct β
+        # (3 for the default grid) with the innermost axis contiguous in both operands.
+        k = e[0] * self.d_beta[0]
+        for j in range(1, u):
+            k = k + e[j] * self.d_beta[j]
+        return k.reshape(self.L, i * m, 2 * o * m)  # (L, I, N, 2, O, M) flattened
 
     def kernel(self) -> Spectrum:
         """The kernel spectrum ``Σ_p w_p D^l(Q_p)``: (re, im), each (C_in, C_out, L, M, N)."""
-        w = F.pad(self.weight, (0, 1))[:, :, self.point_index]  # (I, O, U, Pu)
-        er = torch.einsum("iouq,uqmn->ioumn", w, self.phase_re)
-        ei = torch.einsum("iouq,uqmn->ioumn", w, self.phase_im)
-        return torch.einsum("ioumn,ulmn->iolmn", er, self.d_beta), torch.einsum("ioumn,ulmn->iolmn", ei, self.d_beta)
+        i, o, m = self.in_channels, self.out_channels, 2 * self.L - 1
+        k = self._kernel_matrix().reshape(self.L, i, m, 2, o, m).permute(3, 1, 4, 0, 5, 2)
+        return k[0], k[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fr, fi = self.analysis(x)  # (B, I, L, M, N)
-        kr, ki = self.kernel()
-        # ĥ^l_{km} = Σ_{i,n} f̂^l_{i,kn} K^l_{io,mn}: f̂ times K^T per degree.
-        out = self.synthesis(*_complex_product("bilkn,iolmn->bolkm", fr, fi, kr, ki))
+        fr, fi = self.analysis(x)  # (B, I, L, K, N)
+        i, o, m, L = self.in_channels, self.out_channels, 2 * self.L - 1, self.L
+        # ĥ^l_{km} = Σ_{i,n} f̂^l_{i,kn} K^l_{io,mn}: per degree one GEMM
+        # (2·B·K, I·N) @ (I·N, 2·O·M) with [re; im] rows and [re | im] columns.
+        f = torch.stack([fr, fi]).permute(3, 0, 1, 4, 2, 5).contiguous().reshape(L, -1, i * m)
+        p = torch.matmul(f, self._kernel_matrix()).reshape(L, 2, -1, m, 2, o, m)  # (L, 2, B, K, 2, O, M)
+        re = p[:, 0, :, :, 0] - p[:, 1, :, :, 1]
+        im = p[:, 0, :, :, 1] + p[:, 1, :, :, 0]  # (L, B, K, O, M)
+        out = self.synthesis(re.permute(1, 3, 0, 2, 4), im.permute(1, 3, 0, 2, 4))
         if self.bias is not None:
             out = out + self.bias.view(1, -1, 1, 1, 1)
         return out

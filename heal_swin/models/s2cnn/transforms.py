@@ -15,6 +15,10 @@ Shapes (see :mod:`.so3` for the angle conventions and the padded spectral layout
 Normalisation: ``f(x) = Σ f̂^l_m Y^l_m(x)`` with ``f̂^l_m = ∫ f conj(Y^l_m) dx`` on S2, and
 ``f(R) = Σ f̂^l_{mn} D^l_{mn}(R)`` with ``f̂^l_{mn} = (2l+1)/(8π²) ∫ f conj(D^l_{mn}) dR`` on SO(3).
 Signals are real, so the synthesis keeps the real part only.
+
+Every batched product is laid out with its batch axis (m, or m·n) leading and contiguous
+(explicit ``.contiguous()`` before ``reshape``): CPU ``bmm`` otherwise copies each of the M²
+small matrices separately, which dominated the runtime.
 """
 
 from __future__ import annotations
@@ -99,14 +103,16 @@ class S2Analysis(nn.Module):
         self.b, self.L = b, L
         c, s = _dft(L, b, -1.0)  # e^{-imα}
         self.register_buffer("dft", _buf(np.concatenate([c, s], axis=1)), persistent=False)  # (2b, 2M)
-        self.register_buffer("wd", _buf(_s2_beta(L, b, True)), persistent=False)  # (L, M, 2b)
+        # β step as one batched GEMM over m: (M, 2b, L), contiguous so bmm needs no per-batch copies.
+        self.register_buffer("wd", _buf(_s2_beta(L, b, True).transpose(1, 2, 0)), persistent=False)
 
     def forward(self, x: torch.Tensor) -> Spectrum:
-        m = 2 * self.L - 1
-        f = torch.matmul(x, self.dft)  # (B, C, 2b[β], 2M)
-        re = torch.einsum("bcjm,lmj->bclm", f[..., :m], self.wd)
-        im = torch.einsum("bcjm,lmj->bclm", f[..., m:], self.wd)
-        return re, im
+        m, c, nb = 2 * self.L - 1, x.shape[1], 2 * self.b
+        f = torch.matmul(x, self.dft)  # (B, C, 2b[β], [re | im] x M)
+        f = f.unflatten(-1, (2, m)).permute(4, 3, 0, 1, 2).contiguous().reshape(m, -1, nb)  # (M, 2·B·C, 2b)
+        s = torch.matmul(f, self.wd).unflatten(1, (2, -1, c))  # (M, 2, B, C, L)
+        s = s.permute(1, 2, 3, 4, 0)  # (2, B, C, L, M)
+        return s[0], s[1]
 
 
 class S2Synthesis(nn.Module):
@@ -120,12 +126,14 @@ class S2Synthesis(nn.Module):
         c, s = _dft(L, b, 1.0)
         # Re[(g_r + i g_i) e^{imα}] = g_r cos - g_i sin.
         self.register_buffer("idft", _buf(np.concatenate([c.T, -s.T], axis=0)), persistent=False)  # (2M, 2b)
-        self.register_buffer("d", _buf(_s2_beta(L, b, False)), persistent=False)  # (L, M, 2b)
+        self.register_buffer("d", _buf(_s2_beta(L, b, False).transpose(1, 0, 2)), persistent=False)  # (M, L, 2b)
 
     def forward(self, re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
-        gr = torch.einsum("bclm,lmj->bcjm", re, self.d)
-        gi = torch.einsum("bclm,lmj->bcjm", im, self.d)
-        return torch.matmul(torch.cat([gr, gi], dim=-1), self.idft)
+        m, c, nb = 2 * self.L - 1, re.shape[1], 2 * self.b
+        s = torch.stack([re, im]).permute(4, 0, 1, 2, 3).contiguous().reshape(m, -1, self.L)  # (M, 2·B·C, L)
+        g = torch.matmul(s, self.d).unflatten(1, (2, -1, c))  # (M, 2, B, C, 2b)
+        g = g.permute(2, 3, 4, 1, 0).contiguous().reshape(-1, c, nb, 2 * m)  # (B, C, 2b[β], [re | im] x M)
+        return torch.matmul(g, self.idft)
 
 
 # ----------------------------------------------------------------- SO(3)
@@ -142,18 +150,19 @@ class SO3Analysis(nn.Module):
         # [h_r | h_i] (.., 2b[α] x2) @ [[c, s], [-s, c]] = [f_r | f_i]  (complex product with e^{imα})
         blk = np.block([[c, s], [-s, c]])
         self.register_buffer("dft_a", _buf(blk), persistent=False)  # (4b, 2M)
-        self.register_buffer("wd", _buf(_so3_beta(L, b, True)), persistent=False)  # (L, M, N, 2b)
+        # β step as one batched GEMM over (m, n): (M·N, 2b, L), contiguous.
+        wd = _so3_beta(L, b, True).transpose(1, 2, 3, 0).reshape(-1, 2 * b, L)
+        self.register_buffer("wd", _buf(wd), persistent=False)
 
     def forward(self, x: torch.Tensor) -> Spectrum:
-        m = 2 * self.L - 1
-        h = torch.matmul(x, self.dft_g)  # (B, C, β, α, 2N)
-        h = torch.cat([h[..., :m], h[..., m:]], dim=3).transpose(3, 4)  # (B, C, β, N, 2·2b)
-        f = torch.matmul(h, self.dft_a)  # (B, C, β, N, 2M)
-        fr = f[..., :m].transpose(3, 4)  # (B, C, β, M, N)
-        fi = f[..., m:].transpose(3, 4)
-        re = torch.einsum("bcjmn,lmnj->bclmn", fr, self.wd)
-        im = torch.einsum("bcjmn,lmnj->bclmn", fi, self.wd)
-        return re, im
+        m, c, nb = 2 * self.L - 1, x.shape[1], 2 * self.b
+        h = torch.matmul(x, self.dft_g)  # (B, C, β, α, [re | im] x N)
+        h = torch.cat([h[..., :m], h[..., m:]], dim=3).transpose(3, 4)  # (B, C, β, N, [re | im] x α)
+        f = torch.matmul(h, self.dft_a)  # (B, C, β, N, [re | im] x M)
+        f = f.unflatten(-1, (2, m)).permute(5, 3, 4, 0, 1, 2).contiguous().reshape(m * m, -1, nb)  # (M·N, 2·B·C, β)
+        s = torch.matmul(f, self.wd).unflatten(0, (m, m)).unflatten(2, (2, -1, c))  # (M, N, 2, B, C, L)
+        s = s.permute(2, 3, 4, 5, 0, 1)  # (2, B, C, L, M, N)
+        return s[0], s[1]
 
 
 class SO3Synthesis(nn.Module):
@@ -169,12 +178,14 @@ class SO3Synthesis(nn.Module):
         self.register_buffer("idft_a", _buf(np.block([[c.T, -s.T], [s.T, c.T]])), persistent=False)  # (2M, 4b)
         # Re Σ_n p_n e^{-inγ} = p_r cos + p_i sin.
         self.register_buffer("idft_g", _buf(np.concatenate([c.T, s.T], axis=0)), persistent=False)  # (2N, 2b)
-        self.register_buffer("d", _buf(_so3_beta(L, b, False)), persistent=False)  # (L, M, N, 2b)
+        d = _so3_beta(L, b, False).transpose(1, 2, 0, 3).reshape(-1, L, 2 * b)
+        self.register_buffer("d", _buf(d), persistent=False)  # (M·N, L, 2b)
 
     def forward(self, re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
-        nb = 2 * self.b
-        gr = torch.einsum("bclmn,lmnj->bcjnm", re, self.d)
-        gi = torch.einsum("bclmn,lmnj->bcjnm", im, self.d)
-        p = torch.matmul(torch.cat([gr, gi], dim=-1), self.idft_a)  # (B, C, β, N, 2·2b[α])
-        p = torch.cat([p[..., :nb], p[..., nb:]], dim=3).transpose(3, 4)  # (B, C, β, α, 2N)
+        m, c, nb = 2 * self.L - 1, re.shape[1], 2 * self.b
+        s = torch.stack([re, im]).permute(4, 5, 0, 1, 2, 3).contiguous().reshape(m * m, -1, self.L)  # (M·N, 2·B·C, L)
+        g = torch.matmul(s, self.d).unflatten(0, (m, m)).unflatten(2, (2, -1, c))  # (M, N, 2, B, C, β)
+        g = g.permute(3, 4, 5, 1, 2, 0).contiguous().reshape(-1, c, nb, m, 2 * m)  # (B, C, β, N, [re | im] x M)
+        p = torch.matmul(g, self.idft_a)  # (B, C, β, N, [re | im] x α)
+        p = torch.cat([p[..., :nb], p[..., nb:]], dim=3).transpose(3, 4)  # (B, C, β, α, [re | im] x N)
         return torch.matmul(p, self.idft_g)  # (B, C, β, α, γ)
