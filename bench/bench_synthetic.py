@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "synthetic.json"))
     args = ap.parse_args(argv)
 
+    load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
     rows = []
     for (w, h), scenes in (((1280, 966), args.scenes_full), ((320, 242), args.scenes_small)):
         rows.append(run_render_only(w, h, scenes))
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "synthetic",
         "command": "python bench/bench_synthetic.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "numpy": np.__version__,
-                    "cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None},  # fmt: skip
+                    "cpus": os.cpu_count(), "loadavg_at_start": load0, "loadavg_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None},  # fmt: skip
         "rows": rows,
     }
     out = Path(args.out)
