@@ -119,6 +119,9 @@ class FlatAugment:
         if self.strength > 0:
             if self._photo is None:
                 self._photo = photometric(self.strength)
+            # albumentations keeps its own generator; drawing its seed from NumPy's global RNG makes
+            # the augmentation a function of the per-item seed (see heal_swin.train.resumable).
+            self._photo.set_random_seed(int(np.random.randint(0, 2**31 - 1)))
             sample = dict(sample)
             sample["image"] = self._photo(image=sample["image"])["image"]
         if self.flip is not None:

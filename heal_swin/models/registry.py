@@ -11,12 +11,14 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
+from heal_swin.errors import InputError
+
 __all__ = ["register_model", "create_model", "list_models", "model_config", "ModelConfigError"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(InputError):
     """Unknown model name or invalid override."""
 
 

@@ -34,6 +34,7 @@ from heal_swin.models import model_config
 from heal_swin.models.checkpoint import save_model
 from heal_swin.train.config import ConfigError, TrainConfig
 from heal_swin.train.losses import DepthNormalizer, class_weights_from_counts
+from heal_swin.train.resumable import ResumableSampler, ResumeState, SeededItems
 from heal_swin.train.tasks import DepthTask, SegmentationTask
 
 __all__ = ["build_dataset", "build_loaders", "dataset_stats", "build_task", "train", "format_metrics"]
@@ -93,7 +94,8 @@ def _collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
     return torch.utils.data.default_collate(batch)
 
 
-def build_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader, FisheyeDataset]:
+def build_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader, FisheyeDataset, ResumableSampler]:
+    """Training loader (resumable order, per-item seeded augmentation) and validation loader."""
     d = cfg.data
     train_ds = build_dataset(cfg, d.train_split, train=True)
     val_ds = build_dataset(cfg, d.val_split)
@@ -101,11 +103,16 @@ def build_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader, FisheyeData
         raise ConfigError(f"data.train_split: no samples in split {d.train_split!r} of {d.root}")
     if len(val_ds) == 0:
         raise ConfigError(f"data.val_split: no samples in split {d.val_split!r} of {d.root}")
-    g = torch.Generator().manual_seed(cfg.trainer.seed)
+    train_items = SeededItems(_subset(train_ds, d.limit_train))
+    sampler = ResumableSampler(len(train_items), seed=cfg.trainer.seed)
     common = dict(num_workers=d.num_workers, persistent_workers=d.num_workers > 0, collate_fn=_collate)
-    train_dl = DataLoader(_subset(train_ds, d.limit_train), batch_size=d.batch_size, shuffle=True, drop_last=False, generator=g, **common)
-    val_dl = DataLoader(_subset(val_ds, d.limit_val), batch_size=d.eval_batch_size or d.batch_size, shuffle=False, **common)
-    return train_dl, val_dl, train_ds
+    # Loaders get their own generators: worker seeds must not draw from torch's global RNG,
+    # or a resumed run would see a different dropout stream than an uninterrupted one.
+    train_dl = DataLoader(train_items, batch_size=d.batch_size, sampler=sampler,
+                          generator=torch.Generator().manual_seed(cfg.trainer.seed), **common)
+    val_dl = DataLoader(_subset(val_ds, d.limit_val), batch_size=d.eval_batch_size or d.batch_size, shuffle=False,
+                        generator=torch.Generator().manual_seed(cfg.trainer.seed + 1), **common)
+    return train_dl, val_dl, train_ds, sampler
 
 
 def dataset_stats(cfg: TrainConfig, max_samples: int = 200) -> dict[str, Any]:
@@ -194,7 +201,7 @@ def _loggers(cfg: TrainConfig) -> list[Any]:
     return loggers
 
 
-def _callbacks(cfg: TrainConfig) -> list[Any]:
+def _callbacks(cfg: TrainConfig, sampler: ResumableSampler | None = None) -> list[Any]:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     ckpt_dir = cfg.run_dir / "checkpoints"
@@ -202,6 +209,8 @@ def _callbacks(cfg: TrainConfig) -> list[Any]:
     every_steps = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=cfg.trainer.checkpoint_every_n_steps, save_top_k=0, save_last=True)
     every_epoch = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_epochs=1, save_top_k=0, save_last=True, save_on_train_epoch_end=True)
     cbs: list[Any] = [every_steps, every_epoch]
+    if sampler is not None:
+        cbs.append(ResumeState(sampler, cfg.data.batch_size))
     if cfg.trainer.progress_bar:
         from lightning.pytorch.callbacks import TQDMProgressBar
 
@@ -209,7 +218,7 @@ def _callbacks(cfg: TrainConfig) -> list[Any]:
     return cbs
 
 
-def build_trainer(cfg: TrainConfig) -> L.Trainer:
+def build_trainer(cfg: TrainConfig, sampler: ResumableSampler | None = None) -> L.Trainer:
     t = cfg.trainer
     return L.Trainer(
         max_epochs=t.max_epochs,
@@ -220,7 +229,8 @@ def build_trainer(cfg: TrainConfig) -> L.Trainer:
         strategy=t.strategy,
         precision=t.precision,  # type: ignore[arg-type]
         logger=_loggers(cfg),
-        callbacks=_callbacks(cfg),
+        callbacks=_callbacks(cfg, sampler),
+        use_distributed_sampler=False,  # ResumableSampler shards itself
         log_every_n_steps=t.log_every_n_steps,
         check_val_every_n_epoch=t.val_every_n_epochs,
         enable_progress_bar=t.progress_bar,
@@ -249,11 +259,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             yaml.safe_dump(asdict(cfg), f, sort_keys=False)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     t0 = time.perf_counter()
-    train_dl, val_dl, train_ds = build_loaders(cfg)
+    train_dl, val_dl, train_ds, sampler = build_loaders(cfg)
     stats = dataset_stats(cfg)
     classes = train_ds.classes
     task = build_task(cfg, stats, list(classes.names), [list(c) for c in classes.colors_bgr], train_ds.spec.name)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, sampler)
     trainer.fit(task, train_dl, val_dl, ckpt_path=str(last) if resume else None, weights_only=True)
     if trainer.global_rank != 0:
         return {}
