@@ -651,20 +651,15 @@ def render_scene(scene: Scene, camera: FisheyeCamera, rng: np.random.Generator) 
     col = scene.colors
     ph = scene.tex_seed
 
-    def put(g, base, tex):
-        """albedo[:, g] = base (3,) or (3, M) times texture (M,)."""
-        base = np.asarray(base, np.float32)
-        for k in range(3):
-            albedo[k, g] = (base[k] if base.ndim == 1 else base[k]) * tex
-
+    # (per channel with scalar colours: broadcasting (3, M) selects is several times slower)
     g = np.nonzero(sid == _ROADS)[0]
     if g.size:
         x, y = hx[g], hy[g]
         mark = _lane_marks(scene, x, y)
         label_sorted[g[mark]] = LANEMARKS
         tex = 1 + 0.16 * _waves(x, y, ph[0], 0.35) + 0.14 * (_grain(x, y, 40) - 0.5)
-        base = np.where(mark[None, :], col["mark"][:, None], col["road"][:, None])
-        put(g, base, tex)
+        for k in range(3):
+            albedo[k, g] = np.where(mark, col["mark"][k], col["road"][k]) * tex
     g = np.nonzero((sid == _SIDE) | (sid == _CURBF))[0]
     if g.size:
         x, y = hx[g], hy[g]
@@ -675,9 +670,8 @@ def render_scene(scene: Scene, camera: FisheyeCamera, rng: np.random.Generator) 
         label_sorted[g[curb]] = CURB
         tile = 0.55 + 0.45 * ((_mod(x, 0.5) > 0.03) & (_mod(y, 0.5) > 0.03))
         tex = 1 + 0.2 * (_grain(x, y, 2) - 0.5) + 0.1 * _waves(x, y, ph[1], 0.8)
-        side_col = col["side"][:, None] * tile[None, :]
-        base = np.where(curb[None, :], col["curb"][:, None], np.where(beyond[None, :], col["verge"][:, None], side_col))
-        put(g, base, tex)
+        for k in range(3):
+            albedo[k, g] = np.where(curb, col["curb"][k], np.where(beyond, col["verge"][k], col["side"][k] * tile)) * tex
     for code, side in ((_FAC_L, "L"), (_FAC_R, "R")):
         g = np.nonzero(sid == code)[0]
         if g.size == 0:
@@ -692,9 +686,9 @@ def render_scene(scene: Scene, camera: FisheyeCamera, rng: np.random.Generator) 
         fzz -= np.floor(fzz)
         window = (fx < fw) & (fzz > 0.3) & (fzz < 0.3 + fz) & (z > 1.0)
         tex = 1 + 0.12 * _waves(x, z, ph[2], 1.3) + 0.1 * (_grain(x, z, 6) - 0.5)
-        glass = np.array([0.12, 0.16, 0.22], np.float32)[:, None] + (0.2 * z / np.maximum(heights[seg], 1))[None, :]
-        base = np.where(window[None, :], glass, bcol[seg].T * tex[None, :])
-        put(g, base, np.ones_like(tex))
+        refl = 0.2 * z / np.maximum(heights[seg], 1)
+        for k, gk in enumerate((0.12, 0.16, 0.22)):
+            albedo[k, g] = np.where(window, gk + refl, bcol[seg, k] * tex)
     for i, (p, idx) in enumerate(zip(scene.prims, cand_lists)):
         if idx.size == 0:
             continue
@@ -710,7 +704,9 @@ def render_scene(scene: Scene, camera: FisheyeCamera, rng: np.random.Generator) 
             tex = 0.75 + 0.5 * _grain(x + y, z, 5)
         else:
             tex = 1 + 0.1 * _waves(x + y, z, ph[4], 3.0)
-        put(idx, p.color, tex.astype(np.float32))
+        tex = tex.astype(np.float32)
+        for k in range(3):
+            albedo[k, idx] = p.color[k] * tex
 
     # --- lighting: ambient (more from above) + Lambert sun; distance fog; sky gradient and sun glow
     sx_, sy_, sz_ = (float(c) for c in scene.sun)
@@ -724,35 +720,37 @@ def render_scene(scene: Scene, camera: FisheyeCamera, rng: np.random.Generator) 
     glow = np.clip(dx[s_idx] * sx_ + dy[s_idx] * sy_ + dz[s_idx] * sz_, 0, 1)
     for _ in range(5):  # ** 32 by squaring (pow is slow)
         glow *= glow
-    gain = scene.exposure * (1 - scene.vignette * rays.vignette)
+    gain = (scene.exposure * 255.0) * (1 - scene.vignette * rays.vignette)
     h, w = camera.height, camera.width
-    planes = np.empty((3, P), np.float32)
+    # Gaussian sensor noise: random windows of a fixed per-size white-noise field (drawing fresh
+    # normals per image costs more than the whole shading), scaled per scene. Pixels are i.i.d., so
+    # the tile order of the arrays here does not matter.
+    bank = _noise_bank(P)
+    offs = rng.integers(0, bank.shape[1] - P + 1, size=3)
+    order = rng.permutation(3)
+    sigma = np.float32(scene.noise_sigma * 255.0)
+    haze = 1 - fog
+    u8 = np.empty((3, P), np.uint8)
     for k in range(3):
         v = albedo[k] * (shade * tint[k])
         v *= fog
-        v += col["sky_hor"][k] * (1 - fog)
+        v += col["sky_hor"][k] * haze
         v[s_idx] = col["sky_hor"][k] * (1 - el) + col["sky_top"][k] * el + 0.5 * col["sun_col"][k] * glow
         v *= gain
-        planes[k] = v
-    planes = planes[:, rays.iperm].reshape(3, h, w)
-    # Gaussian sensor noise: a random window of a fixed per-size noise field (drawing fresh normals
-    # per image costs more than the whole shading), scaled per scene
-    bank = _noise_bank(w, h)
-    oy, ox = int(rng.integers(0, bank.shape[1] - h + 1)), int(rng.integers(0, bank.shape[2] - w + 1))
-    order = rng.permutation(3)
-    sigma = np.float32(scene.noise_sigma)
-    image = np.empty((h, w, 3), np.uint8)
-    for k in range(3):
-        v = planes[k] + bank[order[k], oy : oy + h, ox : ox + w] * sigma
-        image[..., 2 - k] = np.clip(v * 255.0 + 0.5, 0, 255)  # RGB -> BGR
+        v += bank[order[k], offs[k] : offs[k] + P] * sigma
+        v += 0.5
+        np.clip(v, 0, 255, out=v)
+        u8[k] = v
+    u8 = u8[:, rays.iperm]  # tile order -> image order (uint8: a quarter of the float traffic)
+    image = cv2.merge([u8[2].reshape(h, w), u8[1].reshape(h, w), u8[0].reshape(h, w)])  # BGR
     return {"image": image, "label": label_sorted[rays.iperm].reshape(h, w), "depth": depth_sorted[rays.iperm].reshape(h, w)}
 
 
 @lru_cache(maxsize=4)
-def _noise_bank(width: int, height: int) -> np.ndarray:
-    """(3, 1.5 H, 1.5 W) float32 standard normal field, fixed per image size (deterministic)."""
-    rng = np.random.default_rng(np.random.SeedSequence([0x5E5, width, height]))
-    bank = rng.standard_normal((3, height + height // 2, width + width // 2), dtype=np.float32)
+def _noise_bank(n: int) -> np.ndarray:
+    """(3, 1.5 n) float32 standard normal values, fixed per image size (deterministic)."""
+    rng = np.random.default_rng(np.random.SeedSequence([0x5E5, n]))
+    bank = rng.standard_normal((3, n + n // 2), dtype=np.float32)
     bank.setflags(write=False)
     return bank
 
