@@ -197,6 +197,8 @@ class ServiceState:
                 max_wait_ms=config.max_wait_ms,
                 on_batch=lambda size, sec, n=name: self.metrics.observe_batch(n, size, sec),
                 name=name,
+                concurrent_batches=config.concurrent_batches,
+                concurrency=config.concurrent_batches,
             )
             for name, rt in self.runtimes.items()
         }

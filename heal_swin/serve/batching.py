@@ -31,6 +31,7 @@ class MicroBatcher:
         on_batch: Callable[[int, float], None] | None = None,
         name: str = "model",
         concurrency: int = 4,
+        concurrent_batches: int = 1,
     ) -> None:
         self._run = run
         self.max_batch = max(1, int(max_batch))
@@ -38,17 +39,21 @@ class MicroBatcher:
         self._on_batch = on_batch
         self.name = name
         self.batching = self.max_batch > 1
-        workers = 1 if self.batching else max(1, concurrency)
+        self.concurrent_batches = max(1, int(concurrent_batches))
+        workers = self.concurrent_batches if self.batching else max(1, concurrency)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"ort-{name}")
         self._queue: asyncio.Queue[_Item] | None = None
         self._carry: _Item | None = None
         self._task: asyncio.Task | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._running: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Start the worker on the running loop (call from the app's startup)."""
         if self.batching and self._task is None:
             self._queue = asyncio.Queue()
+            self._slots = asyncio.Semaphore(self.concurrent_batches)
             self._task = asyncio.get_running_loop().create_task(self._worker(), name=f"batcher-{self.name}")
 
     async def stop(self) -> None:
@@ -59,6 +64,8 @@ class MicroBatcher:
             except (asyncio.CancelledError, Exception):
                 pass
             self._task = None
+        for t in list(self._running):
+            t.cancel()
         for item in self._drain():
             if not item[1].done():
                 item[1].set_exception(RuntimeError("service shutting down"))
@@ -109,6 +116,7 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             first = await self._next(None)
+            await self._slots.acquire()  # at most `concurrent_batches` batches in flight
             items = [first]
             size = first[0].shape[0]
             deadline = loop.time() + self.max_wait
@@ -123,7 +131,15 @@ class MicroBatcher:
                 size += item[0].shape[0]
             items = [it for it in items if not it[1].done()]  # cancelled (client gone)
             if not items:
+                self._slots.release()
                 continue
+            task = loop.create_task(self._run_batch(items))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run_batch(self, items: list[_Item]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
             batch = items[0][0] if len(items) == 1 else np.concatenate([it[0] for it in items], axis=0)
             try:
                 out, seconds = await loop.run_in_executor(self._executor, self._timed_run, batch)
@@ -131,7 +147,7 @@ class MicroBatcher:
                 for _, fut in items:
                     if not fut.done():
                         fut.set_exception(e)
-                continue
+                return
             if self._on_batch:
                 self._on_batch(int(batch.shape[0]), seconds)
             start = 0
@@ -140,3 +156,5 @@ class MicroBatcher:
                 if not fut.done():
                     fut.set_result(out[start : start + n])
                 start += n
+        finally:
+            self._slots.release()

@@ -154,3 +154,31 @@ def test_micro_batcher_off_runs_each_request():
 
     asyncio.run(main())
     assert sizes == [1] * 5
+
+
+def test_micro_batcher_runs_batches_concurrently():
+    import threading
+    import time
+
+    active = {"now": 0, "max": 0}
+    lock = threading.Lock()
+
+    def run(x):
+        with lock:
+            active["now"] += 1
+            active["max"] = max(active["max"], active["now"])
+        time.sleep(0.05)
+        with lock:
+            active["now"] -= 1
+        return x
+
+    async def main() -> None:
+        b = MicroBatcher(run, max_batch=2, max_wait_ms=1, concurrent_batches=2)
+        b.start()
+        xs = [np.full((1, 1), i) for i in range(8)]
+        outs = await asyncio.gather(*(b.submit(x) for x in xs))
+        assert [int(o[0, 0]) for o in outs] == list(range(8))
+        await b.stop()
+
+    asyncio.run(main())
+    assert active["max"] == 2
