@@ -8,7 +8,9 @@ intrinsics), the class histogram (pixels per class) and the depth statistics whe
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -104,18 +106,20 @@ def check_dataset(
         f = find_split_file(root, sp)
         report.splits[sp] = f"{f}" if f else "no file (a seeded split is used)"
     if histogram and idx.samples:
-        raw = np.zeros(256, np.int64)
-        dsum, dn, dmax, dtot = 0.0, 0, 0.0, 0
-        for s in idx.samples:
-            if s.label:
-                raw += np.bincount(read_raw_label(s.label).ravel(), minlength=256)
+        def stats(s):
+            hist = np.bincount(read_raw_label(s.label).ravel(), minlength=256) if s.label else np.zeros(256, np.int64)
             if s.depth and idx.spec.depth:
                 d = read_depth(s.depth, idx.spec)
                 fin = d[np.isfinite(d)]
-                dsum += float(fin.sum())
-                dn += fin.size
-                dtot += d.size
-                dmax = max(dmax, float(fin.max(initial=0)))
+                return hist, (float(fin.sum()), fin.size, d.size, float(fin.max(initial=0)))
+            return hist, (0.0, 0, 0, 0.0)
+
+        raw = np.zeros(256, np.int64)
+        dsum, dn, dmax, dtot = 0.0, 0, 0.0, 0
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+            for hist, (s_, n_, t_, m_) in pool.map(stats, idx.samples):
+                raw += hist
+                dsum, dn, dtot, dmax = dsum + s_, dn + n_, dtot + t_, max(dmax, m_)
         table = idx.spec.classes
         cls = Counter()
         for rid in np.nonzero(raw)[0]:

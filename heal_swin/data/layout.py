@@ -11,10 +11,12 @@ No torch here (used by ``heal-swin data check``).
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 import zlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
@@ -276,9 +278,8 @@ def scan(
         want = {c.upper() for c in cameras}
         chosen = [n for n in chosen if _camera_of(n) in want]
 
-    samples = []
-    for n in chosen:
-        rec = SampleRecord(
+    records = [
+        SampleRecord(
             name=n,
             camera=_camera_of(n),
             image=str(by_name[n]),
@@ -286,7 +287,13 @@ def scan(
             depth=_path_if(dirs["depth"], n, ".npy") if spec.depth else None,
             calibration=_path_if(dirs["calibration"], n, ".json"),
         )
-        problems = validate_sample(rec, spec, dirs, validate, require_labels)
+        for n in chosen
+    ]
+    # Validation is I/O and OpenCV decoding (both release the GIL): a few threads, order preserved.
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+        results = list(pool.map(lambda r: validate_sample(r, spec, dirs, validate, require_labels), records))
+    samples = []
+    for rec, problems in zip(records, results):
         if problems:
             if on_error == "raise":
                 raise DatasetError("; ".join(f"{p}: {why}" for p, why in problems))
