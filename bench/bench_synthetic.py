@@ -94,12 +94,20 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         cpu = f"{r['cpu_s_per_image_main']:.3f}" if r["cpu_s_per_image_main"] is not None else "-"
         mb = f"{r['bytes_per_image'] / 1e6:.2f}" if r["bytes_per_image"] else "-"
-        print(f"{r['what']:<13} {r['size']:>9} {r['workers']:>7} {r['images']:>6} {r['wall_s']:>8.2f} {r['images_per_s']:>7.2f} {cpu:>9} {mb:>7}")
+        print(
+            f"{r['what']:<13} {r['size']:>9} {r['workers']:>7} {r['images']:>6} {r['wall_s']:>8.2f} {r['images_per_s']:>7.2f} {cpu:>9} {mb:>7}"
+        )
     result = {
         "benchmark": "synthetic",
         "command": "python bench/bench_synthetic.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "numpy": np.__version__,
-                    "cpus": os.cpu_count(), "loadavg_at_start": load0, "loadavg_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None},  # fmt: skip
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "cpus": os.cpu_count(),
+            "loadavg_at_start": load0,
+            "loadavg_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        },
         "rows": rows,
     }
     out = Path(args.out)

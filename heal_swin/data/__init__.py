@@ -8,22 +8,30 @@ not import torch: ``FisheyeDataset`` is loaded on first access.
 """
 
 from heal_swin.data.classes import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, WOODSCAPE_CLASSES, ClassTable
-from heal_swin.data.layout import SYNTHETIC, WOODSCAPE, DatasetError, FisheyeDatasetSpec, get_spec, scan, synwoodscape_spec
+from heal_swin.data.layout import (
+    SYNTHETIC,
+    WOODSCAPE,
+    DatasetError,
+    FisheyeDatasetSpec,
+    get_spec,
+    scan,
+    synwoodscape_spec,
+)
 
 __all__ = [
     "IGNORE_INDEX",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "SYNTHETIC",
+    "WOODSCAPE",
     "WOODSCAPE_CLASSES",
     "ClassTable",
-    "FisheyeDatasetSpec",
     "DatasetError",
-    "WOODSCAPE",
-    "SYNTHETIC",
-    "synwoodscape_spec",
+    "FisheyeDataset",
+    "FisheyeDatasetSpec",
     "get_spec",
     "scan",
-    "FisheyeDataset",
+    "synwoodscape_spec",
 ]
 
 

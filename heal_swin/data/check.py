@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -54,8 +54,12 @@ class CheckReport:
         for k, v in self.dirs.items():
             lines.append(f"  {k:<12} {v if v else '-- not found'}")
         lines.append(f"images: {self.images} found, {self.usable} usable")
-        lines.append("per camera: " + (", ".join(f"{c or '?'} {n}" for c, n in self.per_camera.items()) or "none"))
-        lines.append(f"calibrations: {self.calibrations} found, {self.distinct_intrinsics} distinct intrinsics")
+        lines.append(
+            "per camera: " + (", ".join(f"{c or '?'} {n}" for c, n in self.per_camera.items()) or "none")
+        )
+        lines.append(
+            f"calibrations: {self.calibrations} found, {self.distinct_intrinsics} distinct intrinsics"
+        )
         for k, v in self.splits.items():
             lines.append(f"split {k}: {v}")
         if self.class_pixels:
@@ -65,7 +69,9 @@ class CheckReport:
                 lines.append(f"  {name:<24} {n:>14,d}  {100 * n / total:6.2f} %")
         if self.depth:
             d = self.depth
-            lines.append(f"depth: valid {100 * d['valid_fraction']:.1f} %, mean {d['mean']:.2f} m, max {d['max']:.1f} m")
+            lines.append(
+                f"depth: valid {100 * d['valid_fraction']:.1f} %, mean {d['mean']:.2f} m, max {d['max']:.1f} m"
+            )
         if self.problems:
             lines.append(f"PROBLEMS ({len(self.problems)}):")
             for p, why in self.problems[:max_problems]:
@@ -90,10 +96,14 @@ def check_dataset(
     """Validate every sample of ``root`` (``level`` ``quick`` or ``full``) and summarise it."""
     idx = scan(root, spec, split="all", cameras=cameras, validate=level, on_error="skip")
     root = Path(root)
-    report = CheckReport(root=str(root), spec=idx.spec.name, dirs={k: str(v) if v else None for k, v in idx.dirs.items()})
+    report = CheckReport(
+        root=str(root), spec=idx.spec.name, dirs={k: str(v) if v else None for k, v in idx.dirs.items()}
+    )
     report.problems = list(idx.skipped)
     img_dir = idx.dirs["image"]
-    report.images = sum(1 for p in img_dir.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
+    report.images = sum(
+        1 for p in img_dir.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")
+    )
     report.usable = len(idx.samples)
     report.per_camera = idx.per_camera()
     calib_dir = idx.dirs.get("calibration")
@@ -106,8 +116,13 @@ def check_dataset(
         f = find_split_file(root, sp)
         report.splits[sp] = f"{f}" if f else "no file (a seeded split is used)"
     if histogram and idx.samples:
+
         def stats(s):
-            hist = np.bincount(read_raw_label(s.label).ravel(), minlength=256) if s.label else np.zeros(256, np.int64)
+            hist = (
+                np.bincount(read_raw_label(s.label).ravel(), minlength=256)
+                if s.label
+                else np.zeros(256, np.int64)
+            )
             if s.depth and idx.spec.depth:
                 d = read_depth(s.depth, idx.spec)
                 fin = d[np.isfinite(d)]
@@ -125,7 +140,9 @@ def check_dataset(
         for rid in np.nonzero(raw)[0]:
             c = table.raw_to_class.get(int(rid))
             cls[table.names[c] if c is not None else f"unknown id {rid}"] += int(raw[rid])
-        report.class_pixels = {n: cls.get(n, 0) for n in table.names} | {k: v for k, v in cls.items() if k not in table.names}
+        report.class_pixels = {n: cls.get(n, 0) for n in table.names} | {
+            k: v for k, v in cls.items() if k not in table.names
+        }
         if dtot:
             report.depth = {"valid_fraction": dn / dtot, "mean": dsum / max(dn, 1), "max": dmax}
     return report

@@ -10,8 +10,8 @@ for SynWoodScape's ``large`` / ``large_plus_AD`` variants. Raw ids the table doe
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -19,10 +19,10 @@ __all__ = [
     "IGNORE_INDEX",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "ClassTable",
-    "WOODSCAPE_CLASSES",
     "SYNWOODSCAPE_CLASSES",
     "SYNWOODSCAPE_MERGES",
+    "WOODSCAPE_CLASSES",
+    "ClassTable",
     "synwoodscape_table",
 ]
 
@@ -95,7 +95,8 @@ class ClassTable:
         return {
             "name": self.name,
             "classes": [
-                {"id": i, "name": n, "color_bgr": list(c)} for i, (n, c) in enumerate(zip(self.names, self.colors_bgr))
+                {"id": i, "name": n, "color_bgr": list(c)}
+                for i, (n, c) in enumerate(zip(self.names, self.colors_bgr))
             ],
         }
 
@@ -104,7 +105,18 @@ class ClassTable:
 # Official mapping (valeoai/WoodScape), colours are BGR.
 WOODSCAPE_CLASSES = ClassTable(
     name="woodscape",
-    names=("void", "road", "lanemarks", "curb", "person", "rider", "vehicles", "bicycle", "motorcycle", "traffic_sign"),
+    names=(
+        "void",
+        "road",
+        "lanemarks",
+        "curb",
+        "person",
+        "rider",
+        "vehicles",
+        "bicycle",
+        "motorcycle",
+        "traffic_sign",
+    ),
     colors_bgr=(
         (0, 0, 0),
         (255, 0, 255),
@@ -154,14 +166,20 @@ def synwoodscape_table(variant: str | None = None) -> ClassTable:
     if variant in (None, "all", "full", "synwoodscape"):
         return SYNWOODSCAPE_CLASSES
     if variant not in SYNWOODSCAPE_MERGES:
-        raise ValueError(f"SynWoodScape variant: expected one of all, {', '.join(SYNWOODSCAPE_MERGES)}; got {variant!r}")
+        raise ValueError(
+            f"SynWoodScape variant: expected one of all, {', '.join(SYNWOODSCAPE_MERGES)}; got {variant!r}"
+        )
     targets = SYNWOODSCAPE_MERGES[variant]
     index = {n: i for i, n in enumerate(targets)}
     raw_to_class = {raw: index.get(n, 0) for raw, n in enumerate(_SYN_NAMES)}
     syn_col = dict(zip(_SYN_NAMES, SYNWOODSCAPE_CLASSES.colors_bgr))
     colors = tuple(syn_col.get(n, (0, 0, 0)) for n in targets)
     return ClassTable(
-        name=f"synwoodscape-{variant}", names=targets, colors_bgr=colors, raw_to_class=raw_to_class, raw_names=_SYN_NAMES
+        name=f"synwoodscape-{variant}",
+        names=targets,
+        colors_bgr=colors,
+        raw_to_class=raw_to_class,
+        raw_names=_SYN_NAMES,
     )
 
 

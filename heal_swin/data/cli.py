@@ -18,12 +18,14 @@ import json
 import os
 import sys
 
-__all__ = ["add_data_commands", "run_data_command", "main"]
+__all__ = ["add_data_commands", "main", "run_data_command"]
 
 
 def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``data synth`` and ``data check`` on an argparse subparsers object."""
-    data = subparsers.add_parser("data", help="generate and check datasets", description="Datasets: synthesise, check.")
+    data = subparsers.add_parser(
+        "data", help="generate and check datasets", description="Datasets: synthesise, check."
+    )
     sub = data.add_subparsers(dest="data_command", metavar="{synth,check}")
     sub.required = True
 
@@ -34,15 +36,31 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "Deterministic for a seed; re-running skips complete scenes.",
     )
     s.add_argument("--out", default="data/synthetic", help="output root (default: data/synthetic)")
-    s.add_argument("--scenes", type=int, default=200, help="number of scenes; each gives one image per camera (default 200)")
+    s.add_argument(
+        "--scenes",
+        type=int,
+        default=200,
+        help="number of scenes; each gives one image per camera (default 200)",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--width", type=int, default=1280, help="image width (default 1280, WoodScape's)")
     s.add_argument("--height", type=int, default=966, help="image height (default 966)")
     s.add_argument("--cameras", default="FV,RV,MVL,MVR", help="comma-separated subset of FV,RV,MVL,MVR")
-    s.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes (default: min(4, CPUs))")
-    s.add_argument("--overwrite", action="store_true", help="re-render every scene (also allows changing settings)")
+    s.add_argument(
+        "--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes (default: min(4, CPUs))"
+    )
+    s.add_argument(
+        "--overwrite", action="store_true", help="re-render every scene (also allows changing settings)"
+    )
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
-    s.add_argument("--png-compression", type=int, default=1, choices=range(10), metavar="0-9", help="PNG zlib level (default 1)")
+    s.add_argument(
+        "--png-compression",
+        type=int,
+        default=1,
+        choices=range(10),
+        metavar="0-9",
+        help="PNG zlib level (default 1)",
+    )
 
     c = sub.add_parser(
         "check",
@@ -80,12 +98,20 @@ def _synth(args: argparse.Namespace) -> int:
     try:
         cameras = iter_cameras(args.cameras)
         if args.scenes < 1 or args.width < 16 or args.height < 16:
-            raise ValueError(f"expected --scenes >= 1 and an image of at least 16x16, got {args.scenes}, {args.width}x{args.height}")
+            raise ValueError(
+                f"expected --scenes >= 1 and an image of at least 16x16, got {args.scenes}, {args.width}x{args.height}"
+            )
         cfg = SynthConfig(
             scenes=args.scenes, seed=args.seed, width=args.width, height=args.height, cameras=cameras,
             png_compression=args.png_compression,
         )  # fmt: skip
-        summary = generate(args.out, cfg, workers=max(1, args.workers), progress=not args.no_progress, overwrite=args.overwrite)
+        summary = generate(
+            args.out,
+            cfg,
+            workers=max(1, args.workers),
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+        )
     except ValueError as e:
         print(f"heal-swin data synth: {e}", file=sys.stderr)
         return 2

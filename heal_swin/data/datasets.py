@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -50,7 +51,7 @@ from heal_swin.geometry.camera import FisheyeCamera
 from heal_swin.geometry.healpix import HealpixGrid
 from heal_swin.geometry.projector import SphereProjector
 
-__all__ = ["FisheyeDataset", "IGNORE_INDEX", "IMAGENET_MEAN", "IMAGENET_STD", "load_raw_sample"]
+__all__ = ["IGNORE_INDEX", "IMAGENET_MEAN", "IMAGENET_STD", "FisheyeDataset", "load_raw_sample"]
 
 View = Literal["flat", "sphere"]
 

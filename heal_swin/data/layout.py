@@ -16,10 +16,11 @@ import re
 import struct
 import zlib
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -28,22 +29,22 @@ from heal_swin.data.classes import IGNORE_INDEX, WOODSCAPE_CLASSES, ClassTable, 
 from heal_swin.geometry.camera import CalibrationError, FisheyeCamera
 
 __all__ = [
+    "SYNTHETIC",
+    "WOODSCAPE",
+    "DatasetError",
+    "DatasetIndex",
     "FisheyeDatasetSpec",
     "SampleRecord",
-    "DatasetIndex",
-    "DatasetError",
-    "WOODSCAPE",
-    "SYNTHETIC",
-    "synwoodscape_spec",
-    "get_spec",
     "detect_spec",
-    "scan",
-    "validate_sample",
+    "get_spec",
+    "png_size",
+    "read_calibration",
+    "read_depth",
     "read_image",
     "read_label",
-    "read_depth",
-    "read_calibration",
-    "png_size",
+    "scan",
+    "synwoodscape_spec",
+    "validate_sample",
 ]
 
 Validate = Literal["none", "quick", "full"]
@@ -64,7 +65,12 @@ DEFAULT_DIRS: dict[str, tuple[str, ...]] = {
         "rgbLabels",
     ),
     "depth": ("depth_maps/raw_data", "depth_maps/depth_maps/raw_data", "depth_maps"),
-    "calibration": ("calibration", "calibration/calibration", "calibration_data/calibration", "calibration_data"),
+    "calibration": (
+        "calibration",
+        "calibration/calibration",
+        "calibration_data/calibration",
+        "calibration_data",
+    ),
 }
 _EXT = {"image": ".png", "label": ".png", "rgb_label": ".png", "depth": ".npy", "calibration": ".json"}
 
@@ -116,7 +122,9 @@ def get_spec(name: str | FisheyeDatasetSpec) -> FisheyeDatasetSpec:
     if key.lower().startswith("synwoodscape"):
         variant = key[len("synwoodscape") :].lstrip("-_:") or None
         return synwoodscape_spec(variant)
-    raise DatasetError(f"dataset: expected woodscape, synthetic, synwoodscape[-large|-large_plus_AD], got {name!r}")
+    raise DatasetError(
+        f"dataset: expected woodscape, synthetic, synwoodscape[-large|-large_plus_AD], got {name!r}"
+    )
 
 
 def detect_spec(root: str | Path) -> FisheyeDatasetSpec:
@@ -191,12 +199,14 @@ def find_split_file(root: Path, split: str) -> Path | None:
     return None
 
 
-def seeded_split(names: Sequence[str], seed: int = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> dict[str, set[str]]:
+def seeded_split(
+    names: Sequence[str], seed: int = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)
+) -> dict[str, set[str]]:
     """Split sample names by frame number (all cameras of a frame together), seeded and stable."""
     frames = sorted({_frame(n) for n in names})
     perm = np.random.default_rng(np.random.SeedSequence([seed, 0x5917])).permutation(len(frames))
     n = len(frames)
-    n_val, n_test = int(round(fractions[1] * n)), int(round(fractions[2] * n))
+    n_val, n_test = round(fractions[1] * n), round(fractions[2] * n)
     if n >= 3:
         n_val, n_test = max(n_val, 1), max(n_test, 1)
     n_train = n - n_val - n_test
@@ -249,7 +259,9 @@ def scan(
     if dirs["image"] is None:
         tried = ", ".join(str(root / c) for c in spec.dirs["image"])
         raise DatasetError(f"{root}: no images found (looked for *.png in {tried})")
-    images = sorted(p for p in dirs["image"].iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
+    images = sorted(
+        p for p in dirs["image"].iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")
+    )
     names = [p.stem for p in images]
     by_name = dict(zip(names, images))
     skipped: list[tuple[str, str]] = []
@@ -261,7 +273,10 @@ def scan(
         if f is not None:
             listed = _split_entries(f)
             missing = [n for n in listed if n not in by_name]
-            skipped += [(str(dirs["image"] / f"{n}.png"), f"listed in {f.name} but the image does not exist") for n in missing]
+            skipped += [
+                (str(dirs["image"] / f"{n}.png"), f"listed in {f.name} but the image does not exist")
+                for n in missing
+            ]
             chosen, source = [n for n in listed if n in by_name], f"file {f}"
         else:
             others = [find_split_file(root, o) for o in SPLITS if o != split]
@@ -322,7 +337,7 @@ def png_size(path: str | Path) -> tuple[int, int, int]:
         head = f.read(33)
     if len(head) < 33 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
         raise DatasetError(f"{path}: not a PNG file (bad signature or header)")
-    w, h, depth, ctype = struct.unpack(">IIBB", head[16:26])
+    w, h, _depth, ctype = struct.unpack(">IIBB", head[16:26])
     if zlib.crc32(head[12:29]) & 0xFFFFFFFF != struct.unpack(">I", head[29:33])[0]:
         raise DatasetError(f"{path}: corrupt PNG header (CRC mismatch)")
     channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(ctype, 0)
@@ -355,12 +370,19 @@ def validate_sample(
     except (DatasetError, OSError) as e:
         return [(rec.image, _reason(e, rec.image))]
     if rec.calibration is None:
-        problems.append((_expected(dirs, "calibration", rec.name), f"missing calibration for image {rec.image}"))
+        problems.append(
+            (_expected(dirs, "calibration", rec.name), f"missing calibration for image {rec.image}")
+        )
     else:
         try:
             cam = read_calibration(rec.calibration)
             if cam.image_size != (w, h):
-                problems.append((rec.calibration, f"calibration size {cam.width}x{cam.height} != image size {w}x{h} ({rec.image})"))
+                problems.append(
+                    (
+                        rec.calibration,
+                        f"calibration size {cam.width}x{cam.height} != image size {w}x{h} ({rec.image})",
+                    )
+                )
         except CalibrationError as e:
             problems.append((rec.calibration, f"invalid calibration: {e}"))
     if rec.label is None:
@@ -394,7 +416,12 @@ def validate_sample(
                     raw = read_raw_label(path)
                     unknown = np.setdiff1d(np.unique(raw), spec.classes.known_raw_ids)
                     if unknown.size:
-                        problems.append((path, f"unknown label ids {unknown.tolist()} (known: 0..{int(spec.classes.known_raw_ids.max())})"))
+                        problems.append(
+                            (
+                                path,
+                                f"unknown label ids {unknown.tolist()} (known: 0..{int(spec.classes.known_raw_ids.max())})",
+                            )
+                        )
                 else:
                     read_depth(path, spec)
             except (DatasetError, OSError) as e:

@@ -35,11 +35,11 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -51,10 +51,10 @@ __all__ = [
     "CAMERA_NAMES",
     "GENERATOR_VERSION",
     "SynthConfig",
-    "rig_cameras",
     "camera_rotation",
-    "render_scene",
     "generate",
+    "render_scene",
+    "rig_cameras",
     "scene_complete",
 ]
 
@@ -90,7 +90,9 @@ def camera_rotation(yaw_deg: float, pitch_down_deg: float, roll_deg: float = 0.0
     return r @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def rig_cameras(width: int = FULL_SIZE[0], height: int = FULL_SIZE[1], cameras: Sequence[str] = CAMERA_NAMES) -> dict[str, FisheyeCamera]:
+def rig_cameras(
+    width: int = FULL_SIZE[0], height: int = FULL_SIZE[1], cameras: Sequence[str] = CAMERA_NAMES
+) -> dict[str, FisheyeCamera]:
     """The four cameras of the synthetic vehicle at ``width x height`` (scaled from 1280x966)."""
     out = {}
     for name in cameras:
@@ -133,7 +135,7 @@ def _camera_rays(camera: FisheyeCamera) -> _Rays:
     w, h = camera.width, camera.height
     rays = camera.pixel_rays().reshape(-1, 3)
     rays = np.where(np.isfinite(rays), rays, [0.0, 0.0, 1.0])
-    ts = max(4, int(round(min(w, h) / 60)))
+    ts = max(4, round(min(w, h) / 60))
     v, u = np.divmod(np.arange(w * h), w)
     ntx = -(-w // ts)
     tile = (v // ts) * ntx + (u // ts)
@@ -151,7 +153,16 @@ def _camera_rays(camera: FisheyeCamera) -> _Rays:
     vig = (theta / max(theta.max(), 1e-6)) ** 2
     iperm = np.empty_like(perm)
     iperm[perm] = np.arange(perm.size)
-    return _Rays(perm, iperm, np.ascontiguousarray(dirs.T.astype(np.float32)), vig.astype(np.float32), start, count, axis, half)
+    return _Rays(
+        perm,
+        iperm,
+        np.ascontiguousarray(dirs.T.astype(np.float32)),
+        vig.astype(np.float32),
+        start,
+        count,
+        axis,
+        half,
+    )
 
 
 def _gather_tiles(rays: _Rays, sel: np.ndarray) -> np.ndarray:
@@ -178,7 +189,14 @@ class Prim:
 def _box(c, size, yaw, label, color, tex=0) -> Prim:
     c = np.asarray(c, float)
     half = np.asarray(size, float) / 2
-    return Prim("box", (c, half, float(yaw)), label, np.asarray(color, np.float32), tex, (c, float(np.linalg.norm(half))))
+    return Prim(
+        "box",
+        (c, half, float(yaw)),
+        label,
+        np.asarray(color, np.float32),
+        tex,
+        (c, float(np.linalg.norm(half))),
+    )
 
 
 def _cyl(x, y, r, z0, z1, label, color, tex=0) -> Prim:
@@ -364,12 +382,27 @@ def make_scene(rng: np.random.Generator, cameras: Sequence[str] = CAMERA_NAMES) 
         s = len(edges) - 1
         heights = np.where(rng.uniform(size=s) < 0.12, 0.0, rng.uniform(3, 28, size=s))
         colors = np.stack([_rand_color(rng, (0.05, 0.5), (0.35, 0.9)) for _ in range(s)])
-        win = np.stack([rng.uniform(2.5, 4.0, s), rng.uniform(1.2, 3.5, s), rng.uniform(0.3, 0.7, s), rng.uniform(0.4, 0.75, s)], 1)
-        buildings[side] = (edges, heights.astype(np.float32), colors.astype(np.float32), win.astype(np.float32))
+        win = np.stack(
+            [
+                rng.uniform(2.5, 4.0, s),
+                rng.uniform(1.2, 3.5, s),
+                rng.uniform(0.3, 0.7, s),
+                rng.uniform(0.4, 0.75, s),
+            ],
+            1,
+        )
+        buildings[side] = (
+            edges,
+            heights.astype(np.float32),
+            colors.astype(np.float32),
+            win.astype(np.float32),
+        )
     road = np.full(3, u(0.18, 0.42), np.float32) * _hsv(u(0.55, 0.7), u(0, 0.15), 1.0)
     colors = {
         "road": road,
-        "mark": np.array([0.92, 0.92, 0.9], np.float32) * u(0.75, 1.0) if rng.uniform() < 0.8 else np.array([0.95, 0.8, 0.25], np.float32),
+        "mark": np.array([0.92, 0.92, 0.9], np.float32) * u(0.75, 1.0)
+        if rng.uniform() < 0.8
+        else np.array([0.95, 0.8, 0.25], np.float32),
         "curb": np.full(3, u(0.5, 0.8), np.float32) * _hsv(u(0, 1), u(0, 0.1), 1.0),
         "side": _rand_color(rng, (0.0, 0.35), (0.4, 0.8)),
         "verge": _hsv(u(0.2, 0.35), u(0.3, 0.7), u(0.25, 0.55)),
@@ -409,7 +442,9 @@ def make_scene(rng: np.random.Generator, cameras: Sequence[str] = CAMERA_NAMES) 
             for s2 in (-1, 1):
                 wx = x + sgn * ln * 0.32 * math.cos(yaw) - s2 * wd * 0.47 * math.sin(yaw)
                 wy = y + sgn * ln * 0.32 * math.sin(yaw) + s2 * wd * 0.47 * math.cos(yaw)
-                prims.append(_disc((wx, wy, 0.32), yaw + math.pi / 2, 0.32, VEHICLES, np.full(3, 0.06, np.float32)))
+                prims.append(
+                    _disc((wx, wy, 0.32), yaw + math.pi / 2, 0.32, VEHICLES, np.full(3, 0.06, np.float32))
+                )
 
     def add_person(x, y, label=PERSON, z0=0.0, height=None):
         h = height if height is not None else u(1.45, 1.95)
@@ -432,12 +467,17 @@ def make_scene(rng: np.random.Generator, cameras: Sequence[str] = CAMERA_NAMES) 
         else:
             prims.append(_box((x, y, wr + 0.3), (base * 1.6, 0.06, 0.55), yaw, label, col))
         if rider:
-            add_person(x - 0.15 * math.cos(yaw), y - 0.15 * math.sin(yaw), RIDER, z0=wr + 0.35, height=u(0.85, 1.05))
+            add_person(
+                x - 0.15 * math.cos(yaw), y - 0.15 * math.sin(yaw), RIDER, z0=wr + 0.35, height=u(0.85, 1.05)
+            )
 
     def add_sign(x, y, facing):
         top = u(2.0, 3.0)
         prims.append(_cyl(x, y, u(0.035, 0.06), 0.0, top, VOID, np.full(3, u(0.3, 0.6), np.float32)))
-        col = [np.array(c, np.float32) for c in ((0.8, 0.1, 0.1), (0.1, 0.2, 0.75), (0.95, 0.95, 0.9), (0.95, 0.8, 0.1))][rng.integers(4)]
+        col = [
+            np.array(c, np.float32)
+            for c in ((0.8, 0.1, 0.1), (0.1, 0.2, 0.75), (0.95, 0.95, 0.9), (0.95, 0.8, 0.1))
+        ][rng.integers(4)]
         yaw = facing + u(-0.4, 0.4)
         px, py = x + 0.08 * math.cos(yaw), y + 0.08 * math.sin(yaw)
         if rng.uniform() < 0.5:
@@ -458,7 +498,9 @@ def make_scene(rng: np.random.Generator, cameras: Sequence[str] = CAMERA_NAMES) 
         return u(y_right + 1.1, y_left - 1.1)
 
     # Guaranteed near objects: every class in every scene, at a distance small images still resolve.
-    p = try_place(lambda: near_xy(4.5, 12.0) if rng.uniform() < 0.5 else (near_xy(4.5, 12.0)[0], lane_y()), 2.6)
+    p = try_place(
+        lambda: near_xy(4.5, 12.0) if rng.uniform() < 0.5 else (near_xy(4.5, 12.0)[0], lane_y()), 2.6
+    )
     if p:
         add_vehicle(p[0], p[1], u(-0.15, 0.15) + (math.pi if rng.uniform() < 0.5 else 0))
     p = try_place(lambda: (near_xy(3.0, 9.0)[0], on_sidewalk()), 0.5)
@@ -467,7 +509,15 @@ def make_scene(rng: np.random.Generator, cameras: Sequence[str] = CAMERA_NAMES) 
     for motor in (False, True):
         p = try_place(lambda: near_xy(3.5, 10.0), 1.2)
         if p:
-            add_two_wheeler(p[0], p[1], u(-0.5, 0.5) + (math.pi if rng.uniform() < 0.5 else 0) + (math.pi / 2 if rng.uniform() < 0.25 else 0), motor, True)
+            add_two_wheeler(
+                p[0],
+                p[1],
+                u(-0.5, 0.5)
+                + (math.pi if rng.uniform() < 0.5 else 0)
+                + (math.pi / 2 if rng.uniform() < 0.25 else 0),
+                motor,
+                True,
+            )
     p = try_place(lambda: (near_xy(4.0, 12.0)[0], on_sidewalk()), 0.4)
     if p:
         add_sign(p[0], p[1], 0.0 if p[0] > 1.4 else math.pi)
@@ -476,9 +526,9 @@ def make_scene(rng: np.random.Generator, cameras: Sequence[str] = CAMERA_NAMES) 
     for _ in range(rng.integers(2, 9)):  # parked and moving vehicles
         if rng.uniform() < 0.5:
             side = 1 if rng.uniform() < 0.5 else -1
-            gen = lambda: (u(-45, 50), (y_left - 1.1) if side > 0 else (y_right + 1.1))  # noqa: E731
+            gen = lambda side=side: (u(-45, 50), (y_left - 1.1) if side > 0 else (y_right + 1.1))
         else:
-            gen = lambda: (u(-50, 60), lane_y())  # noqa: E731
+            gen = lambda: (u(-50, 60), lane_y())
         p = try_place(gen, 2.6)
         if p:
             add_vehicle(p[0], p[1], u(-0.08, 0.08) + (math.pi if rng.uniform() < 0.5 else 0))
@@ -489,7 +539,13 @@ def make_scene(rng: np.random.Generator, cameras: Sequence[str] = CAMERA_NAMES) 
     for _ in range(rng.integers(0, 3)):
         p = try_place(lambda: (u(-30, 40), lane_y()), 1.2)
         if p:
-            add_two_wheeler(p[0], p[1], u(-0.2, 0.2) + (math.pi if rng.uniform() < 0.5 else 0), rng.uniform() < 0.5, rng.uniform() < 0.7)
+            add_two_wheeler(
+                p[0],
+                p[1],
+                u(-0.2, 0.2) + (math.pi if rng.uniform() < 0.5 else 0),
+                rng.uniform() < 0.5,
+                rng.uniform() < 0.7,
+            )
     for _ in range(rng.integers(1, 5)):
         p = try_place(lambda: (u(-40, 50), on_sidewalk()), 0.4)
         if p:
@@ -500,10 +556,22 @@ def make_scene(rng: np.random.Generator, cameras: Sequence[str] = CAMERA_NAMES) 
             continue
         if rng.uniform() < 0.6:
             h = u(2.5, 4.0)
-            prims.append(_cyl(p[0], p[1], u(0.1, 0.2), 0.0, h, VOID, _hsv(u(0.05, 0.1), u(0.3, 0.6), u(0.2, 0.4))))
-            prims.append(_sphere((p[0], p[1], h + u(0.8, 1.5)), u(1.2, 2.2), VOID, _hsv(u(0.2, 0.35), u(0.4, 0.8), u(0.2, 0.5)), 3))
+            prims.append(
+                _cyl(p[0], p[1], u(0.1, 0.2), 0.0, h, VOID, _hsv(u(0.05, 0.1), u(0.3, 0.6), u(0.2, 0.4)))
+            )
+            prims.append(
+                _sphere(
+                    (p[0], p[1], h + u(0.8, 1.5)),
+                    u(1.2, 2.2),
+                    VOID,
+                    _hsv(u(0.2, 0.35), u(0.4, 0.8), u(0.2, 0.5)),
+                    3,
+                )
+            )
         else:
-            prims.append(_cyl(p[0], p[1], u(0.06, 0.12), 0.0, u(4, 7), VOID, np.full(3, u(0.25, 0.55), np.float32)))
+            prims.append(
+                _cyl(p[0], p[1], u(0.06, 0.12), 0.0, u(4, 7), VOID, np.full(3, u(0.25, 0.55), np.float32))
+            )
 
     jitter = {c: (u(-0.6, 0.6), u(-0.5, 0.5), u(-0.02, 0.02)) for c in CAMERA_NAMES}
     return Scene(
@@ -671,7 +739,9 @@ def render_scene(scene: Scene, camera: FisheyeCamera, rng: np.random.Generator) 
         tile = 0.55 + 0.45 * ((_mod(x, 0.5) > 0.03) & (_mod(y, 0.5) > 0.03))
         tex = 1 + 0.2 * (_grain(x, y, 2) - 0.5) + 0.1 * _waves(x, y, ph[1], 0.8)
         for k in range(3):
-            albedo[k, g] = np.where(curb, col["curb"][k], np.where(beyond, col["verge"][k], col["side"][k] * tile)) * tex
+            albedo[k, g] = (
+                np.where(curb, col["curb"][k], np.where(beyond, col["verge"][k], col["side"][k] * tile)) * tex
+            )
     for code, side in ((_FAC_L, "L"), (_FAC_R, "R")):
         g = np.nonzero(sid == code)[0]
         if g.size == 0:
@@ -699,7 +769,9 @@ def render_scene(scene: Scene, camera: FisheyeCamera, rng: np.random.Generator) 
         if p.tex == 1:
             tex = 0.7 + 0.3 * (_mod(z * 7, 1.0) > 0.5)
         elif p.tex == 2:
-            tex = np.where(z < p.params[0][2] - p.params[1][2] + 0.15, 0.35, 1.0) + 0.06 * _waves(x, z, ph[3], 2.0)
+            tex = np.where(z < p.params[0][2] - p.params[1][2] + 0.15, 0.35, 1.0) + 0.06 * _waves(
+                x, z, ph[3], 2.0
+            )
         elif p.tex == 3:
             tex = 0.75 + 0.5 * _grain(x + y, z, 5)
         else:
@@ -743,7 +815,11 @@ def render_scene(scene: Scene, camera: FisheyeCamera, rng: np.random.Generator) 
         u8[k] = v
     u8 = u8[:, rays.iperm]  # tile order -> image order (uint8: a quarter of the float traffic)
     image = cv2.merge([u8[2].reshape(h, w), u8[1].reshape(h, w), u8[0].reshape(h, w)])  # BGR
-    return {"image": image, "label": label_sorted[rays.iperm].reshape(h, w), "depth": depth_sorted[rays.iperm].reshape(h, w)}
+    return {
+        "image": image,
+        "label": label_sorted[rays.iperm].reshape(h, w),
+        "depth": depth_sorted[rays.iperm].reshape(h, w),
+    }
 
 
 @lru_cache(maxsize=4)
@@ -757,7 +833,9 @@ def _noise_bank(n: int) -> np.ndarray:
 
 def _intrinsic_only(camera: FisheyeCamera) -> FisheyeCamera:
     """Drop the extrinsics so that the ray cache is keyed by the intrinsics only."""
-    return FisheyeCamera(camera.k, camera.cx_offset, camera.cy_offset, camera.aspect_ratio, camera.width, camera.height)
+    return FisheyeCamera(
+        camera.k, camera.cx_offset, camera.cy_offset, camera.aspect_ratio, camera.width, camera.height
+    )
 
 
 def _lane_marks(scene: Scene, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -772,7 +850,9 @@ def _lane_marks(scene: Scene, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         mark |= np.abs(y - (scene.y_right + 0.35)) < hw
     if scene.crosswalk is not None:
         x0, x1 = scene.crosswalk
-        mark |= (x > x0) & (x < x1) & (_mod(y, 1.0) < 0.5) & (y < scene.y_left - 0.3) & (y > scene.y_right + 0.3)
+        mark |= (
+            (x > x0) & (x < x1) & (_mod(y, 1.0) < 0.5) & (y < scene.y_left - 0.3) & (y > scene.y_right + 0.3)
+        )
     return mark
 
 
@@ -834,7 +914,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _png(img: np.ndarray, level: int, strategy: int = cv2.IMWRITE_PNG_STRATEGY_DEFAULT, filt: str | None = None) -> bytes:
+def _png(
+    img: np.ndarray, level: int, strategy: int = cv2.IMWRITE_PNG_STRATEGY_DEFAULT, filt: str | None = None
+) -> bytes:
     params = [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_STRATEGY, strategy]
     if filt is not None and hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.10: skip adaptive filtering
         params += [cv2.IMWRITE_PNG_FILTER, getattr(cv2, f"IMWRITE_PNG_FILTER_{filt}")]
@@ -875,13 +957,22 @@ def _write_camera(root: Path, config: SynthConfig, stem: str, res: dict) -> None
     paths = _paths(root, stem)
     # Huffman-only + the "up" filter suits the noisy photographs (2x faster than deflate, about the
     # same size); RLE without filtering suits the piecewise-constant label maps
-    _atomic_write(paths["image"], _png(res["image"], config.png_compression, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY, "UP"))
-    _atomic_write(paths["label"], _png(res["label"], config.png_compression, cv2.IMWRITE_PNG_STRATEGY_RLE, "NONE"))
+    _atomic_write(
+        paths["image"],
+        _png(res["image"], config.png_compression, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY, "UP"),
+    )
+    _atomic_write(
+        paths["label"], _png(res["label"], config.png_compression, cv2.IMWRITE_PNG_STRATEGY_RLE, "NONE")
+    )
     rgb_label = WOODSCAPE_CLASSES.colorize(res["label"])
-    _atomic_write(paths["rgb_label"], _png(rgb_label, config.png_compression, cv2.IMWRITE_PNG_STRATEGY_RLE, "NONE"))
+    _atomic_write(
+        paths["rgb_label"], _png(rgb_label, config.png_compression, cv2.IMWRITE_PNG_STRATEGY_RLE, "NONE")
+    )
     _atomic_write(paths["depth"], _npy(res["depth"]))
     calib = res["camera"].to_dict()
-    _atomic_write(paths["calibration"], (json.dumps(calib, indent=2) + "\n").encode())  # last: marks completion
+    _atomic_write(
+        paths["calibration"], (json.dumps(calib, indent=2) + "\n").encode()
+    )  # last: marks completion
 
 
 _ENCODER: tuple[int, ThreadPoolExecutor] | None = None
@@ -919,8 +1010,8 @@ def _worker(args: tuple[str, SynthConfig, int]) -> int:
 def split_scenes(config: SynthConfig) -> dict[str, list[int]]:
     """Scene indices per split: a seeded permutation, fractions ``config.split`` (train, val, test)."""
     perm = np.random.default_rng(np.random.SeedSequence([config.seed, 0x5917])).permutation(config.scenes)
-    n_val = int(round(config.split[1] * config.scenes))
-    n_test = int(round(config.split[2] * config.scenes))
+    n_val = round(config.split[1] * config.scenes)
+    n_test = round(config.split[2] * config.scenes)
     if config.scenes >= 3:
         n_val, n_test = max(n_val, 1), max(n_test, 1)
     n_train = config.scenes - n_val - n_test
@@ -952,8 +1043,12 @@ def dataset_card(config: SynthConfig, splits: dict[str, list[int]]) -> dict:
         **WOODSCAPE_CLASSES.to_card(),
         "labels": "single-channel PNG of class ids; rgbLabels use the BGR colours above. Sky, buildings, "
         "sidewalks, poles, trees are void (0), as in WoodScape.",
-        "depth": {"unit": "metre", "measured": "along the ray (Euclidean distance from the camera centre)",
-                  "dtype": "float32", "invalid": "inf (sky / no surface / beyond 1000 m)"},  # fmt: skip
+        "depth": {
+            "unit": "metre",
+            "measured": "along the ray (Euclidean distance from the camera centre)",
+            "dtype": "float32",
+            "invalid": "inf (sky / no surface / beyond 1000 m)",
+        },
         "green_strips": False,
         "splits": {k: len(v) * len(config.cameras) for k, v in splits.items()},
         "split_by": "scene (all cameras of a scene are in the same split)",
@@ -1054,8 +1149,12 @@ def _progress(total: int, enabled: bool) -> Callable[[int | None], None]:
 
 def iter_cameras(cameras: str | Iterable[str]) -> tuple[str, ...]:
     """Parse ``FV,RV`` (or a sequence) into validated camera names."""
-    names = tuple(c.strip().upper() for c in (cameras.split(",") if isinstance(cameras, str) else cameras) if c.strip())
+    names = tuple(
+        c.strip().upper() for c in (cameras.split(",") if isinstance(cameras, str) else cameras) if c.strip()
+    )
     bad = [c for c in names if c not in CAMERA_NAMES]
     if bad or not names:
-        raise ValueError(f"cameras: expected a comma-separated subset of {','.join(CAMERA_NAMES)}, got {cameras!r}")
+        raise ValueError(
+            f"cameras: expected a comma-separated subset of {','.join(CAMERA_NAMES)}, got {cameras!r}"
+        )
     return names

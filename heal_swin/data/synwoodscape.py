@@ -23,19 +23,21 @@ from heal_swin.data.classes import SYNWOODSCAPE_CLASSES, SYNWOODSCAPE_MERGES, sy
 from heal_swin.data.layout import DatasetIndex, scan, synwoodscape_spec
 
 __all__ = [
+    "CARLA_TRANSLATION_KEY",
+    "SKY_DEPTH",
     "SYNWOODSCAPE_CLASSES",
     "SYNWOODSCAPE_MERGES",
-    "SKY_DEPTH",
-    "CARLA_TRANSLATION_KEY",
-    "synwoodscape_table",
-    "synwoodscape_spec",
     "scan_synwoodscape",
+    "synwoodscape_spec",
+    "synwoodscape_table",
 ]
 
 SKY_DEPTH = 1000.0
 CARLA_TRANSLATION_KEY = "translation used in CARLA (CARLA reference)"
 
 
-def scan_synwoodscape(root: str | Path, variant: str | None = None, split: str = "all", **kwargs: Any) -> DatasetIndex:
+def scan_synwoodscape(
+    root: str | Path, variant: str | None = None, split: str = "all", **kwargs: Any
+) -> DatasetIndex:
     """Index a SynWoodScape root (see :func:`heal_swin.data.layout.scan` for the arguments)."""
     return scan(root, synwoodscape_spec(variant), split=split, **kwargs)

@@ -29,8 +29,9 @@ see. Rotations by other angles are not exact pixel permutations and are not offe
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import healpy as hp
 import numpy as np
@@ -39,16 +40,16 @@ from heal_swin.geometry.camera import FisheyeCamera, matrix_to_quaternion
 from heal_swin.geometry.healpix import HealpixGrid
 
 __all__ = [
-    "flip_camera",
-    "HorizontalFlip",
-    "photometric",
-    "FlatAugment",
-    "sphere_rotation_index",
-    "sphere_flip_index",
-    "SphereRandomRot90",
-    "SphereRandomFlip",
-    "Compose",
     "SPHERE_KEYS",
+    "Compose",
+    "FlatAugment",
+    "HorizontalFlip",
+    "SphereRandomFlip",
+    "SphereRandomRot90",
+    "flip_camera",
+    "photometric",
+    "sphere_flip_index",
+    "sphere_rotation_index",
 ]
 
 Sample = dict[str, Any]
@@ -99,7 +100,9 @@ def photometric(strength: float = 1.0) -> Callable[..., Any]:
     return A.Compose(
         [
             A.RandomBrightnessContrast(brightness_limit=0.25 * s, contrast_limit=0.25 * s, p=0.8),
-            A.HueSaturationValue(hue_shift_limit=int(8 * s), sat_shift_limit=int(20 * s), val_shift_limit=0, p=0.5),
+            A.HueSaturationValue(
+                hue_shift_limit=int(8 * s), sat_shift_limit=int(20 * s), val_shift_limit=0, p=0.5
+            ),
             A.RandomGamma(gamma_limit=(100 - int(20 * s), 100 + int(20 * s)), p=0.3),
             A.GaussNoise(std_range=(0.0, 0.03 * s), p=0.3),
             A.GaussianBlur(blur_limit=(3, 3), p=0.1 * s),
@@ -152,7 +155,9 @@ def _permutation(grid: HealpixGrid, transform: np.ndarray, what: str) -> np.ndar
     glob = hp.vec2pix(grid.nside, v[:, 0], v[:, 1], v[:, 2], nest=True)
     idx = grid.local_index(glob)
     if np.any(idx < 0) or np.unique(idx).size != idx.size:
-        raise ValueError(f"{what} is not a permutation of the grid {grid.key} (base pixels not closed under it)")
+        raise ValueError(
+            f"{what} is not a permutation of the grid {grid.key} (base pixels not closed under it)"
+        )
     idx.setflags(write=False)
     return idx
 

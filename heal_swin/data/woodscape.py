@@ -23,7 +23,7 @@ from heal_swin.data.classes import IGNORE_INDEX, WOODSCAPE_CLASSES
 from heal_swin.data.layout import WOODSCAPE, DatasetIndex, scan
 from heal_swin.geometry.camera import FisheyeCamera
 
-__all__ = ["WOODSCAPE", "WOODSCAPE_CLASSES", "STRIP_ROWS", "apply_strips", "crop_camera", "scan_woodscape"]
+__all__ = ["STRIP_ROWS", "WOODSCAPE", "WOODSCAPE_CLASSES", "apply_strips", "crop_camera", "scan_woodscape"]
 
 STRIP_ROWS = 3
 

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from heal_swin.data.classes import SYNWOODSCAPE_CLASSES, WOODSCAPE_CLASSES, synwoodscape_table, table_from_card
+from heal_swin.data.classes import (
+    SYNWOODSCAPE_CLASSES,
+    WOODSCAPE_CLASSES,
+    synwoodscape_table,
+    table_from_card,
+)
 
 yaml = pytest.importorskip("yaml")
 DATA = Path(__file__).resolve().parents[2] / "data"

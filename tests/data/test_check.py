@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import argparse
-import warnings
 
 import cv2
 import numpy as np
@@ -59,7 +58,10 @@ def test_bad_files_are_named_and_skipped(synth_copy, capsys):
     text = rep.format()
     for path, words in bad.items():
         assert path in text, path
-        assert any(path == p and words.lower() in why.lower() for p, why in rep.problems), (path, rep.problems)
+        assert any(path == p and words.lower() in why.lower() for p, why in rep.problems), (
+            path,
+            rep.problems,
+        )
     assert run_data_command(_parse(["data", "check", str(synth_copy)])) == 1
     out = capsys.readouterr().out
     assert all(p in out for p in bad)

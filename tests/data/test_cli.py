@@ -18,7 +18,12 @@ def test_synth_then_check(tmp_path, capsys):
                    "--cameras", "FV,MVR", "--workers", "1", "--no-progress"])  # fmt: skip
     assert run_data_command(args) == 0
     assert "wrote 4 images" in capsys.readouterr().out
-    assert sorted(p.name for p in (out / "rgb_images").iterdir()) == ["00000_FV.png", "00000_MVR.png", "00001_FV.png", "00001_MVR.png"]
+    assert sorted(p.name for p in (out / "rgb_images").iterdir()) == [
+        "00000_FV.png",
+        "00000_MVR.png",
+        "00001_FV.png",
+        "00001_MVR.png",
+    ]
     assert run_data_command(args) == 0  # idempotent: nothing to do
     assert "wrote 0 images" in capsys.readouterr().out
     assert main(["data", "check", str(out), "--json"]) == 0

@@ -25,7 +25,10 @@ GRID = HealpixGrid(8)
 def _nested_woodscape(src: Path, dst: Path, split_files: bool = True) -> Path:
     """The released zips' layout (nested folders), no depth, OmniDet split files with extensions."""
     shutil.copytree(src / "rgb_images", dst / "rgb_images" / "rgb_images")
-    shutil.copytree(src / "semantic_annotations" / "gtLabels", dst / "semantic_annotations" / "semantic_annotations" / "gtLabels")
+    shutil.copytree(
+        src / "semantic_annotations" / "gtLabels",
+        dst / "semantic_annotations" / "semantic_annotations" / "gtLabels",
+    )
     shutil.copytree(src / "calibration", dst / "calibration" / "calibration")
     if split_files:
         for s in ("train", "val"):
@@ -47,7 +50,12 @@ def test_synthetic_flat_and_sphere(tiny_synth):
     sp = FisheyeDataset(tiny_synth, split="train", view="sphere", grid=GRID)
     t = sp[0]
     n = GRID.npix
-    assert t["image"].shape == (3, n) and t["label"].shape == (n,) and t["valid"].shape == (n,) and t["depth"].shape == (n,)
+    assert (
+        t["image"].shape == (3, n)
+        and t["label"].shape == (n,)
+        and t["valid"].shape == (n,)
+        and t["depth"].shape == (n,)
+    )
     v = t["valid"]
     assert 0.5 < v.float().mean() < 1.0
     assert torch.all(t["label"][~v] == IGNORE_INDEX) and torch.all(t["label"][v] <= 9)
@@ -74,7 +82,9 @@ def test_woodscape_nested_layout_and_split_files(tiny_synth, tmp_path):
     c0 = FisheyeCamera.from_json(json.loads(ds[0]["calibration"]))
     c1 = FisheyeCamera.from_json(json.loads(crop["calibration"]))
     assert c1.height == 114 and c1.cy_offset == c0.cy_offset
-    np.testing.assert_allclose(c1.project(np.array([0.1, 0.2, 1.0]))[1], c0.project(np.array([0.1, 0.2, 1.0]))[1] - 3)
+    np.testing.assert_allclose(
+        c1.project(np.array([0.1, 0.2, 1.0]))[1], c0.project(np.array([0.1, 0.2, 1.0]))[1] - 3
+    )
     ign = FisheyeDataset(root, split="train", strips="ignore")[0]["label"]
     assert torch.all(ign[:3] == IGNORE_INDEX) and torch.all(ign[-3:] == IGNORE_INDEX)
     assert torch.equal(ign[3:-3], ds[0]["label"][3:-3])
@@ -86,10 +96,10 @@ def test_woodscape_nested_layout_and_split_files(tiny_synth, tmp_path):
 def test_seeded_split_when_no_split_files(tiny_synth, tmp_path):
     root = _nested_woodscape(tiny_synth, tmp_path / "ws", split_files=False)
     parts = {s: scan(root, "woodscape", split=s) for s in ("train", "val", "test")}
-    names = [set(r.name for r in p.samples) for p in parts.values()]
+    names = [{r.name for r in p.samples} for p in parts.values()]
     assert all(p.split_source.startswith("seeded") for p in parts.values())
     assert sum(len(n) for n in names) == 16 and not (names[0] & names[1]) and not (names[1] & names[2])
-    frames = [set(n.split("_")[0] for n in ns) for ns in names]
+    frames = [{n.split("_")[0] for n in ns} for ns in names]
     assert not (frames[0] & frames[1]) and not (frames[0] & frames[2])  # cameras of a frame stay together
     assert seeded_split(sorted(names[0] | names[1] | names[2]), seed=0)["val"] == names[1]
 
@@ -102,7 +112,9 @@ def _fake_synwoodscape(root: Path, n: int = 3, w: int = 64, h: int = 48) -> Path
     for i in range(n):
         for name in ("FV", "MVL"):
             stem = f"{i:05d}_{name}"
-            cv2.imwrite(str(root / "rgb_images" / f"{stem}.png"), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+            cv2.imwrite(
+                str(root / "rgb_images" / f"{stem}.png"), rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+            )
             lab = np.repeat(np.arange(25, dtype=np.uint8), (w * h) // 25 + 1)[: w * h].reshape(h, w)
             cv2.imwrite(str(root / "semantic_annotations" / "gtLabels" / f"{stem}.png"), lab)
             depth = rng.uniform(1, 50, (h, w)).astype(np.float32)
@@ -124,14 +136,28 @@ def test_synwoodscape_classes_merges_depth(tmp_path):
     lab, depth = s["label"], s["depth"]
     assert np.isinf(depth[lab == 13]).all() and np.isfinite(depth[lab != 13]).all()
     large = FisheyeDataset(root, "synwoodscape-large", split="all")
-    assert large.classes.names == ("void", "building", "road line", "road", "sidewalk", "four-wheeler vehicle", "sky", "ego-vehicle")
+    assert large.classes.names == (
+        "void",
+        "building",
+        "road line",
+        "road",
+        "sidewalk",
+        "four-wheeler vehicle",
+        "sky",
+        "ego-vehicle",
+    )
     ll = large.raw(0)["label"]
     name = SYNWOODSCAPE_CLASSES.names
     for raw_id in range(25):
         target = large.classes.names.index(name[raw_id]) if name[raw_id] in large.classes.names else 0
         assert np.all(ll[lab == raw_id] == target), name[raw_id]
     ad = synwoodscape_table("large_plus_AD")
-    assert ad.num_classes == 12 and ad.names[8:] == ("pedestrian", "traffic sign", "traffic light", "two-wheeler vehicle")
+    assert ad.num_classes == 12 and ad.names[8:] == (
+        "pedestrian",
+        "traffic sign",
+        "traffic light",
+        "two-wheeler vehicle",
+    )
     assert ad.raw_to_class[21] == 11 and ad.raw_to_class[4] == 8 and ad.raw_to_class[5] == 0  # pole -> void
     t = FisheyeDataset(root, "synwoodscape-large_plus_AD", split="all", view="sphere", grid=GRID)[0]
     assert t["label"][t["valid"]].max() <= 11 and torch.isinf(t["depth"]).any()

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import functools
+import itertools
 import json
+import operator
 from pathlib import Path
 
 import cv2
@@ -30,15 +33,17 @@ def test_layout_matches_woodscape(tiny_synth):
         assert cam.image_size == (TINY.width, TINY.height)
         assert cam.name == stem.split("_")[1]
         img = cv2.imread(str(root / "rgb_images" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
-        lab = cv2.imread(str(root / "semantic_annotations" / "gtLabels" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        lab = cv2.imread(
+            str(root / "semantic_annotations" / "gtLabels" / f"{stem}.png"), cv2.IMREAD_UNCHANGED
+        )
         assert img.shape == (TINY.height, TINY.width, 3) and img.dtype == np.uint8
         assert lab.shape == (TINY.height, TINY.width) and lab.dtype == np.uint8 and lab.max() <= 9
         rgb = cv2.imread(str(root / "semantic_annotations" / "rgbLabels" / f"{stem}.png"))
         assert np.array_equal(rgb, WOODSCAPE_CLASSES.colorize(lab))
     splits = {s: (root / f"{s}.txt").read_text().split() for s in ("train", "val", "test")}
-    allnames = sum(splits.values(), [])
+    allnames = functools.reduce(operator.iadd, splits.values(), [])
     assert sorted(allnames) == sorted(stems) and len(set(allnames)) == len(allnames)
-    for s, names in splits.items():  # split by scene: all cameras of a scene together
+    for names in splits.values():  # split by scene: all cameras of a scene together
         scenes = {n.split("_")[0] for n in names}
         assert len(names) == 4 * len(scenes)
     card = json.loads((root / "dataset_card.json").read_text())
@@ -55,8 +60,10 @@ def test_all_classes_present(tiny_synth):
 
 
 def test_scenes_vary(tiny_synth):
-    imgs = [cv2.imread(str(tiny_synth / "rgb_images" / f"{s:05d}_FV.png")).astype(np.float32) for s in range(4)]
-    for a, b in zip(imgs[:-1], imgs[1:]):
+    imgs = [
+        cv2.imread(str(tiny_synth / "rgb_images" / f"{s:05d}_FV.png")).astype(np.float32) for s in range(4)
+    ]
+    for a, b in itertools.pairwise(imgs):
         assert np.abs(a - b).mean() > 5
 
 
@@ -65,7 +72,9 @@ def test_depth_consistent_with_geometry(tiny_synth):
     for p in sorted((tiny_synth / "calibration").glob("*.json")):
         cam = FisheyeCamera.from_json(p)
         depth = np.load(tiny_synth / "depth_maps" / "raw_data" / f"{p.stem}.npy")
-        lab = cv2.imread(str(tiny_synth / "semantic_annotations" / "gtLabels" / f"{p.stem}.png"), cv2.IMREAD_UNCHANGED)
+        lab = cv2.imread(
+            str(tiny_synth / "semantic_annotations" / "gtLabels" / f"{p.stem}.png"), cv2.IMREAD_UNCHANGED
+        )
         assert depth.dtype == np.float32 and depth.shape == lab.shape
         rays = cam.to_vehicle(cam.pixel_rays(), directions=True)
         road = np.isin(lab, (1, 2))  # road and lane markings lie on z = 0

@@ -50,7 +50,9 @@ def _labels(h, w, seed=0):
 
 def test_sphere_rotation_matches_rotated_image():
     # a centred square camera: rotating the image 90 deg clockwise is a roll about the optical axis
-    cam = FisheyeCamera(k=(60.0, -5.6, 8.5, -1.3), cx_offset=0.0, cy_offset=0.0, aspect_ratio=1.0, width=128, height=128)
+    cam = FisheyeCamera(
+        k=(60.0, -5.6, 8.5, -1.3), cx_offset=0.0, cy_offset=0.0, aspect_ratio=1.0, width=128, height=128
+    )
     g = HealpixGrid(16)
     lab = _labels(128, 128)
     p = SphereProjector(cam, g)
@@ -93,7 +95,9 @@ def test_flat_augment_flip_keeps_sample_consistent():
     sample = {"image": rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), "label": _labels(120, 160),
               "depth": rng.uniform(1, 5, (120, 160)).astype(np.float32), "camera": cam}  # fmt: skip
     out = HorizontalFlip(p=1.0)(sample)
-    assert np.array_equal(out["label"], sample["label"][:, ::-1]) and np.array_equal(out["depth"], sample["depth"][:, ::-1])
+    assert np.array_equal(out["label"], sample["label"][:, ::-1]) and np.array_equal(
+        out["depth"], sample["depth"][:, ::-1]
+    )
     assert out["camera"].cx_offset == -cam.cx_offset
     random.seed(0)
     aug = FlatAugment(strength=1.0, hflip=0.0)(sample)
@@ -108,5 +112,7 @@ def test_sphere_random_rot90_moves_all_keys_together():
          "depth": np.arange(n, dtype=np.float32)}  # fmt: skip
     random.seed(1)
     out = SphereRandomRot90(g, p=1.0)(s)
-    assert np.array_equal(out["image"][0], out["label"].astype(np.float32)) and np.array_equal(out["depth"], out["label"])
+    assert np.array_equal(out["image"][0], out["label"].astype(np.float32)) and np.array_equal(
+        out["depth"], out["label"]
+    )
     assert not np.array_equal(out["label"], s["label"])
