@@ -725,7 +725,9 @@ def render_scene(scene: Scene, camera: FisheyeCamera, rng: np.random.Generator) 
         x, y = hx[g], hy[g]
         mark = _lane_marks(scene, x, y)
         label_sorted[g[mark]] = LANEMARKS
-        tex = 1 + 0.16 * _waves(x, y, ph[0], 0.35) + 0.14 * (_grain(x, y, 40) - 0.5)
+        # 2.5 cm asphalt grain, faded out within ~3 m where its cells would span many pixels
+        fade = np.minimum(th[g] * np.float32(1 / 3.0), 1.0)
+        tex = 1 + 0.16 * _waves(x, y, ph[0], 0.35) + (0.14 * fade) * (_grain(x, y, 40) - 0.5)
         for k in range(3):
             albedo[k, g] = np.where(mark, col["mark"][k], col["road"][k]) * tex
     g = np.nonzero((sid == _SIDE) | (sid == _CURBF))[0]
