@@ -446,6 +446,19 @@ def make_scene(rng: np.random.Generator, cameras: Sequence[str] = CAMERA_NAMES) 
                     _disc((wx, wy, 0.32), yaw + math.pi / 2, 0.32, VEHICLES, np.full(3, 0.06, np.float32))
                 )
 
+    def add_large_vehicle(x, y, yaw):
+        """Bus or truck: one tall box (windows band via the vehicle texture) on large wheels."""
+        ln, wd, top = u(7.0, 11.5), u(2.3, 2.55), u(2.6, 3.4)
+        col = _rand_color(rng, (0.2, 0.9), (0.3, 0.95))
+        prims.append(_box((x, y, (0.35 + top) / 2), (ln, wd, top - 0.35), yaw, VEHICLES, col, 2))
+        for sgn in (-1, 1):
+            for s2 in (-1, 1):
+                wx = x + sgn * ln * 0.35 * math.cos(yaw) - s2 * wd * 0.47 * math.sin(yaw)
+                wy = y + sgn * ln * 0.35 * math.sin(yaw) + s2 * wd * 0.47 * math.cos(yaw)
+                prims.append(
+                    _disc((wx, wy, 0.5), yaw + math.pi / 2, 0.5, VEHICLES, np.full(3, 0.06, np.float32))
+                )
+
     def add_person(x, y, label=PERSON, z0=0.0, height=None):
         h = height if height is not None else u(1.45, 1.95)
         r = u(0.17, 0.26)
@@ -532,6 +545,10 @@ def make_scene(rng: np.random.Generator, cameras: Sequence[str] = CAMERA_NAMES) 
         p = try_place(gen, 2.6)
         if p:
             add_vehicle(p[0], p[1], u(-0.08, 0.08) + (math.pi if rng.uniform() < 0.5 else 0))
+    if rng.uniform() < 0.35:  # a bus or truck further away, in a lane or parked
+        p = try_place(lambda: (u(10, 45) * (1 if rng.uniform() < 0.6 else -1), lane_y()), 6.0)
+        if p:
+            add_large_vehicle(p[0], p[1], u(-0.05, 0.05) + (math.pi if rng.uniform() < 0.5 else 0))
     for _ in range(rng.integers(1, 7)):
         p = try_place(lambda: (u(-30, 40), on_sidewalk() if rng.uniform() < 0.8 else lane_y()), 0.5)
         if p:
