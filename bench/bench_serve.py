@@ -204,6 +204,22 @@ def make_frame(size: tuple[int, int]) -> tuple[bytes, dict]:
     return jpg.tobytes(), cam.to_dict()
 
 
+def print_tables(results: dict) -> None:
+    print("\n## Model latency (batch 1, median ms, onnxruntime/torch threads = all cores)\n")
+    print("| model | input | params | torch eager | ORT fp32 | ORT int8 | int8 argmax agreement |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for r in results["models"]:
+        agree = "" if r["int8_agreement"] is None else f"{100 * r['int8_agreement']:.1f} %"
+        print(f"| {r['model']} | {r['input']} | {r['params']:,} | {r['torch_eager_ms']:.1f} | {r['ort_fp32_ms']:.1f} | {r['ort_int8_ms']:.1f} | {agree} |")
+    s = results["service"]
+    print(f"\n## Service: POST /v1/segment, {s['model']}, {s['frame']}, {s['format']}\n")
+    print("| batching | runs in flight x ORT threads | concurrency | requests | req/s | p50 ms | p99 ms | errors | mean batch |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in s["levels"]:
+        mb = "" if r["mean_batch"] is None else f"{r['mean_batch']:.2f}"
+        print(f"| {'on' if r['batching'] else 'off'} | {r['runs_in_flight']} x {r['ort_threads']} | {r['concurrency']} | {r['requests']} | {r['req_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} | {mb} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS))
@@ -217,7 +233,11 @@ def main() -> None:
     ap.add_argument("--wait-ms", type=float, default=5.0)
     ap.add_argument("--quick", action="store_true", help="heal_swin only, 4 s per level")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve.json")
+    ap.add_argument("--tables", type=Path, default=None, help="only print the tables of an existing results file")
     args = ap.parse_args()
+    if args.tables:
+        print_tables(json.loads(args.tables.read_text()))
+        return
     if args.quick:
         args.models, args.seconds, args.repeats = args.serve_model, 4.0, 5
     names = [n.strip() for n in args.models.split(",") if n.strip()]
@@ -267,19 +287,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
 
-    print("\n## Model latency (batch 1, median ms, onnxruntime/torch threads = all cores)\n")
-    print("| model | input | params | torch eager | ORT fp32 | ORT int8 | int8 argmax agreement |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for r in results["models"]:
-        agree = "" if r["int8_agreement"] is None else f"{100 * r['int8_agreement']:.1f} %"
-        print(f"| {r['model']} | {r['input']} | {r['params']:,} | {r['torch_eager_ms']:.1f} | {r['ort_fp32_ms']:.1f} | {r['ort_int8_ms']:.1f} | {agree} |")
-    s = results["service"]
-    print(f"\n## Service: POST /v1/segment, {s['model']}, {s['frame']}, {s['format']}\n")
-    print("| batching | runs in flight x ORT threads | concurrency | requests | req/s | p50 ms | p99 ms | errors | mean batch |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for r in s["levels"]:
-        mb = "" if r["mean_batch"] is None else f"{r['mean_batch']:.2f}"
-        print(f"| {'on' if r['batching'] else 'off'} | {r['runs_in_flight']} x {r['ort_threads']} | {r['concurrency']} | {r['requests']} | {r['req_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} | {mb} |")
+    print_tables(results)
     print(f"\nwrote {args.out}")
 
 

@@ -92,15 +92,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def frame() -> tuple[np.ndarray, FisheyeCamera, bytes, bytes]:
-    """(image BGR 160x121, camera, JPEG bytes, calibration JSON bytes): the demo frame scaled down."""
+    """(image BGR 160x121, camera, PNG bytes, calibration JSON bytes): the demo frame scaled down."""
     img_path, cal_path = demo_paths()
     full = cv2.imread(str(img_path))
     image = cv2.resize(full, IMG_SIZE, interpolation=cv2.INTER_AREA)
     camera = FisheyeCamera.from_json(cal_path).scaled(*IMG_SIZE)
-    ok, jpg = cv2.imencode(".png", image)
+    ok, data = cv2.imencode(".png", image)
     calib = camera.to_dict()
     calib["name"] = "test_FV"
-    return image, camera, jpg.tobytes(), json.dumps(calib).encode()
+    return image, camera, data.tobytes(), json.dumps(calib).encode()
 
 
 @pytest.fixture(scope="session")
