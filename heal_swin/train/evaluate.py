@@ -37,9 +37,10 @@ def evaluate(
     n = len(dataset) if limit is None else min(limit, len(dataset))
     seg = predictor.task == "segmentation"
     k = len(predictor.class_names)
-    sphere_cm = ConfusionMatrix(k, IGNORE_INDEX) if seg else None
-    flat_cm = ConfusionMatrix(k, IGNORE_INDEX) if seg else None
-    sphere_err, flat_err = (DepthErrors(), DepthErrors()) if not seg else (None, None)
+    # One process evaluates everything: never wait for other (e.g. finished DDP) processes.
+    sphere_cm = ConfusionMatrix(k, IGNORE_INDEX, sync_on_compute=False) if seg else None
+    flat_cm = ConfusionMatrix(k, IGNORE_INDEX, sync_on_compute=False) if seg else None
+    sphere_err, flat_err = (DepthErrors(sync_on_compute=False), DepthErrors(sync_on_compute=False)) if not seg else (None, None)
     chamfers: list[float] = []
     kept: list[dict[str, Any]] = []
     it = range(n)

@@ -30,8 +30,8 @@ class ConfusionMatrix(MulticlassConfusionMatrix):
     ``update(preds, target)`` takes class ids (any shape) or logits ``(B, K, ...)``.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = None) -> None:
-        super().__init__(num_classes=num_classes, ignore_index=ignore_index, normalize=None, validate_args=False)
+    def __init__(self, num_classes: int, ignore_index: int | None = None, sync_on_compute: bool = True) -> None:
+        super().__init__(num_classes=num_classes, ignore_index=ignore_index, normalize=None, validate_args=False, sync_on_compute=sync_on_compute)
 
 
 def iou_from_confusion(confusion: torch.Tensor | np.ndarray, exclude: Sequence[int] = ()) -> tuple[np.ndarray, float]:
@@ -114,8 +114,8 @@ class DepthErrors(Metric):
 
     full_state_update = False
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, sync_on_compute: bool = True) -> None:
+        super().__init__(sync_on_compute=sync_on_compute)
         for name in ("n", "abs_rel", "sq_rel", "sq", "sq_log", "d1", "d2", "d3"):
             self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 

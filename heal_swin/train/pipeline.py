@@ -265,10 +265,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     task = build_task(cfg, stats, list(classes.names), [list(c) for c in classes.colors_bgr], train_ds.spec.name)
     trainer = build_trainer(cfg, sampler)
     trainer.fit(task, train_dl, val_dl, ckpt_path=str(last) if resume else None, weights_only=True)
+    # Final validation with the final weights (every DDP process takes part), then the model file.
+    trainer.validate(task, val_dl, verbose=False)
     if trainer.global_rank != 0:
         return {}
-    # Final validation with the final weights, then the pickle-free model file.
-    trainer.validate(task, val_dl, verbose=False)
     summary = dict(task.last_summary)
     summary["train_seconds"] = time.perf_counter() - t0
     summary["steps"] = int(trainer.global_step)

@@ -68,10 +68,9 @@ class ResumableSampler(Sampler):
         return -(-self.length // world)
 
     def __len__(self) -> int:
-        n = self._per_rank()
-        if self._resume is not None and self._resume[0] == self.epoch:
-            return max(n - self._resume[1], 0)
-        return n
+        # The full epoch, also while resuming: Lightning sizes every epoch from one len() call and
+        # counts the restored epoch's batches from where the checkpoint left off.
+        return self._per_rank()
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         if self.shuffle:
@@ -113,22 +112,23 @@ class SeededItems(Dataset):
 
 
 class ResumeState(L.Callback):
-    """Checkpoints the position inside the epoch and torch's RNG; restores them on resume."""
+    """Checkpoints the position inside the epoch and torch's RNG; restores them on resume.
+
+    Restoring happens in ``load_state_dict``, i.e. before Lightning builds the training iterator
+    (with workers it starts drawing indices at once) and without relying on epoch-start hooks,
+    which Lightning skips when it restarts mid-epoch.
+    """
 
     def __init__(self, sampler: ResumableSampler, batch_size: int) -> None:
         self.sampler = sampler
         self.batch_size = batch_size
         self.batches = 0  # training batches started in the current epoch
         self.epoch = 0
-        self._rng: torch.Tensor | None = None
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.epoch != trainer.current_epoch:
             self.batches = 0
         self.epoch = trainer.current_epoch
-        if self._rng is not None:
-            torch.set_rng_state(self._rng)
-            self._rng = None
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         self.batches += 1
@@ -143,6 +143,7 @@ class ResumeState(L.Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch = int(state["epoch"])
         self.batches = int(state["batches"])
-        self._rng = state["torch_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.sampler.set_epoch(self.epoch)
         if self.batches:
             self.sampler.resume_at(self.epoch, self.batches * self.batch_size)
