@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from heal_swin.models.s2cnn import S2Convolution, SO3Convolution, SO3ToS2, SO3Integrate, so3_integrate
+from heal_swin.models.s2cnn import S2Convolution, SO3Convolution, SO3Integrate, SO3ToS2, so3_integrate
 
 from .test_s2cnn_reference import (
     dh_grid,
@@ -50,7 +50,14 @@ def test_s2_convolution_matches_pointwise_definition(b_out):
         layer.weight.copy_(torch.from_numpy(w).view(1, 1, -1))
         out = layer(torch.from_numpy(_s2_signal(coeffs, B))[None, None])[0, 0].numpy()
     beta, alpha = dh_grid(b_out)
-    xp = np.stack([np.sin(grid[:, 0]) * np.cos(grid[:, 1]), np.sin(grid[:, 0]) * np.sin(grid[:, 1]), np.cos(grid[:, 0])], -1)
+    xp = np.stack(
+        [
+            np.sin(grid[:, 0]) * np.cos(grid[:, 1]),
+            np.sin(grid[:, 0]) * np.sin(grid[:, 1]),
+            np.cos(grid[:, 0]),
+        ],
+        -1,
+    )
     expected = np.zeros_like(out)
     for j, bj in enumerate(beta):
         for k, ak in enumerate(alpha):
@@ -73,7 +80,9 @@ def test_so3_convolution_matches_pointwise_definition():
     beta, alpha = dh_grid(B)
     qs = [zyz(*q) for q in grid]
     idx = [(j, k, i) for j in range(2 * B) for k in range(2 * B) for i in range(2 * B)]
-    eul = np.array([[to_euler(zyz(alpha[k], beta[j], alpha[i]) @ q) for q in qs] for j, k, i in idx])  # (G, P, 3)
+    eul = np.array(
+        [[to_euler(zyz(alpha[k], beta[j], alpha[i]) @ q) for q in qs] for j, k, i in idx]
+    )  # (G, P, 3)
     vals = eval_so3(coeffs, eul[..., 0], eul[..., 1], eul[..., 2])
     expected = (vals @ w).reshape(out.shape)
     assert _rel(out, expected) < 1e-6  # buffers are float32-rounded
@@ -94,7 +103,12 @@ def test_so3_to_s2_matches_fibre_average():
     expected = np.zeros_like(out)
     for j, bj in enumerate(beta):
         for k, ak in enumerate(alpha):
-            eul = np.array([[to_euler(zyz(ak, bj, 0.0) @ zyz(t, 0, 0) @ zyz(0, -bp, -ap)) for t in ts] for bp, ap in grid])
+            eul = np.array(
+                [
+                    [to_euler(zyz(ak, bj, 0.0) @ zyz(t, 0, 0) @ zyz(0, -bp, -ap)) for t in ts]
+                    for bp, ap in grid
+                ]
+            )
             expected[j, k] = np.dot(w, eval_so3(coeffs, eul[..., 0], eul[..., 1], eul[..., 2]).mean(axis=1))
     assert _rel(out, expected) < 1e-6  # buffers are float32-rounded
 

@@ -91,7 +91,7 @@ def test_registry_variants_and_configs():
 
 
 def test_parameter_counts():
-    n_params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    n_params = lambda m: sum(p.numel() for p in m.parameters())
     seg = create_model("s2cnn_seg", nside=4)
     assert 150_000 < n_params(seg) < 250_000  # "about 0.2 M", like the 2022 paper's model
     assert n_params(create_model("s2cnn_depth", nside=4)) < n_params(seg)

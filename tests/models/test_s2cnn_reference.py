@@ -17,10 +17,17 @@ def wigner_d_explicit(l: int, m: int, n: int, beta: np.ndarray) -> np.ndarray:
     """d^l_{mn}(β) = <l m| exp(-iβ J_y) |l n> from the factorial sum (Wigner's formula)."""
     beta = np.asarray(beta, dtype=np.float64)
     c, s = np.cos(beta / 2), np.sin(beta / 2)
-    pre = math.sqrt(math.factorial(l + m) * math.factorial(l - m) * math.factorial(l + n) * math.factorial(l - n))
+    pre = math.sqrt(
+        math.factorial(l + m) * math.factorial(l - m) * math.factorial(l + n) * math.factorial(l - n)
+    )
     total = np.zeros_like(beta)
     for k in range(max(0, n - m), min(l + n, l - m) + 1):
-        den = math.factorial(l + n - k) * math.factorial(k) * math.factorial(m - n + k) * math.factorial(l - m - k)
+        den = (
+            math.factorial(l + n - k)
+            * math.factorial(k)
+            * math.factorial(m - n + k)
+            * math.factorial(l - m - k)
+        )
         total = total + (-1) ** (m - n + k) / den * c ** (2 * l + n - m - 2 * k) * s ** (m - n + 2 * k)
     return pre * total
 
@@ -73,7 +80,9 @@ def random_so3_coeffs(L: int, rng: np.random.Generator) -> dict[tuple[int, int, 
     }
 
 
-def eval_so3(coeffs: dict[tuple[int, int, int], complex], a: np.ndarray, b: np.ndarray, g: np.ndarray) -> np.ndarray:
+def eval_so3(
+    coeffs: dict[tuple[int, int, int], complex], a: np.ndarray, b: np.ndarray, g: np.ndarray
+) -> np.ndarray:
     """Re Σ c_lmn e^{-imα} d^l_mn(β) e^{-inγ} at Euler angles (arrays of one shape)."""
     out = np.zeros(np.shape(b))
     for (l, m, n), c in coeffs.items():

@@ -8,8 +8,15 @@ import torch
 from numpy.polynomial import legendre
 from scipy.special import sph_harm_y
 
-from heal_swin.models.s2cnn import S2Analysis, S2Synthesis, SO3Analysis, SO3Synthesis, dh_weights, transform_sizes
-from heal_swin.models.s2cnn import _cache
+from heal_swin.models.s2cnn import (
+    S2Analysis,
+    S2Synthesis,
+    SO3Analysis,
+    SO3Synthesis,
+    _cache,
+    dh_weights,
+    transform_sizes,
+)
 from heal_swin.models.s2cnn.so3 import (
     dh_betas,
     euler_to_matrix,
@@ -97,7 +104,9 @@ def test_wigner_d_grid_layout_and_padding():
     assert d.shape == (L, 2 * L - 1, 2 * L - 1, 2 * b)
     assert not d.flags.writeable
     l, m, n = 3, -2, 1
-    np.testing.assert_allclose(d[l, m + L - 1, n + L - 1], wigner_d_explicit(l, m, n, dh_betas(b)), atol=1e-13)
+    np.testing.assert_allclose(
+        d[l, m + L - 1, n + L - 1], wigner_d_explicit(l, m, n, dh_betas(b)), atol=1e-13
+    )
     assert np.all(d[1, :2] == 0) and np.all(d[1, :, -2:] == 0)
 
 
@@ -123,9 +132,13 @@ def test_s2_transform_against_scipy_harmonics():
     np.testing.assert_allclose(im[0, 0].numpy(), exp_im, atol=2e-6)
     # Synthesis on a finer grid evaluates the same function there.
     b2 = 7
-    g = S2Synthesis(L, b2)(torch.from_numpy(exp_re).float()[None, None], torch.from_numpy(exp_im).float()[None, None])
+    g = S2Synthesis(L, b2)(
+        torch.from_numpy(exp_re).float()[None, None], torch.from_numpy(exp_im).float()[None, None]
+    )
     beta2, alpha2 = dh_grid(b2)
-    np.testing.assert_allclose(g[0, 0].numpy(), eval_s2(coeffs, *np.meshgrid(beta2, alpha2, indexing="ij")), atol=1e-5)
+    np.testing.assert_allclose(
+        g[0, 0].numpy(), eval_s2(coeffs, *np.meshgrid(beta2, alpha2, indexing="ij")), atol=1e-5
+    )
 
 
 def test_so3_transform_against_explicit_wigner():

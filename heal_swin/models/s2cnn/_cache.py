@@ -14,12 +14,13 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "cached_arrays", "cache_key"]
+__all__ = ["FORMAT_VERSION", "cache_key", "cached_arrays"]
 
 FORMAT_VERSION = 1
 _ENV = "HEAL_SWIN_CACHE_DIR"

@@ -21,22 +21,24 @@ import math
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .so3 import dh_weights, s2_near_identity_grid, so3_near_identity_grid, spherical_harmonics, wigner_d_at
 from .transforms import S2Analysis, S2Synthesis, SO3Analysis, SO3Synthesis
 
 Spectrum = tuple[torch.Tensor, torch.Tensor]
 
-__all__ = ["S2Convolution", "SO3Convolution", "SO3ToS2", "so3_integrate", "SO3Integrate", "s2_integrate"]
+__all__ = ["S2Convolution", "SO3Convolution", "SO3Integrate", "SO3ToS2", "s2_integrate", "so3_integrate"]
 
 
 def _f32(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
-def _complex_product(equation: str, fr: torch.Tensor, fi: torch.Tensor, kr: torch.Tensor, ki: torch.Tensor) -> Spectrum:
+def _complex_product(
+    equation: str, fr: torch.Tensor, fi: torch.Tensor, kr: torch.Tensor, ki: torch.Tensor
+) -> Spectrum:
     """Complex ``einsum(equation, f, K)`` with real tensors, as a single real einsum.
 
     ``f`` is stacked on the batch axis and ``K`` on the output-channel axis (dim 1 of the kernel),
@@ -63,15 +65,24 @@ def _grouped_points(beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Conv(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, b_in: int, b_out: int, n_points: int, bias: bool) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, b_in: int, b_out: int, n_points: int, bias: bool
+    ) -> None:
         super().__init__()
-        for name, v in (("in_channels", in_channels), ("out_channels", out_channels), ("b_in", b_in), ("b_out", b_out)):
+        for name, v in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("b_in", b_in),
+            ("b_out", b_out),
+        ):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {v!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.b_in, self.b_out = b_in, b_out
         self.L = min(b_in, b_out)
-        self.weight = nn.Parameter(torch.randn(in_channels, out_channels, n_points) / math.sqrt(in_channels * n_points))
+        self.weight = nn.Parameter(
+            torch.randn(in_channels, out_channels, n_points) / math.sqrt(in_channels * n_points)
+        )
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
     def extra_repr(self) -> str:
@@ -89,7 +100,13 @@ class S2Convolution(_Conv):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, b_in: int, b_out: int, grid: np.ndarray | None = None, bias: bool = True
+        self,
+        in_channels: int,
+        out_channels: int,
+        b_in: int,
+        b_out: int,
+        grid: np.ndarray | None = None,
+        bias: bool = True,
     ) -> None:
         grid = s2_near_identity_grid() if grid is None else np.asarray(grid, dtype=np.float64)
         super().__init__(in_channels, out_channels, b_in, b_out, len(grid), bias)
@@ -119,7 +136,13 @@ class SO3Convolution(_Conv):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, b_in: int, b_out: int, grid: np.ndarray | None = None, bias: bool = True
+        self,
+        in_channels: int,
+        out_channels: int,
+        b_in: int,
+        b_out: int,
+        grid: np.ndarray | None = None,
+        bias: bool = True,
     ) -> None:
         grid = so3_near_identity_grid() if grid is None else np.asarray(grid, dtype=np.float64)
         super().__init__(in_channels, out_channels, b_in, b_out, len(grid), bias)
@@ -186,7 +209,13 @@ class SO3ToS2(_Conv):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, b_in: int, b_out: int, grid: np.ndarray | None = None, bias: bool = True
+        self,
+        in_channels: int,
+        out_channels: int,
+        b_in: int,
+        b_out: int,
+        grid: np.ndarray | None = None,
+        bias: bool = True,
     ) -> None:
         grid = s2_near_identity_grid() if grid is None else np.asarray(grid, dtype=np.float64)
         super().__init__(in_channels, out_channels, b_in, b_out, len(grid), bias)
@@ -196,7 +225,9 @@ class SO3ToS2(_Conv):
         self.register_buffer("y_re", _f32(y.real), persistent=False)
         self.register_buffer("y_im", _f32(y.imag), persistent=False)
         # Mean over the circle {R : R x_p = x} brings a factor 4π/(2l+1) per degree.
-        self.register_buffer("scale", _f32(4 * np.pi / (2 * np.arange(self.L) + 1))[:, None], persistent=False)
+        self.register_buffer(
+            "scale", _f32(4 * np.pi / (2 * np.arange(self.L) + 1))[:, None], persistent=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fr, fi = self.analysis(x)  # (B, I, L, M, N)
@@ -216,14 +247,14 @@ def so3_integrate(x: torch.Tensor) -> torch.Tensor:
     Exact for band-limited signals: the mean over α and γ times the DH β weights / 2.
     """
     b = x.shape[-1] // 2
-    w = torch.as_tensor(dh_weights(b) / 2.0, dtype=x.dtype, device=x.device)
+    w = torch.tensor(dh_weights(b) / 2.0, dtype=x.dtype, device=x.device)
     return torch.einsum("bcj,j->bc", x.mean(dim=(-1, -2)), w)
 
 
 def s2_integrate(x: torch.Tensor) -> torch.Tensor:
     """Normalised integral ``(1/4π) ∫ f dx`` over S2: ``(B, C, 2b, 2b)`` -> ``(B, C)``."""
     b = x.shape[-1] // 2
-    w = torch.as_tensor(dh_weights(b) / 2.0, dtype=x.dtype, device=x.device)
+    w = torch.tensor(dh_weights(b) / 2.0, dtype=x.dtype, device=x.device)
     return torch.einsum("bcj,j->bc", x.mean(dim=-1), w)
 
 

@@ -8,11 +8,11 @@ pointwise on the grid. This follows the segmentation model of Gerken et al. (ICM
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from heal_swin.geometry.healpix import DEFAULT_BASE_PIXELS, HealpixGrid
 
@@ -21,7 +21,7 @@ from .layers import S2Convolution, SO3Convolution, SO3ToS2
 from .resample import DHToHealpix, HealpixToDH
 from .so3 import s2_near_identity_grid, so3_near_identity_grid
 
-__all__ = ["S2CNNDense", "s2cnn_seg_tiny", "s2cnn_seg", "s2cnn_seg_paper", "s2cnn_depth_tiny", "s2cnn_depth"]
+__all__ = ["S2CNNDense", "s2cnn_depth", "s2cnn_depth_tiny", "s2cnn_seg", "s2cnn_seg_paper", "s2cnn_seg_tiny"]
 
 _TASKS = ("segmentation", "depth")
 

@@ -18,14 +18,14 @@ from functools import lru_cache
 import healpy as hp
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from heal_swin.geometry.healpix import HealpixGrid
 
 from ._cache import cached_arrays
 from .so3 import dh_alphas, dh_betas
 
-__all__ = ["healpix_to_dh_map", "dh_to_healpix_map", "HealpixToDH", "DHToHealpix"]
+__all__ = ["DHToHealpix", "HealpixToDH", "dh_to_healpix_map", "healpix_to_dh_map"]
 
 
 def _build_hp_to_dh(nside: int, base: tuple[int, ...], b: int) -> dict[str, np.ndarray]:
@@ -41,14 +41,18 @@ def _build_hp_to_dh(nside: int, base: tuple[int, ...], b: int) -> dict[str, np.n
 
 
 @lru_cache(maxsize=16)
-def healpix_to_dh_map(nside: int, base_pixels: tuple[int, ...], b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def healpix_to_dh_map(
+    nside: int, base_pixels: tuple[int, ...], b: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bilinear HEALPix -> DH map: index (4b², 4) int64, weight (4b², 4) float64, valid (4b²,) bool.
 
     Row ``j·2b + k`` is the DH sample ``(β_j, α_k)``; indices are positions in the grid
     ``HealpixGrid(nside, base_pixels)``.
     """
     base = tuple(int(x) for x in base_pixels)
-    a = cached_arrays("hp_to_dh", {"nside": nside, "base": list(base), "b": b}, lambda: _build_hp_to_dh(nside, base, b))
+    a = cached_arrays(
+        "hp_to_dh", {"nside": nside, "base": list(base), "b": b}, lambda: _build_hp_to_dh(nside, base, b)
+    )
     return a["index"], a["weight"], a["valid"]
 
 
@@ -80,7 +84,9 @@ def _build_dh_to_hp(nside: int, base: tuple[int, ...], b: int) -> dict[str, np.n
 def dh_to_healpix_map(nside: int, base_pixels: tuple[int, ...], b: int) -> tuple[np.ndarray, np.ndarray]:
     """Bilinear DH -> HEALPix map: index (N, 4) int64 into the flattened ``(2b·2b)`` DH grid, weight (N, 4)."""
     base = tuple(int(x) for x in base_pixels)
-    a = cached_arrays("dh_to_hp", {"nside": nside, "base": list(base), "b": b}, lambda: _build_dh_to_hp(nside, base, b))
+    a = cached_arrays(
+        "dh_to_hp", {"nside": nside, "base": list(base), "b": b}, lambda: _build_dh_to_hp(nside, base, b)
+    )
     return a["index"], a["weight"]
 
 

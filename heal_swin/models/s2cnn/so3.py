@@ -25,20 +25,20 @@ import numpy as np
 from ._cache import cached_arrays
 
 __all__ = [
-    "dh_betas",
     "dh_alphas",
+    "dh_betas",
     "dh_weights",
-    "wigner_d",
-    "wigner_d_grid",
-    "wigner_D",
-    "wigner_d_at",
-    "spherical_harmonics",
     "euler_to_matrix",
     "matrix_to_euler",
-    "s2_near_identity_grid",
     "s2_equatorial_grid",
-    "so3_near_identity_grid",
+    "s2_near_identity_grid",
     "so3_equatorial_grid",
+    "so3_near_identity_grid",
+    "spherical_harmonics",
+    "wigner_D",
+    "wigner_d",
+    "wigner_d_at",
+    "wigner_d_grid",
 ]
 
 
@@ -221,7 +221,11 @@ def s2_equatorial_grid(max_beta: float = 0.0, n_alpha: int = 32, n_beta: int = 1
 
 
 def so3_near_identity_grid(
-    max_beta: float = np.pi / 8, max_gamma: float = 2 * np.pi, n_alpha: int = 8, n_beta: int = 3, n_gamma: int | None = None
+    max_beta: float = np.pi / 8,
+    max_gamma: float = 2 * np.pi,
+    n_alpha: int = 8,
+    n_beta: int = 3,
+    n_gamma: int | None = None,
 ) -> np.ndarray:
     """(P, 3) rotations ``(α, β, γ)`` near the identity, P = n_alpha·n_beta·n_gamma (default 192).
 

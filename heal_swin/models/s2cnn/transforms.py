@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from .so3 import dh_alphas, dh_weights, wigner_d_grid
 
@@ -126,7 +126,9 @@ class S2Synthesis(nn.Module):
         c, s = _dft(L, b, 1.0)
         # Re[(g_r + i g_i) e^{imα}] = g_r cos - g_i sin.
         self.register_buffer("idft", _buf(np.concatenate([c.T, -s.T], axis=0)), persistent=False)  # (2M, 2b)
-        self.register_buffer("d", _buf(_s2_beta(L, b, False).transpose(1, 0, 2)), persistent=False)  # (M, L, 2b)
+        self.register_buffer(
+            "d", _buf(_s2_beta(L, b, False).transpose(1, 0, 2)), persistent=False
+        )  # (M, L, 2b)
 
     def forward(self, re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
         m, c, nb = 2 * self.L - 1, re.shape[1], 2 * self.b
@@ -159,7 +161,9 @@ class SO3Analysis(nn.Module):
         h = torch.matmul(x, self.dft_g)  # (B, C, β, α, [re | im] x N)
         h = torch.cat([h[..., :m], h[..., m:]], dim=3).transpose(3, 4)  # (B, C, β, N, [re | im] x α)
         f = torch.matmul(h, self.dft_a)  # (B, C, β, N, [re | im] x M)
-        f = f.unflatten(-1, (2, m)).permute(5, 3, 4, 0, 1, 2).contiguous().reshape(m * m, -1, nb)  # (M·N, 2·B·C, β)
+        f = (
+            f.unflatten(-1, (2, m)).permute(5, 3, 4, 0, 1, 2).contiguous().reshape(m * m, -1, nb)
+        )  # (M·N, 2·B·C, β)
         s = torch.matmul(f, self.wd).unflatten(0, (m, m)).unflatten(2, (2, -1, c))  # (M, N, 2, B, C, L)
         s = s.permute(2, 3, 4, 5, 0, 1)  # (2, B, C, L, M, N)
         return s[0], s[1]
@@ -175,7 +179,9 @@ class SO3Synthesis(nn.Module):
         self.b, self.L = b, L
         c, s = _dft(L, b, 1.0)
         # Sum over m with e^{-imα}: [g_r | g_i] @ [[c, -s], [s, c]]^T-arranged = [p_r | p_i].
-        self.register_buffer("idft_a", _buf(np.block([[c.T, -s.T], [s.T, c.T]])), persistent=False)  # (2M, 4b)
+        self.register_buffer(
+            "idft_a", _buf(np.block([[c.T, -s.T], [s.T, c.T]])), persistent=False
+        )  # (2M, 4b)
         # Re Σ_n p_n e^{-inγ} = p_r cos + p_i sin.
         self.register_buffer("idft_g", _buf(np.concatenate([c.T, s.T], axis=0)), persistent=False)  # (2N, 2b)
         d = _so3_beta(L, b, False).transpose(1, 2, 0, 3).reshape(-1, L, 2 * b)
@@ -183,9 +189,13 @@ class SO3Synthesis(nn.Module):
 
     def forward(self, re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
         m, c, nb = 2 * self.L - 1, re.shape[1], 2 * self.b
-        s = torch.stack([re, im]).permute(4, 5, 0, 1, 2, 3).contiguous().reshape(m * m, -1, self.L)  # (M·N, 2·B·C, L)
+        s = (
+            torch.stack([re, im]).permute(4, 5, 0, 1, 2, 3).contiguous().reshape(m * m, -1, self.L)
+        )  # (M·N, 2·B·C, L)
         g = torch.matmul(s, self.d).unflatten(0, (m, m)).unflatten(2, (2, -1, c))  # (M, N, 2, B, C, β)
-        g = g.permute(3, 4, 5, 1, 2, 0).contiguous().reshape(-1, c, nb, m, 2 * m)  # (B, C, β, N, [re | im] x M)
+        g = (
+            g.permute(3, 4, 5, 1, 2, 0).contiguous().reshape(-1, c, nb, m, 2 * m)
+        )  # (B, C, β, N, [re | im] x M)
         p = torch.matmul(g, self.idft_a)  # (B, C, β, N, [re | im] x α)
         p = torch.cat([p[..., :nb], p[..., nb:]], dim=3).transpose(3, 4)  # (B, C, β, α, [re | im] x N)
         return torch.matmul(p, self.idft_g)  # (B, C, β, α, γ)
