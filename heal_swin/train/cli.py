@@ -57,7 +57,7 @@ def _train(args: argparse.Namespace) -> int:
           f"{summary['steps']} steps, {summary['train_seconds']:.0f} s ==")
     print(format_metrics(summary, task))
     if task == "segmentation":
-        print(f"\nsphere mIoU {summary['miou']:.3f} vs majority-class baseline {summary['majority_baseline_miou']:.3f}")
+        print(f"\n{cfg.data.view} mIoU {summary['miou']:.3f} vs majority-class baseline {summary['majority_baseline_miou']:.3f}")
     print(f"model: {cfg.run_dir / 'model.safetensors'}")
     if not args.no_eval:
         args_eval = argparse.Namespace(checkpoint=cfg.run_dir, data_root=None, dataset=None, split=cfg.data.val_split,

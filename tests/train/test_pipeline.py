@@ -164,3 +164,24 @@ def test_config_errors_via_cli(tmp_path, capsys):
     assert "unknown key 'trainer.max_epoch'" in err and len(err.strip().splitlines()) == 1
     assert main(["train", "--config", str(QUICKSTART), f"data.root={tmp_path / 'none'}", f"trainer.out_dir={tmp_path}"]) == 2
     assert "heal-swin data synth" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "recipe, extra",
+    [
+        ("synthetic_swin_unet.yaml", ("data.image_size=[64, 48]", "model.options={img_size: [48, 64], window_size: 2}")),
+        ("synthetic_depth_heal_swin.yaml", ("model.options={window_size: 4, embed_dim: 8}",)),
+        ("synthetic_s2cnn.yaml", ("model.options={b_in: 4, bandwidths: [4, 2, 4], features: [4, 4, 4]}",)),
+    ],
+)
+def test_flat_depth_and_s2cnn_recipes_run_end_to_end(tiny_data, tmp_path, recipe, extra):
+    name = recipe.removesuffix(".yaml")
+    over = [f"data.root={tiny_data}", "data.nside=8", "data.batch_size=4", "data.num_workers=0", f"trainer.out_dir={tmp_path}",
+            "trainer.max_epochs=1", "trainer.progress_bar=false", *extra]
+    assert main(["train", "--config", str(ROOT / "train" / recipe), *over]) == 0
+    run = tmp_path / name
+    metrics = json.loads((run / "report" / "metrics.json").read_text())
+    if "depth" in recipe:
+        assert metrics["task"] == "depth" and np.isfinite(metrics["sphere"]["abs_rel"]) and metrics["chamfer_m"] > 0
+    else:
+        assert 0 <= metrics["sphere"]["miou"] <= 1 and 0 <= metrics["flat"]["miou"] <= 1
