@@ -527,7 +527,8 @@ def create_app(config: ServeConfig) -> FastAPI:
                     return Response(encode_png(pic), media_type="image/png", headers=headers)
                 body = {
                     "model": entry.name, "task": "depth", "unit": "m", "nside": m.nside, "base_pixels": m.base_pixels,
-                    "order": "NESTED", "npix": m.npix, "values": [round(float(v), 4) for v in metres],
+                    "order": "NESTED", "npix": m.npix,
+                    "values": [round(float(v), 4) if math.isfinite(v) else None for v in metres.tolist()],
                     "valid": valid.astype(np.uint8).tolist(),
                 }
                 return JSONResponse(body, headers=headers)
