@@ -27,7 +27,7 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=("fp32", "int8"), default=None, help="serve model.int8.onnx where exported")
     p.add_argument("--max-batch-size", type=int, default=None, help="micro-batch size limit (default 8)")
     p.add_argument("--max-wait-ms", type=float, default=None, help="micro-batch wait (default 5 ms)")
-    p.add_argument("--concurrent-batches", type=int, default=None, help="batches per model in flight at once (default 1)")
+    p.add_argument("--concurrent-batches", type=int, default=None, help="model runs in flight at once (default 2)")
     p.add_argument("--no-batching", action="store_true", help="run every request on its own")
     p.add_argument("--intra-op-threads", type=int, default=None, help="onnxruntime threads per session (0 = cores / workers)")
     p.add_argument("--max-upload-bytes", type=int, default=None, help="request body limit (default 20 MiB)")

@@ -55,7 +55,7 @@ class ServeConfig:
     batching: bool = True
     max_batch_size: int = 8
     max_wait_ms: float = 5.0
-    concurrent_batches: int = 1
+    concurrent_batches: int = 2
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096
     warmup: bool = True
