@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from heal_swin.models.s2cnn import S2Convolution, SO3Convolution, SO3Integrate, SO3ToS2, so3_integrate
+from heal_swin.models.s2cnn import (
+    S2Convolution,
+    SO3Convolution,
+    SO3Integrate,
+    SO3ToS2,
+    s2_equatorial_grid,
+    so3_equatorial_grid,
+    so3_integrate,
+    so3_near_identity_grid,
+)
+from heal_swin.models.s2cnn.so3 import wigner_D
 
 from .test_s2cnn_reference import (
     dh_grid,
@@ -171,3 +181,26 @@ def test_layers_reject_bad_arguments():
         S2Convolution(1, 1, 0, 4)
     with pytest.raises(ValueError, match="out_channels"):
         SO3Convolution(1, -1, 4, 4)
+
+
+def test_equatorial_kernel_grids_are_equivariant_too():
+    torch.manual_seed(1)
+    b = 6
+    s2 = S2Convolution(2, 2, b, b, grid=s2_equatorial_grid(max_beta=0.2, n_alpha=8, n_beta=2))
+    so3 = SO3Convolution(2, 2, b, b, grid=so3_equatorial_grid(max_beta=0.2, n_alpha=8, n_beta=2, n_gamma=2))
+    x2, x3 = torch.randn(1, 2, 2 * b, 2 * b), torch.randn(1, 2, 2 * b, 2 * b, 2 * b)
+    with torch.no_grad():
+        assert _rel_t(s2(_flip_s2(x2)), _flip_so3(s2(x2))) < 1e-5
+        assert _rel_t(so3(_flip_so3(x3)), _flip_so3(so3(x3))) < 1e-5
+        assert _rel_t(so3(_roll_alpha(x3, 1, -2)), _roll_alpha(so3(x3), 1, -2)) < 1e-5
+
+
+def test_so3_kernel_spectrum_is_weighted_sum_of_wigner_matrices():
+    grid = so3_near_identity_grid(n_alpha=3, n_beta=2, n_gamma=2)
+    layer = SO3Convolution(2, 3, 4, 4, grid=grid)
+    kr, ki = layer.kernel()
+    d = wigner_D(4, grid[:, 0], grid[:, 1], grid[:, 2])  # (P, L, M, N), library Wigner-D
+    expected = np.einsum("iop,plmn->iolmn", layer.weight.detach().double().numpy(), d)
+    assert kr.shape == (2, 3, 4, 7, 7)
+    np.testing.assert_allclose(kr.detach().numpy(), expected.real, atol=1e-5)
+    np.testing.assert_allclose(ki.detach().numpy(), expected.imag, atol=1e-5)
