@@ -231,7 +231,9 @@ class _MapCache:
             self._items.clear()
 
 
-_CACHE = _MapCache()
+# Enough for every camera of a multi-vehicle dataset (WoodScape has dozens of distinct
+# intrinsics, doubled by flip augmentation); each entry holds the maps of one calibration.
+_CACHE = _MapCache(maxsize=int(os.environ.get("HEAL_SWIN_MAP_CACHE_SIZE", "64")))
 
 
 def clear_memory_cache() -> None:
