@@ -1,9 +1,11 @@
 """``heal-swin export`` for each model family (HEAL-SWIN, flat Swin-UNet, S2CNN): files, manifest, checker,
-parity of onnxruntime vs torch, int8 with its accuracy change, and the exported folder served end to end."""
+parity of onnxruntime vs torch, int8 with its accuracy change, and the exported folder served end to end.
+
+Each test exports its own model (one export per test, so xdist never repeats an export on two workers)."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import time
 
 import numpy as np
@@ -25,37 +27,13 @@ def export(tmp, name: str, meta: dict, args: list[str] = (), **kwargs) -> tuple[
     torch.manual_seed(0)
     ckpt = tmp / f"{name}.safetensors"
     save_model(ckpt, create_model(kwargs.pop("registry"), **kwargs), meta)
-    out = tmp / "repo" / name
+    out = tmp / f"repo_{name}" / name
     return main(["export", "--checkpoint", str(ckpt), "--out", str(out), *args]), out
 
 
 @pytest.fixture(scope="module")
 def tmp(tmp_path_factory):
     return tmp_path_factory.mktemp("export")
-
-
-@pytest.fixture(scope="module")
-def heal_seg(tmp):
-    meta = {"task": "segmentation", "dataset": "synthetic"}
-    rc, out = export(tmp, "heal_seg", meta, ["--int8", "--val-samples", "2"], registry="heal_swin_tiny", nside=8)
-    assert rc == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def flat_seg(tmp):
-    rc, out = export(tmp, "flat_seg", {"task": "segmentation", "class_names": list("abcd"), "class_colours": [[0, 0, 0]] * 4},
-                     registry="swin_unet_tiny", num_classes=4)
-    assert rc == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def s2_depth(tmp):
-    meta = {"task": "depth", "depth_log_mean": 2.5, "depth_log_std": 0.7}
-    rc, out = export(tmp, "s2_depth", meta, registry="s2cnn_depth_tiny", nside=8)
-    assert rc == 0
-    return out
 
 
 def check_folder(out, task: str, kind: str):
@@ -75,7 +53,10 @@ def check_folder(out, task: str, kind: str):
     return m
 
 
-def test_heal_swin_export(heal_seg):
+def test_heal_swin_export(tmp):
+    rc, heal_seg = export(tmp, "heal_seg", {"task": "segmentation", "dataset": "synthetic"}, ["--int8", "--val-samples", "2"],
+                          registry="heal_swin_tiny", nside=8)
+    assert rc == 0
     m = check_folder(heal_seg, "segmentation", "sphere")
     assert m.model_name == "heal_swin_tiny" and m.nside == 8 and m.base_pixels == list(range(8))
     assert m.input_shape == [-1, 3, 512] and m.output_shape == [-1, 10, 512]
@@ -88,60 +69,91 @@ def test_heal_swin_export(heal_seg):
     assert v["frames"] == 2 and "synthetic" in v["source"]
     assert 0 <= v["agreement"] <= 1 and v["fp32"]["miou"] is not None and v["delta_miou"] == pytest.approx(v["int8"]["miou"] - v["fp32"]["miou"])
     assert (heal_seg / "model.int8.onnx").stat().st_size < (heal_seg / "model.onnx").stat().st_size
+    served_heal_swin(tmp, heal_seg)
 
 
-def test_flat_export(flat_seg):
+def test_flat_export(tmp):
+    rc, flat_seg = export(tmp, "flat_seg", {"task": "segmentation", "class_names": list("abcd"), "class_colours": [[0, 0, 0]] * 4},
+                          registry="swin_unet_tiny", num_classes=4)
+    assert rc == 0
     m = check_folder(flat_seg, "segmentation", "flat")
     assert m.img_size == [64, 64] and m.nside is None and m.class_names == list("abcd")
+    with serving(flat_seg.parent) as c:
+        r = c.post("/v1/segment", files=demo_files(), data={"model": "flat_seg"})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
 
 
-def test_s2cnn_depth_export(s2_depth):
+def test_s2cnn_depth_export(tmp):
+    rc, s2_depth = export(tmp, "s2_depth", {"task": "depth", "depth_log_mean": 2.5, "depth_log_std": 0.7},
+                          registry="s2cnn_depth_tiny", nside=8)
+    assert rc == 0
     m = check_folder(s2_depth, "depth", "sphere")
     assert m.depth == {"log_mean": 2.5, "log_std": 0.7} and m.out_chans == 1 and m.int8 is None
+    x, camera = demo_input(m)
+    model, _ = load_model(tmp / "s2_depth.safetensors")
+    with torch.no_grad():
+        z = model(torch.from_numpy(x)).numpy()[0, 0]
+    with serving(s2_depth.parent) as c:
+        r = c.post("/v1/depth", files=demo_files(), data={"format": "json"})
+        assert r.status_code == 200, r.text
+        got = np.asarray(r.json()["values"], np.float64)
+        np.testing.assert_allclose(got, np.exp(z * 0.7 + 2.5), rtol=2e-3)
 
 
-def test_exported_models_served_end_to_end(heal_seg, flat_seg, s2_depth, tmp):
-    """The exported folders as a repository: the service's answers equal torch's on the same inputs."""
-    from fastapi.testclient import TestClient
-
-    from heal_swin.geometry import FisheyeCamera
-    from heal_swin.serve import pipeline as pl
-    from heal_swin.serve.app import create_app
-    from heal_swin.serve.config import ServeConfig
+def demo_files() -> dict:
     from heal_swin.serve.demo import demo_paths
 
     img_path, cal_path = demo_paths()
-    files = {"image": ("f.jpg", img_path.read_bytes(), "image/jpeg"), "calibration": ("c.json", cal_path.read_bytes(), "application/json")}
-    camera = FisheyeCamera.from_json(cal_path)
+    return {"image": ("f.jpg", img_path.read_bytes(), "image/jpeg"), "calibration": ("c.json", cal_path.read_bytes(), "application/json")}
+
+
+def demo_input(m):
+    """The model input of the bundled demo frame (as the service computes it) and its camera."""
     import cv2
 
-    image = cv2.imread(str(img_path))
+    from heal_swin.geometry import FisheyeCamera
+    from heal_swin.serve import pipeline as pl
+    from heal_swin.serve.demo import demo_paths
+
+    img_path, cal_path = demo_paths()
+    camera = FisheyeCamera.from_json(cal_path)
+    return pl.model_input(cv2.imread(str(img_path)), m, camera)[None], camera
+
+
+@contextlib.contextmanager
+def serving(repo, precision: str = "fp32"):
+    from fastapi.testclient import TestClient
+
+    from heal_swin.serve.app import create_app
+    from heal_swin.serve.config import ServeConfig
+
+    with TestClient(create_app(ServeConfig(model_repository=repo, precision=precision))) as c:
+        deadline = time.monotonic() + 60
+        while c.get("/v2/health/ready").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        yield c
+
+
+def served_heal_swin(tmp, heal_seg) -> None:
+    """The exported folder as a repository: the service's answers equal torch's on the same input."""
+    m = load_manifest(heal_seg)
+    x, _ = demo_input(m)
+    model, _ = load_model(tmp / "heal_seg.safetensors")
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()[0]
     for precision in ("fp32", "int8"):
-        app = create_app(ServeConfig(model_repository=tmp / "repo", precision=precision))
-        with TestClient(app) as c:
-            deadline = time.monotonic() + 60
-            while c.get("/v2/health/ready").status_code != 200:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            r = c.post("/v1/segment", files=files, data={"model": "heal_seg", "format": "json"})
+        with serving(heal_seg.parent, precision) as c:
+            r = c.post("/v1/segment", files=demo_files(), data={"format": "json"})
             assert r.status_code == 200, r.text
-            values = np.asarray(r.json()["values"])
-            model, _ = load_model(tmp / "heal_seg.safetensors")
-            m = load_manifest(heal_seg)
-            x = pl.model_input(image, m, camera)[None]
-            with torch.no_grad():
-                want = model(torch.from_numpy(x)).numpy()[0]
-            agree = float((values == want.argmax(0)).mean())
+            agree = float((np.asarray(r.json()["values"]) == want.argmax(0)).mean())
             assert agree > (0.99 if precision == "fp32" else 0.7), (precision, agree)
+            assert c.get("/v1/models").json()["models"][0]["precision"] == precision
             if precision == "fp32":
-                r = c.post("/v2/models/heal_seg/infer", json={"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]})
+                body = {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+                r = c.post("/v2/models/heal_seg/infer", json=body)
                 got = np.asarray(r.json()["outputs"][0]["data"], np.float32).reshape(want.shape)
                 np.testing.assert_allclose(got, want, **TOL)
-                r = c.post("/v1/depth", files=files, data={"model": "s2_depth", "format": "npy"})
-                assert r.status_code == 200, r.text
-                r = c.post("/v1/segment", files=files, data={"model": "flat_seg"})
-                assert r.status_code == 200 and r.headers["content-type"] == "image/png"
-            assert c.get("/v1/models").json()["models"][1]["precision"] == precision  # heal_seg (sorted: flat_seg, heal_seg, s2_depth)
 
 
 def test_parity_failure_writes_nothing(tmp, monkeypatch, capsys):
