@@ -186,7 +186,14 @@ def export_checkpoint(
         from heal_swin.io import read_image
 
         demo_img, demo_cal = demo_paths()
-        frames = [(FisheyeCamera.from_json(demo_cal), read_image(demo_img, 1), None, None)]
+        if demo_img.is_file() and demo_cal.is_file():
+            frames = [(FisheyeCamera.from_json(demo_cal), read_image(demo_img, 1), None, None)]
+            demo_source = "bundled demo frame"
+        else:  # an install without the package data: render the same kind of frame
+            from heal_swin.serve.demo import render_frames
+
+            frames = [tuple(render_frames(1, seed=7)[0][:2]) + (None, None)]
+            demo_source = "rendered synthetic demo frame"
         val_frames, val_source = [], None
         if val_data is not None:
             from heal_swin.export.quantize import validation_frames_from_folder
@@ -229,7 +236,7 @@ def export_checkpoint(
                     "rtol": rtol,
                     "atol": atol,
                     "random": {**parity_random, "count": 2, "batches": [1, 3], "seed": seed},
-                    "real": {**parity_real, "count": len(real_inputs), "source": "bundled demo frame" + (f" + {len(real_frames) - 1} of {val_source}" if len(real_frames) > 1 else "")},
+                    "real": {**parity_real, "count": len(real_inputs), "source": demo_source + (f" + {len(real_frames) - 1} of {val_source}" if len(real_frames) > 1 else "")},
                 },
                 "int8": int8_info,
                 "model_config": header["model_config"],

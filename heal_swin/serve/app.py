@@ -652,10 +652,14 @@ def create_app(config: ServeConfig) -> FastAPI:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse((STATIC_DIR / "index.html").read_text())
+    async def index():
+        page = STATIC_DIR / "index.html"
+        if not page.is_file():  # an install without the package data
+            return _error(404, f"demo page not installed ({page} missing); the API is at /docs")
+        return HTMLResponse(page.read_text())
 
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
 
