@@ -244,7 +244,7 @@ def main() -> None:
     if args.serve_model not in names:
         names.append(args.serve_model)
     w, h = (int(v) for v in args.size.lower().split("x"))
-    log = lambda s: print(s, flush=True)  # noqa: E731
+    log = lambda s: print(s, flush=True)
 
     results: dict = {
         "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(), "python": platform.python_version()},

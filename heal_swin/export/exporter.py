@@ -14,8 +14,9 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from heal_swin.export.manifest import (
     sha256_file,
 )
 
-__all__ = ["ExportInputError", "export_checkpoint", "NAME_RE"]
+__all__ = ["NAME_RE", "ExportInputError", "export_checkpoint"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _SINGLE_FILE_LIMIT = 1_800_000_000  # protobuf's 2 GB limit: bigger models keep external data

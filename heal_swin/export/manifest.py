@@ -40,12 +40,12 @@ from typing import Any
 from heal_swin.errors import InputError
 
 __all__ = [
-    "FORMAT",
-    "MANIFEST_NAME",
-    "ONNX_NAME",
-    "INT8_NAME",
     "DEFAULT_MEAN",
     "DEFAULT_STD",
+    "FORMAT",
+    "INT8_NAME",
+    "MANIFEST_NAME",
+    "ONNX_NAME",
     "Manifest",
     "ManifestError",
     "load_manifest",
@@ -133,7 +133,7 @@ class Manifest:
         return asdict(self)
 
     # ---------------------------------------------------------- validation
-    def validate(self, source: str = "<manifest>") -> "Manifest":
+    def validate(self, source: str = "<manifest>") -> Manifest:
         """Check every field; raises :class:`ManifestError` naming the field, expected vs got."""
 
         def bad(fieldname: str, expected: str, got: Any) -> ManifestError:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from heal_swin.export.manifest import Manifest
 from heal_swin.geometry import FisheyeCamera
 
-__all__ = ["quantize_int8", "compare_on_frames", "ort_session", "validation_frames_from_folder"]
+__all__ = ["compare_on_frames", "ort_session", "quantize_int8", "validation_frames_from_folder"]
 
 Frame = tuple[FisheyeCamera, np.ndarray, np.ndarray | None, np.ndarray | None]  # camera, BGR image, label, depth
 

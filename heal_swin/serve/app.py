@@ -13,7 +13,6 @@ Bad input never produces a 500: every ``InputError`` maps to a 4xx JSON ``{"erro
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import json
@@ -24,7 +23,7 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -58,7 +57,7 @@ from heal_swin.serve.schemas import (
     TensorMetadata,
 )
 
-__all__ = ["create_app", "app_from_env", "UnsupportedImageError", "PayloadTooLargeError", "NotReadyError"]
+__all__ = ["NotReadyError", "PayloadTooLargeError", "UnsupportedImageError", "app_from_env", "create_app"]
 
 log = logging.getLogger("heal_swin.serve")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -231,7 +230,7 @@ class ServiceState:
                 else:
                     rt.ready = True
                 self.metrics.ready.labels(name).set(1)
-        except Exception as e:  # noqa: BLE001 - reported by /v2/health/ready
+        except Exception as e:
             self.warm_error = f"warm-up failed: {e}"
             log.exception("warm-up failed")
 
@@ -452,9 +451,9 @@ def create_app(config: ServeConfig) -> FastAPI:
     )
     async def segment(
         image: UploadFile = File(description="fisheye image, PNG or JPEG, at the calibration's size"),
-        calibration: Optional[UploadFile] = File(None, description="WoodScape calibration JSON (or give 'camera')"),
-        camera: Optional[str] = Form(None, description="name of a camera registered in the repository", max_length=128),
-        model: Optional[str] = Form(None, description="model name (default: the repository's segmentation model)", max_length=128),
+        calibration: UploadFile | None = File(None, description="WoodScape calibration JSON (or give 'camera')"),
+        camera: str | None = Form(None, description="name of a camera registered in the repository", max_length=128),
+        model: str | None = Form(None, description="model name (default: the repository's segmentation model)", max_length=128),
         format: Literal["mask", "overlay", "json", "sphere"] = Form("mask", description="response format"),
         resize: bool = Form(False, description="scale the calibration to the image's size if they differ"),
     ) -> Response:
@@ -505,9 +504,9 @@ def create_app(config: ServeConfig) -> FastAPI:
     )
     async def depth(
         image: UploadFile = File(description="fisheye image, PNG or JPEG, at the calibration's size"),
-        calibration: Optional[UploadFile] = File(None, description="WoodScape calibration JSON (or give 'camera')"),
-        camera: Optional[str] = Form(None, description="name of a camera registered in the repository", max_length=128),
-        model: Optional[str] = Form(None, description="model name (default: the repository's depth model)", max_length=128),
+        calibration: UploadFile | None = File(None, description="WoodScape calibration JSON (or give 'camera')"),
+        camera: str | None = Form(None, description="name of a camera registered in the repository", max_length=128),
+        model: str | None = Form(None, description="model name (default: the repository's depth model)", max_length=128),
         format: Literal["png", "npy", "json", "colour", "sphere"] = Form("png", description="response format"),
         resize: bool = Form(False, description="scale the calibration to the image's size if they differ"),
     ) -> Response:
@@ -557,7 +556,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @app.get("/v1/models", tags=["fisheye"], response_model=ModelList, summary="Models, registered cameras, defaults")
     async def list_models() -> ModelList:
-        defaults: dict[str, Optional[str]] = {}
+        defaults: dict[str, str | None] = {}
         for task in ("segmentation", "depth"):
             try:
                 defaults[task] = state.repo.default_model(task, config.default_models).name

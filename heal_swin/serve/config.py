@@ -7,13 +7,14 @@ field, expected vs got.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from heal_swin.errors import InputError
 
-__all__ = ["ServeConfig", "ConfigError", "load_config"]
+__all__ = ["ConfigError", "ServeConfig", "load_config"]
 
 
 class ConfigError(InputError):
@@ -64,7 +65,7 @@ class ServeConfig:
     cors_origins: list[str] = field(default_factory=list)
     log_level: str = "info"
 
-    def validate(self, source: str = "<config>") -> "ServeConfig":
+    def validate(self, source: str = "<config>") -> ServeConfig:
         def bad(name: str, expected: str, got: Any) -> ConfigError:
             return ConfigError(f"{source}: field {name!r}: expected {expected}, got {got!r}")
 
@@ -116,7 +117,7 @@ class ServeConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "<config>") -> "ServeConfig":
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<config>") -> ServeConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}

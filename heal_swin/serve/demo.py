@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["STATIC_DIR", "DEMO_IMAGE", "DEMO_CALIBRATION", "demo_paths", "make_demo_assets", "render_frames"]
+__all__ = ["DEMO_CALIBRATION", "DEMO_IMAGE", "STATIC_DIR", "demo_paths", "make_demo_assets", "render_frames"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEMO_IMAGE = "demo_fisheye.jpg"

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,17 +23,17 @@ from heal_swin.export.manifest import Manifest
 from heal_swin.geometry import FisheyeCamera, HealpixGrid, SphereProjector
 
 __all__ = [
-    "NO_CLASS",
     "LRU",
-    "normalise",
-    "grid_of",
-    "projector_for",
-    "model_input",
+    "NO_CLASS",
     "classes_from_logits",
-    "depth_from_output",
     "classes_to_image",
-    "depth_to_image",
     "colour_overlay",
+    "depth_from_output",
+    "depth_to_image",
+    "grid_of",
+    "model_input",
+    "normalise",
+    "projector_for",
     "sphere_picture",
 ]
 

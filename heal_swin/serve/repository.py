@@ -22,7 +22,7 @@ from heal_swin.errors import InputError
 from heal_swin.export.manifest import MANIFEST_NAME, Manifest, ManifestError, load_manifest, sha256_file
 from heal_swin.geometry import FisheyeCamera
 
-__all__ = ["NAME_RE", "InvalidNameError", "NotFoundError", "RepositoryError", "ModelEntry", "ModelRepository", "check_name"]
+__all__ = ["NAME_RE", "InvalidNameError", "ModelEntry", "ModelRepository", "NotFoundError", "RepositoryError", "check_name"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 CAMERAS_DIR = "cameras"

@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ErrorResponse",
-    "TensorMetadata",
-    "ModelMetadata",
-    "ServerMetadata",
-    "RequestInput",
-    "RequestOutput",
     "InferRequest",
-    "ResponseOutput",
     "InferResponse",
     "LiveResponse",
-    "ReadyResponse",
+    "ModelList",
+    "ModelMetadata",
     "ModelReadyResponse",
     "ModelSummary",
-    "ModelList",
+    "ReadyResponse",
+    "RequestInput",
+    "RequestOutput",
+    "ResponseOutput",
+    "ServerMetadata",
+    "TensorMetadata",
 ]
 
 
 class ErrorResponse(BaseModel):
     error: str = Field(description="what was wrong with the request (names the field/value)")
-    detail: Optional[list[Any]] = Field(default=None, description="validation details, when there are several")
+    detail: list[Any] | None = Field(default=None, description="validation details, when there are several")
 
 
 class TensorMetadata(BaseModel):
@@ -56,21 +56,21 @@ class RequestInput(BaseModel):
     shape: list[int] = Field(min_length=1, max_length=8)
     datatype: Literal["FP32", "FP64", "FP16", "INT8", "INT16", "INT32", "INT64", "UINT8"] = "FP32"
     data: list[Any] = Field(description="row-major values (flat or nested lists)")
-    parameters: Optional[dict[str, Any]] = None
+    parameters: dict[str, Any] | None = None
 
 
 class RequestOutput(BaseModel):
     model_config = ConfigDict(extra="ignore")
     name: str = Field(max_length=256)
-    parameters: Optional[dict[str, Any]] = None
+    parameters: dict[str, Any] | None = None
 
 
 class InferRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    id: Optional[str] = Field(default=None, max_length=256)
+    id: str | None = Field(default=None, max_length=256)
     inputs: list[RequestInput] = Field(min_length=1, max_length=16)
-    outputs: Optional[list[RequestOutput]] = Field(default=None, max_length=16)
-    parameters: Optional[dict[str, Any]] = None
+    outputs: list[RequestOutput] | None = Field(default=None, max_length=16)
+    parameters: dict[str, Any] | None = None
 
 
 class ResponseOutput(BaseModel):
@@ -82,8 +82,8 @@ class ResponseOutput(BaseModel):
 
 class InferResponse(BaseModel):
     model_name: str
-    model_version: Optional[str] = None
-    id: Optional[str] = None
+    model_version: str | None = None
+    id: str | None = None
     outputs: list[ResponseOutput]
 
 
@@ -105,9 +105,9 @@ class ModelSummary(BaseModel):
     model_name: str
     task: str
     input_kind: str
-    nside: Optional[int] = None
-    base_pixels: Optional[list[int]] = None
-    img_size: Optional[list[int]] = None
+    nside: int | None = None
+    base_pixels: list[int] | None = None
+    img_size: list[int] | None = None
     class_names: list[str]
     class_colours: list[list[int]]
     precision: str
@@ -117,4 +117,4 @@ class ModelSummary(BaseModel):
 class ModelList(BaseModel):
     models: list[ModelSummary]
     cameras: list[str]
-    defaults: dict[str, Optional[str]]
+    defaults: dict[str, str | None]

@@ -8,7 +8,13 @@ import sys
 
 import pytest
 
-from heal_swin.export.manifest import Manifest, ManifestError, load_manifest, manifest_from_dict, save_manifest
+from heal_swin.export.manifest import (
+    Manifest,
+    ManifestError,
+    load_manifest,
+    manifest_from_dict,
+    save_manifest,
+)
 from tests.serve.conftest import ROOT
 
 

@@ -11,12 +11,12 @@ import time
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis not installed (pip install -e '.[dev]')")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
 
-from heal_swin.serve.app import create_app  # noqa: E402
-from heal_swin.serve.config import ServeConfig  # noqa: E402
+from heal_swin.serve.app import create_app
+from heal_swin.serve.config import ServeConfig
 
 pytestmark = pytest.mark.slow
 

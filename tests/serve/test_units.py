@@ -13,7 +13,13 @@ import pytest
 from heal_swin.errors import InputError
 from heal_swin.serve.batching import MicroBatcher
 from heal_swin.serve.config import ConfigError, ServeConfig, load_config
-from heal_swin.serve.repository import InvalidNameError, ModelRepository, NotFoundError, RepositoryError, check_name
+from heal_swin.serve.repository import (
+    InvalidNameError,
+    ModelRepository,
+    NotFoundError,
+    RepositoryError,
+    check_name,
+)
 from tests.serve.conftest import ROOT, write_model
 
 
