@@ -2,8 +2,9 @@
 
 Shared by the service and by the export's validation, so that both feed a model the same way:
 
-- sphere models: fisheye image (BGR uint8) -> ``SphereProjector.to_sphere`` (bilinear, outside the
-  image 0) -> RGB scaled to [0, 1] -> ``(x - mean) / std`` -> ``(3, N)`` float32; the output
+- sphere models: fisheye image (BGR uint8) -> ``SphereProjector.to_sphere`` (bilinear, uint8) -> RGB
+  scaled to [0, 1] -> ``(x - mean) / std``, grid pixels outside the image 0 -> ``(3, N)`` float32 (exactly
+  the training pipeline's ``heal_swin.data.datasets`` sphere view); the output
   ``(K, N)`` goes back onto the fisheye image with ``to_image(nearest)``.
 - flat models: the image is resized (bilinear) to the model's ``img_size`` and the output resized
   back (nearest for classes, bilinear for depth).
@@ -98,8 +99,10 @@ def model_input(image_bgr: np.ndarray, manifest: Manifest, camera: FisheyeCamera
     """One sample's model input: ``(3, N)`` for sphere models, ``(3, H, W)`` for flat ones."""
     if manifest.input_kind == "sphere":
         assert camera is not None
-        sphere = projector_for(camera, manifest).to_sphere(image_bgr, mode="bilinear", fill=0)
-        return normalise(sphere, manifest)
+        proj = projector_for(camera, manifest)
+        x = normalise(proj.to_sphere(image_bgr, mode="bilinear", fill=0), manifest)
+        x[:, ~proj.valid_mask] = 0.0  # as in training (heal_swin.data.datasets): 0 after normalisation
+        return x
     h, w = manifest.img_size
     if image_bgr.shape[:2] != (h, w):
         image_bgr = cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_AREA if image_bgr.shape[0] > h else cv2.INTER_LINEAR)

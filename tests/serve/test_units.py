@@ -188,3 +188,24 @@ def test_micro_batcher_runs_batches_concurrently():
 
     asyncio.run(main())
     assert active["max"] == 2
+
+
+def test_model_input_matches_training_convention(frame):
+    """RGB / 255, ImageNet mean/std, grid pixels outside the image exactly 0 (heal_swin.data.datasets)."""
+    from heal_swin.export.manifest import Manifest
+    from heal_swin.serve import pipeline as pl
+
+    image, camera = frame[0], frame[1]
+    m = Manifest(
+        name="m", model_name="x", task="depth", input_kind="sphere", in_chans=3, out_chans=1, input_shape=[-1, 3, 2048],
+        output_shape=[-1, 1, 2048], onnx_sha256="0" * 64, opset=18, nside=16, base_pixels=list(range(8)),
+        depth={"log_mean": 0.0, "log_std": 1.0},
+    )
+    x = pl.model_input(image, m, camera)
+    proj = pl.projector_for(camera, m)
+    rgb = proj.to_sphere(image[..., ::-1].copy(), mode="bilinear").astype(np.float32).T / 255
+    want = (rgb - np.array([[0.485], [0.456], [0.406]], np.float32)) / np.array([[0.229], [0.224], [0.225]], np.float32)
+    valid = proj.valid_mask
+    assert x.shape == (3, 2048) and x.dtype == np.float32
+    np.testing.assert_allclose(x[:, valid], want[:, valid], atol=1e-6)
+    assert np.all(x[:, ~valid] == 0) and (~valid).any()
