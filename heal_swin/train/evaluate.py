@@ -63,7 +63,7 @@ def evaluate(
         else:
             depth = s["depth"]
             sph_depth = proj.to_sphere_depth(depth)
-            sphere_err.update(torch.from_numpy(pred.sphere), torch.from_numpy(sph_depth), torch.from_numpy(proj.valid_mask))
+            sphere_err.update(torch.from_numpy(pred.sphere), torch.from_numpy(sph_depth), torch.from_numpy(proj.valid_mask.copy()))
             flat_err.update(torch.from_numpy(pred.flat), torch.from_numpy(depth), torch.from_numpy(pred.flat_valid))
             ok = np.isfinite(sph_depth) & np.isfinite(pred.sphere)
             rays = predictor.grid.vectors()[ok]
