@@ -468,7 +468,9 @@ def create_app(config: ServeConfig) -> FastAPI:
                 if m.input_kind != "sphere":
                     raise WrongTaskError(f"format {format!r} needs a sphere model; {entry.name!r} is flat")
                 if format == "sphere":
-                    pic = pl.sphere_picture(pl.palette(m)[classes], m)
+                    colours = pl.palette(m)[classes]
+                    colours[~pl.projector_for(prep.camera, m).valid_mask] = 128  # grid pixels the camera does not see
+                    pic = pl.sphere_picture(colours, m)
                     return Response(encode_png(pic), media_type="image/png", headers=headers)
                 valid = pl.projector_for(prep.camera, m).valid_mask
                 body = {
