@@ -32,7 +32,7 @@ from heal_swin.geometry.camera import FisheyeCamera
 from heal_swin.geometry.healpix import HealpixGrid, face_coordinates
 from heal_swin.io import atomic_open
 
-__all__ = ["SphereProjector", "ImageSizeError", "ForwardMaps", "BackwardMaps", "clear_memory_cache"]
+__all__ = ["SphereProjector", "ImageSizeError", "ForwardMaps", "BackwardMaps", "clear_memory_cache", "memory_cache_size", "set_memory_cache_size"]
 
 Mode = Literal["bilinear", "nearest"]
 _CACHE_FORMAT = 2
@@ -239,6 +239,18 @@ _CACHE = _MapCache(maxsize=int(os.environ.get("HEAL_SWIN_MAP_CACHE_SIZE", "64"))
 def clear_memory_cache() -> None:
     """Drop every map held in memory (the disk cache is left alone)."""
     _CACHE.clear()
+
+
+def memory_cache_size() -> int:
+    """How many calibrations' maps the in-memory LRU keeps."""
+    return _CACHE.maxsize
+
+
+def set_memory_cache_size(n: int) -> None:
+    """Keep the maps of up to ``n`` calibrations in memory (a service with many cameras wants more)."""
+    if n < 1:
+        raise ValueError(f"map cache size: expected >= 1, got {n}")
+    _CACHE.maxsize = int(n)
 
 
 def _load(cache_dir: Path, key: str, cls: type) -> object | None:

@@ -206,7 +206,7 @@ class ServiceState:
         # The geometry's map LRU holds forward + backward maps per (calibration, grid).
         from heal_swin.geometry import projector as _proj
 
-        _proj._CACHE.maxsize = max(_proj._CACHE.maxsize, 2 * config.projector_cache_size * max(1, len(self.runtimes)))
+        _proj.set_memory_cache_size(max(_proj.memory_cache_size(), 2 * config.projector_cache_size * max(1, len(self.runtimes))))
         self.warm_error: str | None = None
         for name in self.runtimes:
             self.metrics.ready.labels(name).set(0)
