@@ -96,8 +96,10 @@ class HealWindowAttention(nn.Module):
         q, k, v = qkv.unbind(0)  # (B, nW, H, w, d)
         if self.cosine:
             scale = torch.clamp(self.logit_scale, max=_MAX_LOGIT_SCALE).exp()  # (H, 1, 1)
-            q = F.normalize(q, dim=-1) * scale
-            k = F.normalize(k, dim=-1)
+            # x * rsqrt(sum x^2) rather than F.normalize: the latter exports as an explicit Expand of
+            # the norm, one of the costliest nodes of the ONNX graph on CPU.
+            q = q * torch.rsqrt((q * q).sum(-1, keepdim=True).clamp_min(1e-24)) * scale
+            k = k * torch.rsqrt((k * k).sum(-1, keepdim=True).clamp_min(1e-24))
             sdpa_scale = 1.0
         else:
             sdpa_scale = None
@@ -109,8 +111,11 @@ class HealWindowAttention(nn.Module):
         if allowed is None:
             q, k, v = (t.reshape(-1, h, w, d) for t in (q, k, v))
         else:
-            neg = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device)
-            neg = neg.masked_fill(~allowed, float("-inf")).unsqueeze(1)  # (nW, 1, w, w)
+            if allowed.dtype == torch.bool:
+                neg = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, float("-inf"))
+            else:  # already the additive mask (0 / -inf), precomputed by the block
+                neg = allowed.to(q.dtype)
+            neg = neg.unsqueeze(1)  # (nW, 1, w, w)
             bias = (neg if bias is None else bias + neg).expand(nw, h, w, w).reshape(nw * h, w, w)
             q, k, v = (t.reshape(b, nw * h, w, d) for t in (q, k, v))
         out = F.scaled_dot_product_attention(
@@ -154,7 +159,11 @@ class HealSwinBlock(nn.Module):
         if spec is not None:
             self.register_buffer("shift_perm", torch.from_numpy(spec.perm.copy()), persistent=False)
             self.register_buffer("shift_inv", torch.from_numpy(spec.inv.copy()), persistent=False)
-            allowed = None if spec.allowed is None else torch.from_numpy(spec.allowed.copy())
+            # The additive mask (0 where attention is allowed, -inf elsewhere) is built once here,
+            # not on every forward.
+            allowed = None
+            if spec.allowed is not None:
+                allowed = torch.zeros(spec.allowed.shape).masked_fill(~torch.from_numpy(spec.allowed.copy()), float("-inf"))
             self.register_buffer("attn_allowed", allowed, persistent=False)
         else:
             self.shift_perm = self.shift_inv = self.attn_allowed = None
