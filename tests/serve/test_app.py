@@ -161,6 +161,9 @@ def test_models_metrics_docs_demo(client):
     info = client.get("/v1/models").json()
     assert {m["name"] for m in info["models"]} == {"seg16", "depth16", "seg8", "flatseg", "flatdepth"}
     assert info["cameras"] == ["demo", "front"] and info["defaults"] == {"segmentation": "seg16", "depth": "depth16"}
+    # One inference first, so the batch-size histogram has a sample whatever ran before this test.
+    r = client.post("/v2/models/seg8/infer", json={"inputs": [{"name": "input", "shape": [1, 3, 512], "datatype": "FP32", "data": [0.0] * 1536}]})
+    assert r.status_code == 200
     text = client.get("/metrics").text
     assert 'heal_swin_http_requests_total{method="GET",route="/v1/models",status="200"}' in text
     assert "heal_swin_batch_size_bucket" in text and "heal_swin_http_request_duration_seconds_bucket" in text
