@@ -28,7 +28,8 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch-size", type=int, default=None, help="micro-batch size limit (default 8)")
     p.add_argument("--max-wait-ms", type=float, default=None, help="micro-batch wait (default 5 ms)")
     p.add_argument("--concurrent-batches", type=int, default=None, help="model runs in flight at once (default 2)")
-    p.add_argument("--no-batching", action="store_true", help="run every request on its own")
+    p.add_argument("--batching", action="store_true", help="micro-batch concurrent requests (worth it on GPU; off by default)")
+    p.add_argument("--no-batching", action="store_true", help="run every request on its own (the default)")
     p.add_argument("--intra-op-threads", type=int, default=None, help="onnxruntime threads per session (0 = cores / workers)")
     p.add_argument("--max-upload-bytes", type=int, default=None, help="request body limit (default 20 MiB)")
     p.add_argument("--no-warmup", action="store_true", help="report ready without warming up")
@@ -48,7 +49,7 @@ def config_from_args(args: argparse.Namespace):
         "max_batch_size": args.max_batch_size,
         "max_wait_ms": args.max_wait_ms,
         "concurrent_batches": args.concurrent_batches,
-        "batching": False if args.no_batching else None,
+        "batching": False if args.no_batching else (True if args.batching else None),
         "intra_op_threads": args.intra_op_threads,
         "max_upload_bytes": args.max_upload_bytes,
         "warmup": False if args.no_warmup else None,

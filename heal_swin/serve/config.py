@@ -53,7 +53,7 @@ class ServeConfig:
     precision: str = "fp32"
     intra_op_threads: int = 0
     inter_op_threads: int = 1
-    batching: bool = True
+    batching: bool = False  # on CPU batching only adds queueing (BENCHMARKS.md); enable for GPU providers
     max_batch_size: int = 8
     max_wait_ms: float = 5.0
     concurrent_batches: int = 2

@@ -124,7 +124,7 @@ def server(repo):
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "heal_swin.cli", "serve", "--model-repository", str(repo), "--port", str(port),
-           "--max-wait-ms", "4", "--log-level", "warning"]
+           "--batching", "--max-wait-ms", "4", "--log-level", "warning"]  # the micro-batcher under real load
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     import httpx

@@ -26,7 +26,7 @@ from tests.serve.conftest import ROOT, write_model
 # ------------------------------------------------------------------ config
 def test_config_file_and_overrides(tmp_path):
     cfg = load_config(ROOT / "serve" / "config.yaml", {"port": 9000, "host": None})
-    assert cfg.port == 9000 and cfg.host == "127.0.0.1" and cfg.max_batch_size == 8 and cfg.batching
+    assert cfg.port == 9000 and cfg.host == "127.0.0.1" and cfg.max_batch_size == 8 and not cfg.batching
     assert ServeConfig().to_dict() == {**ServeConfig().to_dict()}  # defaults round-trip
     assert load_config(ROOT / "serve" / "config.yaml").to_dict() == {**ServeConfig().to_dict(), "max_image_pixels": 4096 * 4096}
 
@@ -65,6 +65,7 @@ def test_cli_parser_and_threads():
     args = parser.parse_args(["serve", "--model-repository", "m", "--workers", "2", "--no-batching", "--intra-op-threads", "3"])
     cfg = config_from_args(args)
     assert cfg.workers == 2 and not cfg.batching and cfg.session_threads == 3
+    assert config_from_args(parser.parse_args(["serve", "--model-repository", "m", "--batching"])).batching
     assert ServeConfig(workers=64).session_threads == 1
     with pytest.raises(ConfigError, match="model-repository"):
         config_from_args(parser.parse_args(["serve"]))
