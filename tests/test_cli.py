@@ -89,3 +89,15 @@ def test_parse_base_pixels():
     assert parse_base_pixels("0-7") == tuple(range(8))
     assert parse_base_pixels("all") == tuple(range(12))
     assert parse_base_pixels("0,4-5,11") == (0, 4, 5, 11)
+
+
+def test_atomic_writes_have_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from heal_swin.io import save_json
+
+    save_json(tmp_path / "x.json", {"a": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o666 & ~umask

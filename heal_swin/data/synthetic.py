@@ -35,7 +35,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +47,7 @@ import numpy as np
 
 from heal_swin.data.classes import WOODSCAPE_CLASSES
 from heal_swin.geometry.camera import FisheyeCamera, matrix_to_quaternion
+from heal_swin.io import atomic_write_bytes
 
 __all__ = [
     "CAMERA_NAMES",
@@ -1000,19 +1000,6 @@ def scene_complete(root: Path, scene: int, cameras: Sequence[str]) -> bool:
     return all(p.exists() for c in cameras for p in _paths(Path(root), sample_stem(scene, c)).values())
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _png(
     img: np.ndarray, level: int, strategy: int = cv2.IMWRITE_PNG_STRATEGY_DEFAULT, filt: str | None = None
 ) -> bytes:
@@ -1056,20 +1043,20 @@ def _write_camera(root: Path, config: SynthConfig, stem: str, res: dict) -> None
     paths = _paths(root, stem)
     # Huffman-only + the "up" filter suits the noisy photographs (2x faster than deflate, about the
     # same size); RLE without filtering suits the piecewise-constant label maps
-    _atomic_write(
+    atomic_write_bytes(
         paths["image"],
         _png(res["image"], config.png_compression, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY, "UP"),
     )
-    _atomic_write(
+    atomic_write_bytes(
         paths["label"], _png(res["label"], config.png_compression, cv2.IMWRITE_PNG_STRATEGY_RLE, "NONE")
     )
     rgb_label = WOODSCAPE_CLASSES.colorize(res["label"])
-    _atomic_write(
+    atomic_write_bytes(
         paths["rgb_label"], _png(rgb_label, config.png_compression, cv2.IMWRITE_PNG_STRATEGY_RLE, "NONE")
     )
-    _atomic_write(paths["depth"], _npy(res["depth"]))
+    atomic_write_bytes(paths["depth"], _npy(res["depth"]))
     calib = res["camera"].to_dict()
-    _atomic_write(
+    atomic_write_bytes(
         paths["calibration"], (json.dumps(calib, indent=2) + "\n").encode()
     )  # last: marks completion
 
@@ -1206,8 +1193,8 @@ def generate(
     splits = split_scenes(config)
     for name, scenes in splits.items():
         lines = "".join(f"{sample_stem(s, c)}\n" for s in scenes for c in config.cameras)
-        _atomic_write(root / f"{name}.txt", lines.encode())
-    _atomic_write(card_path, (json.dumps(dataset_card(config, splits), indent=2) + "\n").encode())
+        atomic_write_bytes(root / f"{name}.txt", lines.encode())
+    atomic_write_bytes(card_path, (json.dumps(dataset_card(config, splits), indent=2) + "\n").encode())
     return {
         "root": str(root),
         "scenes": config.scenes,
