@@ -14,7 +14,6 @@ coordinates to the vehicle frame (ISO 8855: x forward, y left, z up).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,21 +21,14 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from heal_swin.errors import InputError
+from heal_swin.geometry import calibration as _lim
+from heal_swin.geometry.calibration import CalibrationError, first_positive_root, in_range, number, vector
 
 __all__ = ["FisheyeCamera", "CalibrationError", "quaternion_to_matrix", "matrix_to_quaternion"]
 
 # SynWoodScape (CARLA) names the translation differently.
 _TRANSLATION_KEYS = ("translation", "translation used in CARLA (CARLA reference)")
 _INTRINSIC_NUMBERS = ("k1", "k2", "k3", "k4", "cx_offset", "cy_offset", "aspect_ratio", "width", "height")
-
-
-class CalibrationError(InputError):
-    """An invalid calibration: names the source, the field, and what was expected vs got."""
-
-    def __init__(self, source: str, field: str, expected: str, got: Any) -> None:
-        self.source, self.field, self.expected, self.got = source, field, expected, got
-        super().__init__(f"{source}: field '{field}': expected {expected}, got {got!r}")
 
 
 def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -101,36 +93,45 @@ class FisheyeCamera:
     source: str = field(default="<camera>", compare=False)
 
     def __post_init__(self) -> None:
+        # Ranges: see heal_swin.geometry.calibration (every bound is named in the error message).
         src = self.source
-        k = tuple(float(c) for c in self.k)
-        if len(k) != 4:
-            raise CalibrationError(src, "intrinsic.k1..k4", "4 coefficients", len(k))
-        for i, c in enumerate(k):
-            _check_finite(src, f"intrinsic.k{i + 1}", c)
+        ks = list(self.k) if isinstance(self.k, np.ndarray) and self.k.ndim == 1 else self.k
+        if not isinstance(ks, (list, tuple)) or len(ks) != 4:
+            raise CalibrationError(src, "intrinsic.k1..k4", "4 coefficients", self.k)
+        k = (
+            in_range(ks[0], src, "intrinsic.k1", 0.0, _lim.K1_MAX, "a positive number (pixels per radian)"),
+            *(in_range(c, src, f"intrinsic.k{i + 2}", -_lim.K_MAX, _lim.K_MAX) for i, c in enumerate(ks[1:])),
+        )
         if k[0] <= 0:
             raise CalibrationError(src, "intrinsic.k1", "a positive number (pixels per radian)", k[0])
-        for name in ("cx_offset", "cy_offset", "aspect_ratio"):
-            _check_finite(src, f"intrinsic.{name}", getattr(self, name))
-        if self.aspect_ratio <= 0:
-            raise CalibrationError(src, "intrinsic.aspect_ratio", "a positive number", self.aspect_ratio)
+        size = {}
         for name in ("width", "height"):
-            val = getattr(self, name)
-            if not float(val).is_integer() or val <= 0:
-                raise CalibrationError(src, f"intrinsic.{name}", "a positive integer", val)
-        q = np.asarray(self.quaternion, dtype=np.float64)
-        if q.shape != (4,) or not np.all(np.isfinite(q)):
-            raise CalibrationError(src, "extrinsic.quaternion", "4 finite numbers [qx, qy, qz, qw]", self.quaternion)
-        norm = float(np.linalg.norm(q))
-        if abs(norm - 1.0) > 1e-2:
+            val = in_range(getattr(self, name), src, f"intrinsic.{name}", 1, _lim.MAX_IMAGE_SIDE, "an integer")
+            if not val.is_integer():
+                raise CalibrationError(src, f"intrinsic.{name}", "a positive integer", getattr(self, name))
+            size[name] = int(val)
+        cx = in_range(self.cx_offset, src, "intrinsic.cx_offset", -size["width"], size["width"])
+        cy = in_range(self.cy_offset, src, "intrinsic.cy_offset", -size["height"], size["height"])
+        aspect = in_range(self.aspect_ratio, src, "intrinsic.aspect_ratio", _lim.MIN_ASPECT_RATIO, _lim.MAX_ASPECT_RATIO)
+        q = np.asarray(vector(self.quaternion, 4, src, "extrinsic.quaternion"), dtype=np.float64)
+        with np.errstate(over="ignore"):
+            norm = float(np.linalg.norm(q))
+        if not abs(norm - 1.0) <= 1e-2:
             raise CalibrationError(src, "extrinsic.quaternion", "a unit quaternion (norm 1)", f"norm {norm:.6g}")
-        t = np.asarray(self.translation, dtype=np.float64)
-        if t.shape != (3,) or not np.all(np.isfinite(t)):
-            raise CalibrationError(src, "extrinsic.translation", "3 finite numbers (metres)", self.translation)
+        t = vector(self.translation, 3, src, "extrinsic.translation")
+        lim_t = _lim.MAX_TRANSLATION_M
+        for i, c in enumerate(t):
+            in_range(c, src, f"extrinsic.translation[{i}]", -lim_t, lim_t, "metres")
+        if not isinstance(self.name, str) or len(self.name) > _lim.MAX_NAME_LENGTH:
+            raise CalibrationError(src, "name", f"a string of at most {_lim.MAX_NAME_LENGTH} characters", self.name)
+        object.__setattr__(self, "cx_offset", cx)
+        object.__setattr__(self, "cy_offset", cy)
+        object.__setattr__(self, "aspect_ratio", aspect)
+        object.__setattr__(self, "width", size["width"])
+        object.__setattr__(self, "height", size["height"])
         object.__setattr__(self, "k", k)
-        object.__setattr__(self, "width", int(self.width))
-        object.__setattr__(self, "height", int(self.height))
         object.__setattr__(self, "quaternion", tuple(float(c) for c in q / norm))
-        object.__setattr__(self, "translation", tuple(float(c) for c in t))
+        object.__setattr__(self, "translation", tuple(t))
         # The polynomial must be increasing over every radius the image needs, or unproject is ambiguous.
         theta_mono = self.theta_monotonic
         rho_needed = self._max_image_radius()
@@ -145,22 +146,30 @@ class FisheyeCamera:
     # -------------------------------------------------------------- loading
     @classmethod
     def from_json(cls, calib: str | Path | Mapping[str, Any]) -> "FisheyeCamera":
-        """Read a WoodScape (or SynWoodScape) calibration from a JSON file path or a parsed dict."""
+        """Read a WoodScape (or SynWoodScape) calibration from a JSON file path or a parsed dict.
+
+        Files are limited in size and nesting (``heal_swin.geometry.calibration``); every problem
+        is a :class:`CalibrationError` naming the file and the field.
+        """
         if isinstance(calib, Mapping):
-            source, data = "<calibration dict>", calib
-        else:
-            source = str(calib)
-            try:
-                text = Path(calib).read_text()
-            except FileNotFoundError:
-                raise CalibrationError(source, "<file>", "an existing calibration JSON file", "no such file") from None
-            except OSError as e:
-                raise CalibrationError(source, "<file>", "a readable file", e.strerror) from None
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise CalibrationError(source, "<file>", "valid JSON", f"{e.msg} at line {e.lineno}") from None
-        return cls.from_dict(data, source=source)
+            return cls.from_dict(calib)
+        source = str(calib)
+        limit = _lim.MAX_CALIBRATION_BYTES
+        try:
+            with open(calib, "rb") as f:
+                data = f.read(limit + 1)  # never read a huge file whole
+        except FileNotFoundError:
+            raise CalibrationError(source, "<file>", "an existing calibration JSON file", "no such file") from None
+        except OSError as e:
+            raise CalibrationError(source, "<file>", "a readable file", e.strerror or type(e).__name__) from None
+        if len(data) > limit:
+            raise CalibrationError(source, "<file>", f"at most {limit} bytes of JSON", "a larger file")
+        return cls.from_json_text(data, source=source)
+
+    @classmethod
+    def from_json_text(cls, data: str | bytes, source: str = "<calibration>") -> "FisheyeCamera":
+        """Parse calibration JSON text (a file's or an upload's bytes) within the limits."""
+        return cls.from_dict(_lim.parse_calibration_json(data, source), source=source)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<calibration dict>") -> "FisheyeCamera":
@@ -173,18 +182,16 @@ class FisheyeCamera:
             raise CalibrationError(source, "intrinsic.model", "'radial_poly'", "missing")
         if model != "radial_poly":
             raise CalibrationError(source, "intrinsic.model", "'radial_poly'", model)
-        if "poly_order" in intr and _number(intr["poly_order"], source, "intrinsic.poly_order") != 4:
+        if "poly_order" in intr and number(intr["poly_order"], source, "intrinsic.poly_order") != 4:
             raise CalibrationError(source, "intrinsic.poly_order", "4", intr["poly_order"])
-        vals = {name: _number(_req(intr, name, source, "intrinsic"), source, f"intrinsic.{name}") for name in _INTRINSIC_NUMBERS}
+        vals = {name: number(_req(intr, name, source, "intrinsic"), source, f"intrinsic.{name}") for name in _INTRINSIC_NUMBERS}
         extr = _get(data, "extrinsic", Mapping, source, "an object")
-        quat = _vector(_req(extr, "quaternion", source, "extrinsic"), 4, source, "extrinsic.quaternion")
+        quat = vector(_req(extr, "quaternion", source, "extrinsic"), 4, source, "extrinsic.quaternion")
         tkey = next((key for key in _TRANSLATION_KEYS if key in extr), None)
         if tkey is None:
             raise CalibrationError(source, "extrinsic.translation", "a list of 3 numbers", "missing")
-        trans = _vector(extr[tkey], 3, source, f"extrinsic.{tkey}")
+        trans = vector(extr[tkey], 3, source, f"extrinsic.{tkey}")
         name = data.get("name", "")
-        if not isinstance(name, str):
-            raise CalibrationError(source, "name", "a string", name)
         return cls(
             k=(vals["k1"], vals["k2"], vals["k3"], vals["k4"]),
             cx_offset=vals["cx_offset"],
@@ -242,11 +249,8 @@ class FisheyeCamera:
     def theta_monotonic(self) -> float:
         """Largest incidence angle (radians, <= pi) up to which rho(theta) is strictly increasing."""
         k1, k2, k3, k4 = self.k
-        # Roots of rho'(theta), a cubic; computed once per camera, not per pixel.
-        roots = np.roots([4 * k4, 3 * k3, 2 * k2, k1]) if any((k2, k3, k4)) else np.array([])
-        real = roots[np.abs(roots.imag) < 1e-12].real if roots.size else roots
-        pos = real[real > 0]
-        return float(min(pos.min(), math.pi)) if pos.size else math.pi
+        # First positive root of rho'(theta), a cubic; computed once per camera, not per pixel.
+        return first_positive_root((k1, 2 * k2, 3 * k3, 4 * k4), math.pi)
 
     def _centred(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = np.asarray(pixels, dtype=np.float64)
@@ -414,21 +418,3 @@ def _get(obj: Mapping[str, Any], key: str, kind: type, source: str, expected: st
     if not isinstance(val, kind):
         raise CalibrationError(source, key, expected, type(val).__name__)
     return val
-
-
-def _number(val: Any, source: str, field: str) -> float:
-    if isinstance(val, bool) or not isinstance(val, (int, float)):
-        raise CalibrationError(source, field, "a number", val)
-    _check_finite(source, field, val)
-    return float(val)
-
-
-def _check_finite(source: str, field: str, val: Any) -> None:
-    if not math.isfinite(float(val)):
-        raise CalibrationError(source, field, "a finite number", val)
-
-
-def _vector(val: Any, n: int, source: str, field: str) -> list[float]:
-    if not isinstance(val, (list, tuple)) or len(val) != n:
-        raise CalibrationError(source, field, f"a list of {n} numbers", val)
-    return [_number(c, source, f"{field}[{i}]") for i, c in enumerate(val)]
