@@ -22,7 +22,16 @@ from heal_swin.errors import InputError
 from heal_swin.export.manifest import MANIFEST_NAME, Manifest, ManifestError, load_manifest, sha256_file
 from heal_swin.geometry import FisheyeCamera
 
-__all__ = ["NAME_RE", "InvalidNameError", "ModelEntry", "ModelRepository", "NotFoundError", "RepositoryError", "check_name"]
+__all__ = [
+    "NAME_RE",
+    "InvalidNameError",
+    "ModelEntry",
+    "ModelRepository",
+    "NotFoundError",
+    "RepositoryError",
+    "check_name",
+    "model_load_error",
+]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 CAMERAS_DIR = "cameras"
@@ -38,6 +47,14 @@ class NotFoundError(InputError):
 
 class RepositoryError(InputError):
     """A model repository that cannot be served (missing folder, bad manifest, checksum mismatch)."""
+
+
+def model_load_error(path: Path, e: Exception) -> str:
+    """One line for a model file onnxruntime cannot load (a corrupt file whose checksum was recorded as is)."""
+    first = (str(e).strip().splitlines() or [""])[0]
+    if len(first) > 300:
+        first = first[:297] + "..."
+    return f"{path}: onnxruntime cannot load this model ({type(e).__name__}: {first})"
 
 
 def check_name(name: str, what: str) -> str:

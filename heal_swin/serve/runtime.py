@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from heal_swin.serve.repository import ModelEntry
+from heal_swin.serve.repository import ModelEntry, RepositoryError, model_load_error
 
 __all__ = ["ModelRuntime"]
 
@@ -26,7 +26,10 @@ class ModelRuntime:
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
-        self.session = ort.InferenceSession(str(entry.onnx_path), so, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(entry.onnx_path), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - onnxruntime's errors share no base class; a bad file is input
+            raise RepositoryError(model_load_error(entry.onnx_path, e)) from None
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self.ready = False
