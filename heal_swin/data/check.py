@@ -1,13 +1,18 @@
 """``heal-swin data check ROOT``: validate a dataset root and summarise it (no torch).
 
 Every problem names the file: missing calibration, label/image size mismatch, unknown label ids,
-corrupt PNG/NPY, calibration that does not parse or does not match its image, split entries
-without an image. The summary lists images per camera, calibrations found (and how many distinct
-intrinsics), the class histogram (pixels per class) and the depth statistics when present.
+corrupt or truncated PNG/NPY, calibration that does not parse or does not match its image, split
+entries without an image. Warnings (not problems: the exit status stays 0) name stray files in
+the layout folders (names that are not ``NNNNN_CAM.<ext>``, other file types, sub-folders;
+dot-files are not reported) and orphans (a label, depth map or calibration without an image),
+and unknown label ids where the dataset card declares ``"unknown_label_ids": "ignore"``. The
+summary lists images per camera, calibrations found (and how many distinct intrinsics), the
+class histogram (pixels per class) and the depth statistics when present.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -17,11 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
+from heal_swin.data.classes import IGNORE_INDEX, UNKNOWN_LABEL_POLICIES
 from heal_swin.data.layout import (
+    _EXT,
+    _NAME_RE,
     SPLITS,
+    DatasetError,
+    DatasetIndex,
     FisheyeDatasetSpec,
+    detect_spec,
     find_split_file,
+    get_spec,
     read_calibration,
+    read_card,
     read_depth,
     read_raw_label,
     scan,
@@ -44,6 +57,7 @@ class CheckReport:
     depth: dict[str, float] | None = None
     splits: dict[str, str] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -80,10 +94,21 @@ class CheckReport:
                 lines.append(f"  ... and {len(self.problems) - max_problems} more")
         else:
             lines.append("no problems found")
+        if self.warnings:
+            lines.append(f"WARNINGS ({len(self.warnings)}):")
+            for p, why in self.warnings[:max_problems]:
+                lines.append(f"  {p}: {why}")
+            if len(self.warnings) > max_problems:
+                lines.append(f"  ... and {len(self.warnings) - max_problems} more")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {**self.__dict__, "problems": [list(p) for p in self.problems], "ok": self.ok}
+        return {
+            **self.__dict__,
+            "problems": [list(p) for p in self.problems],
+            "warnings": [list(w) for w in self.warnings],
+            "ok": self.ok,
+        }
 
 
 def check_dataset(
@@ -94,12 +119,16 @@ def check_dataset(
     histogram: bool = True,
 ) -> CheckReport:
     """Validate every sample of ``root`` (``level`` ``quick`` or ``full``) and summarise it."""
-    idx = scan(root, spec, split="all", cameras=cameras, validate=level, on_error="skip")
     root = Path(root)
+    if root.is_dir():
+        spec = detect_spec(root) if spec is None or spec == "auto" else get_spec(spec)
+        spec = _with_card_policy(root, spec)
+    idx = scan(root, spec, split="all", cameras=cameras, validate=level, on_error="skip")
     report = CheckReport(
         root=str(root), spec=idx.spec.name, dirs={k: str(v) if v else None for k, v in idx.dirs.items()}
     )
     report.problems = list(idx.skipped)
+    report.warnings = stray_files(idx, cameras)
     img_dir = idx.dirs["image"]
     report.images = sum(
         1 for p in img_dir.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")
@@ -140,9 +169,68 @@ def check_dataset(
         for rid in np.nonzero(raw)[0]:
             c = table.raw_to_class.get(int(rid))
             cls[table.names[c] if c is not None else f"unknown id {rid}"] += int(raw[rid])
+        unknown = [int(r) for r in np.nonzero(raw)[0] if int(r) not in table.raw_to_class]
+        if unknown and table.unknown_label_ids == "ignore":  # declared in the card: say so, once
+            report.warnings.append((str(idx.dirs["label"]), (
+                f"unknown label ids {unknown} in {int(raw[unknown].sum()):,} pixels: training ignores them "
+                f"(label {IGNORE_INDEX}), as the dataset card's unknown_label_ids: ignore declares"
+            )))  # fmt: skip
         report.class_pixels = {n: cls.get(n, 0) for n in table.names} | {
             k: v for k, v in cls.items() if k not in table.names
         }
         if dtot:
             report.depth = {"valid_fraction": dn / dtot, "mean": dsum / max(dn, 1), "max": dmax}
     return report
+
+
+def _with_card_policy(root: Path, spec: FisheyeDatasetSpec) -> FisheyeDatasetSpec:
+    """The spec with the root card's ``unknown_label_ids`` (``dataset_card.json``), if it has one."""
+    card = read_card(root)
+    if not card or "unknown_label_ids" not in card:
+        return spec
+    policy = card["unknown_label_ids"]
+    if policy not in UNKNOWN_LABEL_POLICIES:
+        raise DatasetError(
+            f"{root / 'dataset_card.json'}: field 'unknown_label_ids': expected 'error' or 'ignore', got {policy!r}"
+        )
+    return dataclasses.replace(spec, classes=dataclasses.replace(spec.classes, unknown_label_ids=policy))
+
+
+def stray_files(idx: DatasetIndex, cameras: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """Warnings ``(path, why)`` for files in the layout folders that no sample uses.
+
+    Stray: a name that is not ``NNNNN_CAM`` + the folder's extension, or a sub-folder. Orphan: a
+    well-named label, depth map or calibration whose image does not exist. With ``cameras``, orphans
+    of other cameras are not reported (they are not part of this check).
+    """
+    dirs = {k: d for k, d in idx.dirs.items() if d is not None}
+    if "depth" in dirs and not idx.spec.depth:
+        del dirs["depth"]  # not part of this dataset's layout
+    img_dir = dirs["image"]
+    images = {p.stem for p in img_dir.iterdir() if p.suffix.lower() == ".png"}
+    layout_dirs = {d.resolve() for d in dirs.values()}
+    want = {c.upper() for c in cameras} if cameras else None
+    out: list[tuple[str, str]] = []
+    for kind, d in dirs.items():
+        ext = _EXT[kind]
+        for p in sorted(d.iterdir()):
+            if p.name.startswith("."):
+                continue
+            if p.is_dir():
+                if p.resolve() not in layout_dirs:
+                    out.append((str(p), f"stray folder in the {kind} folder (not read)"))
+                continue
+            if p.suffix.lower() != ext:
+                out.append((str(p), f"stray file: the {kind} folder holds NNNNN_CAM{ext} files (not read)"))
+                continue
+            m = _NAME_RE.match(p.stem)
+            if kind == "image":
+                if not m:
+                    out.append((str(p), f"stray name: expected NNNNN_CAM{ext} (loaded without a camera name)"))
+            elif p.stem in images:
+                continue  # the file of an image (a badly named image is reported once, above)
+            elif not m:
+                out.append((str(p), f"stray name: expected NNNNN_CAM{ext} (not read)"))
+            elif want is None or m.group(2).upper() in want:
+                out.append((str(p), f"orphan {kind}: no image {img_dir / (p.stem + '.png')}"))
+    return out

@@ -5,7 +5,9 @@ No torch here: the synthetic generator and ``heal-swin data check`` use these ta
 A :class:`ClassTable` is the label space a model sees. Raw label ids stored in a dataset's
 ``gtLabels`` PNGs are mapped to it with a lookup table (``lut``): identity for WoodScape, a merge
 for SynWoodScape's ``large`` / ``large_plus_AD`` variants. Raw ids the table does not know map to
-``IGNORE_INDEX``, and ``heal-swin data check`` reports them.
+``IGNORE_INDEX`` in training (their pixels carry no supervision). ``heal-swin data check`` reports
+them as errors unless the table (or the root's ``dataset_card.json``) says
+``unknown_label_ids: "ignore"``, in which case they are a warning.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "IMAGENET_STD",
     "SYNWOODSCAPE_CLASSES",
     "SYNWOODSCAPE_MERGES",
+    "UNKNOWN_LABEL_POLICIES",
     "WOODSCAPE_CLASSES",
     "ClassTable",
     "synwoodscape_table",
@@ -28,6 +31,8 @@ __all__ = [
 
 #: Label value of pixels that carry no supervision (outside the image / the grid, unknown ids).
 IGNORE_INDEX: int = 255
+#: Values of ``ClassTable.unknown_label_ids`` / the dataset card field of that name.
+UNKNOWN_LABEL_POLICIES: tuple[str, ...] = ("error", "ignore")
 #: Input normalisation of RGB images scaled to [0, 1] (ImageNet statistics).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -43,6 +48,10 @@ class ClassTable:
         colors_bgr: one (B, G, R) colour per class (for ``rgbLabels`` and visualisation).
         raw_to_class: raw id in the label files -> class id. Raw ids that are not keys are unknown.
         raw_names: names of the raw ids (for reports); defaults to ``names``.
+        unknown_label_ids: what raw ids outside ``raw_to_class`` are: ``"error"`` (the default: a
+            label file containing one is a problem in ``heal-swin data check``) or ``"ignore"``
+            (expected, e.g. a "don't care" id; a warning). Training maps them to ``IGNORE_INDEX``
+            either way.
     """
 
     name: str
@@ -50,8 +59,11 @@ class ClassTable:
     colors_bgr: tuple[tuple[int, int, int], ...]
     raw_to_class: Mapping[int, int] = field(default_factory=dict)
     raw_names: tuple[str, ...] = ()
+    unknown_label_ids: str = "error"
 
     def __post_init__(self) -> None:
+        if self.unknown_label_ids not in UNKNOWN_LABEL_POLICIES:
+            raise ValueError(f"{self.name}: unknown_label_ids: expected 'error' or 'ignore', got {self.unknown_label_ids!r}")
         if len(self.colors_bgr) != len(self.names):
             raise ValueError(f"{self.name}: {len(self.names)} names but {len(self.colors_bgr)} colours")
         if not self.raw_to_class:
@@ -193,6 +205,7 @@ def table_from_card(card: Mapping) -> ClassTable:
         name=str(card.get("name", "card")),
         names=tuple(str(e["name"]) for e in entries),
         colors_bgr=tuple(tuple(int(c) for c in e["color_bgr"]) for e in entries),
+        unknown_label_ids=card.get("unknown_label_ids", "error"),
     )
 
 

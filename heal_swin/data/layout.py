@@ -35,6 +35,7 @@ __all__ = [
     "DatasetIndex",
     "FisheyeDatasetSpec",
     "SampleRecord",
+    "check_png_complete",
     "detect_spec",
     "get_spec",
     "png_size",
@@ -344,6 +345,20 @@ def png_size(path: str | Path) -> tuple[int, int, int]:
     return w, h, channels
 
 
+def check_png_complete(path: str | Path) -> None:
+    """DatasetError if the PNG does not end with its IEND chunk (a truncated copy or download).
+
+    One seek and a small read, so quick validation (what training uses) catches truncation
+    instead of a decode error mid-epoch. A little trailing data after IEND is tolerated.
+    """
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - 1024))
+        tail = f.read()
+    if b"IEND\xaeB`\x82" not in tail:
+        raise DatasetError(f"{path}: truncated PNG (the file does not end with an IEND chunk)")
+
+
 def npy_shape(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)  # header + size check, no data read
@@ -367,6 +382,7 @@ def validate_sample(
     problems: list[tuple[str, str]] = []
     try:
         w, h, _ = png_size(rec.image)
+        check_png_complete(rec.image)
     except (DatasetError, OSError) as e:
         return [(rec.image, _reason(e, rec.image))]
     if rec.calibration is None:
@@ -393,6 +409,8 @@ def validate_sample(
             lw, lh, _ = png_size(rec.label)
             if (lw, lh) != (w, h):
                 problems.append((rec.label, f"label size {lw}x{lh} != image size {w}x{h} ({rec.image})"))
+            else:
+                check_png_complete(rec.label)
         except (DatasetError, OSError) as e:
             problems.append((rec.label, _reason(e, rec.label)))
     if spec.depth:
@@ -415,18 +433,22 @@ def validate_sample(
                 elif path == rec.label:
                     raw = read_raw_label(path)
                     unknown = np.setdiff1d(np.unique(raw), spec.classes.known_raw_ids)
-                    if unknown.size:
-                        problems.append(
-                            (
-                                path,
-                                f"unknown label ids {unknown.tolist()} (known: 0..{int(spec.classes.known_raw_ids.max())})",
-                            )
-                        )
+                    if unknown.size and spec.classes.unknown_label_ids != "ignore":
+                        problems.append((path, unknown_ids_reason(unknown.tolist(), spec)))
                 else:
                     read_depth(path, spec)
             except (DatasetError, OSError) as e:
                 problems.append((path, _reason(e, path)))
     return problems
+
+
+def unknown_ids_reason(ids: list[int], spec: FisheyeDatasetSpec) -> str:
+    """What label ids outside the class table are and what training does with them."""
+    known = int(spec.classes.known_raw_ids.max())
+    return (
+        f"unknown label ids {ids} (known: 0..{known}); training would silently ignore these pixels "
+        f"(label {IGNORE_INDEX}): fix the labels, or set \"unknown_label_ids\": \"ignore\" in the dataset card"
+    )
 
 
 def _reason(e: Exception, path: str) -> str:
@@ -500,4 +522,3 @@ def read_card(root: str | Path) -> dict | None:
         raise DatasetError(f"{p}: invalid JSON ({e.msg} at line {e.lineno})") from None
 
 
-_ = IGNORE_INDEX  # re-exported for convenience
