@@ -15,17 +15,18 @@ block of a level in shifted windows. The decoder mirrors the encoder with patch 
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import DropPath, trunc_normal_
 
 from heal_swin.geometry.healpix import HealpixGrid
 from heal_swin.models import hp_windows
+from heal_swin.models.fused import FusedLinear, Mlp, permute_tokens
+from heal_swin.models.hp_attention import HealWindowAttention
 from heal_swin.models.registry import register_model
 
 __all__ = [
@@ -39,91 +40,6 @@ __all__ = [
     "heal_swin_small",
     "heal_swin_paper",
 ]
-
-_MAX_LOGIT_SCALE = math.log(100.0)  # Swin-v2 clamps the learned temperature at 100
-
-
-class HealWindowAttention(nn.Module):
-    """Multi-head self-attention inside nested windows, with a relative position bias.
-
-    Input/output ``(B, nW, w, C)``. The bias table is Swin's ``(2s-1)**2 x heads`` on the
-    window's ``s x s`` face coordinates (``s = sqrt(w)``); ``allowed`` (nW, w, w) bool masks
-    attention in shifted windows. ``cosine=True`` is Swin-v2's scaled cosine attention.
-    """
-
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        window: int,
-        qkv_bias: bool = True,
-        attn_drop: float = 0.0,
-        proj_drop: float = 0.0,
-        cosine: bool = False,
-        rel_pos_bias: bool = True,
-    ) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.window = window
-        self.cosine = cosine
-        self.attn_drop = attn_drop
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-        if cosine:
-            self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(num_heads, 1, 1)))
-        self.rel_pos_bias = rel_pos_bias
-        if rel_pos_bias:
-            s = int(round(window**0.5))
-            self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * s - 1) ** 2, num_heads))
-            trunc_normal_(self.relative_position_bias_table, std=0.02)
-            idx = torch.from_numpy(hp_windows.relative_position_index(window))
-            self.register_buffer("relative_position_index", idx, persistent=False)
-
-    def _bias(self) -> torch.Tensor | None:
-        if not self.rel_pos_bias:
-            return None
-        w = self.window
-        b = self.relative_position_bias_table[self.relative_position_index.reshape(-1)]
-        return b.reshape(w, w, self.num_heads).permute(2, 0, 1)  # (H, w, w)
-
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor | None = None) -> torch.Tensor:
-        b, nw, w, c = x.shape
-        qkv = self.qkv(x).reshape(b, nw, w, 3, self.num_heads, self.head_dim).permute(3, 0, 1, 4, 2, 5)
-        q, k, v = qkv.unbind(0)  # (B, nW, H, w, d)
-        if self.cosine:
-            scale = torch.clamp(self.logit_scale, max=_MAX_LOGIT_SCALE).exp()  # (H, 1, 1)
-            # x * rsqrt(sum x^2) rather than F.normalize: the latter exports as an explicit Expand of
-            # the norm, one of the costliest nodes of the ONNX graph on CPU.
-            q = q * torch.rsqrt((q * q).sum(-1, keepdim=True).clamp_min(1e-24)) * scale
-            k = k * torch.rsqrt((k * k).sum(-1, keepdim=True).clamp_min(1e-24))
-            sdpa_scale = 1.0
-        else:
-            sdpa_scale = None
-        h, d = self.num_heads, self.head_dim
-        bias = self._bias()  # (H, w, w)
-        # SDPA (and its ONNX lowering) wants 4-D tensors. Without a mask, windows join the batch
-        # and the bias broadcasts over it; with a per-window mask, windows join the heads so the
-        # (nW*H, w, w) bias broadcasts over the batch and is never copied B times.
-        if allowed is None:
-            q, k, v = (t.reshape(-1, h, w, d) for t in (q, k, v))
-        else:
-            if allowed.dtype == torch.bool:
-                neg = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, float("-inf"))
-            else:  # already the additive mask (0 / -inf), precomputed by the block
-                neg = allowed.to(q.dtype)
-            neg = neg.unsqueeze(1)  # (nW, 1, w, w)
-            bias = (neg if bias is None else bias + neg).expand(nw, h, w, w).reshape(nw * h, w, w)
-            q, k, v = (t.reshape(b, nw * h, w, d) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0.0, scale=sdpa_scale
-        )
-        out = out.reshape(b, nw, h, w, d).transpose(2, 3).reshape(b, nw, w, c)
-        return self.proj_drop(self.proj(out))
-
 
 class HealSwinBlock(nn.Module):
     """One (shifted-)window transformer block on a HEALPix level. ``(B, N, C) -> (B, N, C)``.
@@ -173,16 +89,16 @@ class HealSwinBlock(nn.Module):
         )
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def _attend(self, x: torch.Tensor) -> torch.Tensor:
         if self.shift_perm is not None:
-            x = x[:, self.shift_perm]
+            x = permute_tokens(x, self.shift_perm, self.shift_inv)
         y = self.attn(hp_windows.window_partition(x, self.window), self.attn_allowed)
         y = hp_windows.window_reverse(y)
         if self.shift_inv is not None:
-            y = y[:, self.shift_inv]
+            y = permute_tokens(y, self.shift_inv, self.shift_perm)
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -220,7 +136,7 @@ class HealPatchEmbed(nn.Module):
     def __init__(self, in_chans: int, embed_dim: int, patch_size: int, norm: bool = False) -> None:
         super().__init__()
         self.patch_size = patch_size
-        self.proj = nn.Linear(in_chans * patch_size, embed_dim)
+        self.proj = FusedLinear(in_chans * patch_size, embed_dim)
         self.norm = nn.LayerNorm(embed_dim) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -235,7 +151,7 @@ class HealPatchMerging(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(4 * dim)
-        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.reduction = FusedLinear(4 * dim, 2 * dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
@@ -249,7 +165,7 @@ class HealPatchExpand(nn.Module):
         super().__init__()
         self.factor = factor
         self.out_dim = out_dim
-        self.expand = nn.Linear(dim, factor * out_dim, bias=False)
+        self.expand = FusedLinear(dim, factor * out_dim, bias=False)
         self.norm = nn.LayerNorm(out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -351,11 +267,11 @@ class HealSwinUNet(nn.Module):
         self.norm = nn.LayerNorm(dims[-1])
         # Decoder: level i (from levels-2 down to 0) = expand from i+1, concat skip, Linear, blocks.
         self.expands = nn.ModuleList([HealPatchExpand(dims[i + 1], dims[i]) for i in range(levels - 1)])
-        self.skip_proj = nn.ModuleList([nn.Linear(2 * dims[i], dims[i]) for i in range(levels - 1)])
+        self.skip_proj = nn.ModuleList([FusedLinear(2 * dims[i], dims[i]) for i in range(levels - 1)])
         self.decoder = nn.ModuleList([stage(i) for i in range(levels - 1)])
         self.norm_up = nn.LayerNorm(embed_dim)
         self.final_expand = HealPatchExpand(embed_dim, embed_dim, factor=patch_size)
-        self.head = nn.Linear(embed_dim, out_chans, bias=False)
+        self.head = FusedLinear(embed_dim, out_chans, bias=False)
         self.apply(self._init_weights)
 
     @staticmethod

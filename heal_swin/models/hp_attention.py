@@ -1,0 +1,153 @@
+"""Multi-head self-attention inside nested HEALPix windows, with a relative position bias.
+
+Two formulations of the same function:
+
+* **eager inference** (no gradients, CPU or GPU): ``F.scaled_dot_product_attention`` on strided
+  views of the qkv projection, with the (bias + shift mask) passed as a 4-D additive mask. A 4-D
+  mask keeps PyTorch on its fused (flash) kernel, which reads q/k/v in place and writes the output
+  in token-major order, so neither q/k/v nor the output are copied. The bias + mask is cached
+  while the bias table is unchanged (keyed on its version counter), when it is small.
+* **training, ``torch.compile`` and export**: attention written out (``q @ k^T + bias + mask``,
+  softmax, ``@ v``). SDPA would fall back to its slow general path here anyway, because the
+  learnable bias needs a gradient, and the written-out graph exports to plain ONNX ops.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import trunc_normal_
+
+from heal_swin.models import hp_windows
+from heal_swin.models.fused import FusedLinear, cosine_normalise
+
+__all__ = ["HealWindowAttention"]
+
+_MAX_LOGIT_SCALE = math.log(100.0)  # Swin-v2 clamps the learned temperature at 100
+_MASK_CACHE_BYTES = 16 * 2**20  # cache bias + mask only when it is at most this large
+
+
+class HealWindowAttention(nn.Module):
+    """Window attention. Input/output ``(B, nW, w, C)``.
+
+    The bias table is Swin's ``(2s-1)**2 x heads`` on the window's ``s x s`` face coordinates
+    (``s = sqrt(w)``); ``mask`` (nW, w, w) is the additive shift mask (0 allowed / -inf not),
+    or None for unshifted windows. ``cosine=True`` is Swin-v2's scaled cosine attention.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window: int,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        cosine: bool = False,
+        rel_pos_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.window = window
+        self.cosine = cosine
+        self.attn_drop = attn_drop
+        self.qkv = FusedLinear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = FusedLinear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        if cosine:
+            self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(num_heads, 1, 1)))
+        self.rel_pos_bias = rel_pos_bias
+        if rel_pos_bias:
+            s = int(round(window**0.5))
+            self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * s - 1) ** 2, num_heads))
+            trunc_normal_(self.relative_position_bias_table, std=0.02)
+            idx = torch.from_numpy(hp_windows.relative_position_index(window))
+            self.register_buffer("relative_position_index", idx, persistent=False)
+        self._mask_cache: tuple[tuple, torch.Tensor | None] | None = None
+
+    def _bias(self) -> torch.Tensor | None:
+        """``(H, w, w)`` relative position bias, or None."""
+        if not self.rel_pos_bias:
+            return None
+        w = self.window
+        b = self.relative_position_bias_table[self.relative_position_index.reshape(-1)]
+        return b.reshape(w, w, self.num_heads).permute(2, 0, 1)
+
+    def _scale(self) -> torch.Tensor:
+        """``(H, 1, 1)`` cosine-attention temperature."""
+        return torch.clamp(self.logit_scale, max=_MAX_LOGIT_SCALE).exp()
+
+    def additive_mask(self, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Bias + shift mask as ``(1, H, w, w)`` (no mask) or ``(nW, H, w, w)``, or None."""
+        bias = self._bias()
+        if bias is None:
+            return None if mask is None else mask.unsqueeze(1)
+        bias = bias.unsqueeze(0)
+        return bias if mask is None else bias + mask.unsqueeze(1)
+
+    def _cached_mask(self, mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+        table = self.relative_position_bias_table if self.rel_pos_bias else None
+        key = (
+            None if table is None else (table._version, table.data_ptr(), table.device),
+            None if mask is None else (mask._version, mask.data_ptr()),
+            dtype,
+        )
+        if self._mask_cache is not None and self._mask_cache[0] == key:
+            return self._mask_cache[1]
+        m = self.additive_mask(mask)
+        m = None if m is None else m.to(dtype).contiguous()
+        if m is None or m.numel() * m.element_size() <= _MASK_CACHE_BYTES:
+            self._mask_cache = (key, m)
+        return m
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if torch.is_grad_enabled() or torch.compiler.is_compiling() or (self.training and self.attn_drop > 0):
+            return self._forward_explicit(x, mask)
+        return self._forward_fused(x, mask)
+
+    def _forward_explicit(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        b, nw, w, c = x.shape
+        h, d = self.num_heads, self.head_dim
+        q, k, v = self.qkv(x).reshape(b * nw, w, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # (B nW, H, w, d)
+        if self.cosine:
+            q, k = cosine_normalise(q, self._scale()), cosine_normalise(k)
+        else:
+            q = q * d**-0.5
+        attn = q @ k.transpose(-2, -1)  # (B nW, H, w, w)
+        m = self.additive_mask(mask)
+        if m is not None:  # broadcasts over the batch: (B, nW, H, w, w) + (1 | nW, H, w, w)
+            attn = (attn.view(b, nw, h, w, w) + m.to(attn.dtype)).view(b * nw, h, w, w)
+        attn = F.dropout(attn.softmax(-1), self.attn_drop, self.training)
+        out = (attn @ v).transpose(1, 2).reshape(b, nw, w, c)
+        return self.proj_drop(self.proj(out))
+
+    def _forward_fused(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        b, nw, w, c = x.shape
+        h, d = self.num_heads, self.head_dim
+        qkv = self.qkv(x).view(b * nw, w, 3, h, d)
+        if self.cosine:  # in place on the projection: q, k scaled by scale / |q|, 1 / |k|
+            qk = qkv[:, :, :2]
+            inv = torch.linalg.vector_norm(qk, dim=-1, keepdim=True).clamp_min_(1e-12).reciprocal_()
+            inv[:, :, 0].mul_(self._scale().to(inv.dtype).view(h, 1))
+            qk.mul_(inv)
+        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(2))  # (B nW, H, w, d) views
+        m = self._cached_mask(mask, q.dtype)
+        scale = 1.0 if self.cosine else None
+        if m is not None and m.shape[0] > 1 and b > 1:
+            # A per-window mask cannot broadcast over the merged (B nW) dim: one call per image.
+            parts = [
+                F.scaled_dot_product_attention(
+                    q[i * nw : (i + 1) * nw], k[i * nw : (i + 1) * nw], v[i * nw : (i + 1) * nw], attn_mask=m, scale=scale
+                ).transpose(1, 2)
+                for i in range(b)
+            ]
+            out = torch.cat(parts)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=scale).transpose(1, 2)
+        return self.proj_drop(self.proj(out.reshape(b, nw, w, c)))
