@@ -182,10 +182,21 @@ def build_task(cfg: TrainConfig, stats: dict[str, Any], class_names: list[str], 
 
 
 def _loggers(cfg: TrainConfig) -> list[Any]:
+    """CSV + TensorBoard (+ MLflow) loggers of the run.
+
+    Every start of a run (the first and each ``--resume``) writes its CSV log to a new
+    ``logs/csv/version_<n>/``: Lightning's CSVLogger deletes the ``metrics.csv`` of a version it
+    reopens, so a resume never reuses one, and the versions in order are the whole history (steps
+    after the last checkpoint of a killed start appear again in the next version). Rows are
+    flushed at every logging step, so a ``kill -9`` loses at most the step in progress.
+    TensorBoard keeps ``version_0`` (it only ever adds event files).
+    """
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     log_dir = cfg.run_dir / "logs"
-    loggers: list[Any] = [CSVLogger(str(log_dir), name="csv", version=0)]
+    previous = [p.name.removeprefix("version_") for p in (log_dir / "csv").glob("version_*")]
+    version = max((int(v) for v in previous if v.isdigit()), default=-1) + 1
+    loggers: list[Any] = [CSVLogger(str(log_dir), name="csv", version=version, flush_logs_every_n_steps=1)]
     try:
         loggers.append(TensorBoardLogger(str(log_dir), name="tensorboard", version=0, default_hp_metric=False))
     except ModuleNotFoundError:  # tensorboard is optional; CSV always works
@@ -206,8 +217,13 @@ def _callbacks(cfg: TrainConfig, sampler: ResumableSampler | None = None) -> lis
 
     ckpt_dir = cfg.run_dir / "checkpoints"
     # Lightning writes checkpoints atomically (buffer, then an fsspec transaction rename).
-    every_steps = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=cfg.trainer.checkpoint_every_n_steps, save_top_k=0, save_last=True)
-    every_epoch = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_epochs=1, save_top_k=0, save_last=True, save_on_train_epoch_end=True)
+    # One ModelCheckpoint cannot save both every N steps and every epoch, so two do, and both write
+    # the same last.ckpt (no version counter: otherwise the second writes last-v1.ckpt, which
+    # --resume never reads). Whichever saved most recently is what --resume continues from.
+    every_steps = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=cfg.trainer.checkpoint_every_n_steps, save_top_k=0,
+                                  save_last=True, enable_version_counter=False)
+    every_epoch = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_epochs=1, save_top_k=0, save_last=True, save_on_train_epoch_end=True,
+                                  enable_version_counter=False)
     cbs: list[Any] = [every_steps, every_epoch]
     if sampler is not None:
         cbs.append(ResumeState(sampler, cfg.data.batch_size))

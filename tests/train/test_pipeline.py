@@ -51,6 +51,8 @@ def test_train_learns_checkpoints_and_reloads(tiny_data, tmp_path, capsys):
     # Lightning checkpoint: loads without unpickling arbitrary objects.
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert ckpt["global_step"] == 40 and "ResumeState" in str(list(ckpt["callbacks"]))
+    # One last checkpoint, written by both the step and the epoch checkpointing (no last-v1.ckpt).
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
     from heal_swin.models.checkpoint import load_model
 
     model, meta = load_model(run / "model.safetensors")
@@ -92,34 +94,56 @@ pipeline.train(load_config(None, sys.argv[2:]), resume=sys.argv[1] == "resume")
 """
 
 
+def _csv_losses(run: Path) -> list[dict[int, float]]:
+    """{step: train loss} of each CSV log version of a run, in order."""
+    out = []
+    for version in sorted((run / "logs" / "csv").glob("version_*"), key=lambda p: int(p.name.split("_")[1])):
+        with open(version / "metrics.csv") as f:
+            out.append({int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")})
+    return out
+
+
 def test_resume_after_kill_matches_uninterrupted_run(tiny_data, tmp_path):
     driver = tmp_path / "driver.py"
     driver.write_text(_DRIVER)
     # Dropout, drop-path, photometric augmentation and a data worker: every source of randomness.
-    extra = ("trainer.max_epochs=3", "data.num_workers=1",
+    extra = ("trainer.max_epochs=3", "data.num_workers=1", "trainer.log_every_n_steps=1",
              "model.options={window_size: 4, embed_dim: 8, drop_rate: 0.1, drop_path_rate: 0.2}")
     env = dict(os.environ, OMP_NUM_THREADS="1")
 
-    def run(mode: str, name: str, crash_at: int = 0) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(driver), mode, *_overrides(tiny_data, tmp_path, name, *extra)],
-                              env=dict(env, CRASH_AT=str(crash_at)), capture_output=True, text=True, timeout=600)
+    def run(mode: str, name: str, crash_at: int = 0, *more: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(driver), mode, *_overrides(tiny_data, tmp_path, name, *extra, *more)],
+                              env=dict(env, CRASH_AT=str(crash_at)), capture_output=True, text=True, timeout=600, check=False)
 
     full = run("fresh", "full")
     assert full.returncode == 0, full.stderr[-2000:]
-    killed = run("fresh", "killed", crash_at=7)  # mid-epoch 2 (4 steps per epoch); last checkpoint at step 6
-    assert killed.returncode == 137
-    assert not (tmp_path / "killed" / "model.safetensors").exists()
-    resumed = run("resume", "killed")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
     from safetensors.torch import load_file
 
     a = load_file(tmp_path / "full" / "model.safetensors")
-    b = load_file(tmp_path / "killed" / "model.safetensors")
-    for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     ma = json.loads((tmp_path / "full" / "metrics.json").read_text())
-    mb = json.loads((tmp_path / "killed" / "metrics.json").read_text())
-    assert ma["miou"] == mb["miou"] and ma["per_class_iou"] == mb["per_class_iou"]
+    (full_losses,) = _csv_losses(tmp_path / "full")
+    assert sorted(full_losses) == list(range(12))
+    # Killed mid-epoch 2 (4 steps per epoch) with the last checkpoint at step 6 (every 2 steps), and
+    # killed at step 5 with checkpoints every 3 steps: the last one is then epoch 1's end (step 4).
+    for name, crash_at, more in (("killed", 7, ()), ("killed_after_epoch", 5, ("trainer.checkpoint_every_n_steps=3",))):
+        killed = run("fresh", name, crash_at, *more)
+        assert killed.returncode == 137
+        assert not (tmp_path / name / "model.safetensors").exists()
+        resumed = run("resume", name, 0, *more)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        b = load_file(tmp_path / name / "model.safetensors")
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{name}: {k}")
+        mb = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert ma["miou"] == mb["miou"] and ma["per_class_iou"] == mb["per_class_iou"]
+        assert sorted(p.name for p in (tmp_path / name / "checkpoints").iterdir()) == ["last.ckpt"]
+        # The CSV history survives the resume: the killed start's log, then the resumed one's, and
+        # together they cover every step with the uninterrupted run's losses.
+        before, after = _csv_losses(tmp_path / name)
+        assert min(before) == 0 and max(before) >= crash_at - 2 and max(after) == 11, (before, after)  # crashed in step crash_at - 1
+        assert {**before, **after}.keys() == full_losses.keys()
+        for step, loss in {**before, **after}.items():
+            assert loss == full_losses[step], (name, step)
 
 
 def test_ddp_two_cpu_processes(tiny_data, tmp_path):
