@@ -3,16 +3,27 @@
 ``export_checkpoint`` loads a model file written by ``save_model``, exports it with a dynamic batch
 dimension, runs ``onnx.checker`` (full check), compares onnxruntime with torch on random inputs
 (batch 1 and 3) and on real frames (the bundled demo frame and validation frames), optionally
-quantises to int8 and measures the accuracy change, and only then moves the files into ``out``
-(everything is written to a temporary folder first, so a failed export leaves no manifest behind).
+quantises to int8 and measures the accuracy change, and only then puts the folder in place.
+
+Everything is written to a hidden staging folder beside ``out`` (``.<name>.export-*``, which the
+service's repository scan skips), so a failed export leaves nothing behind. Re-exporting over an
+existing folder swaps the two folders atomically: on Linux with one ``renameat2(RENAME_EXCHANGE)``
+(a reader sees the old folder or the new one, never none); where that is unavailable, the old
+folder is renamed aside, the new one renamed in and the old one deleted (two renames apart).
+Files in the old folder that are not model files are carried over into the new one.
 """
 
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
+import errno
 import json
+import os
 import re
 import shutil
+import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +44,7 @@ from heal_swin.export.manifest import (
     sha256_file,
 )
 
-__all__ = ["NAME_RE", "ExportInputError", "export_checkpoint"]
+__all__ = ["NAME_RE", "ExportInputError", "commit_folder", "export_checkpoint"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _SINGLE_FILE_LIMIT = 1_800_000_000  # protobuf's 2 GB limit: bigger models keep external data
@@ -85,6 +96,81 @@ def _consolidate(path: Path) -> tuple[Path, Path | None]:
     return path, None
 
 
+_MODEL_FILES = (ONNX_NAME, ONNX_NAME + ".data", INT8_NAME, MANIFEST_NAME)
+
+
+def _target(out: Path) -> Path:
+    """The folder to write: ``out`` itself, or what it links to (the link stays)."""
+    target = out.resolve() if out.is_symlink() else out
+    if target.exists() and not target.is_dir():
+        raise ExportInputError(f"--out {out}: expected a folder, got an existing file")
+    return target
+
+
+def _stage(out: Path) -> Path:
+    """A new hidden staging folder beside the target; an ExportInputError if that place is not writable."""
+    target = _target(out)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.export-"))
+    except OSError as e:
+        raise ExportInputError(f"--out {out}: cannot write there ({e.strerror or type(e).__name__})") from None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one step (Linux ``renameat2`` RENAME_EXCHANGE); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # no libc symbol (old glibc, musl)
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV):  # kernel/filesystem cannot
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def commit_folder(staged: Path, out: Path) -> None:
+    """Put the finished ``staged`` folder at ``out`` (see the module docstring); ``staged`` is consumed."""
+    target = _target(out)
+    old_mode = None
+    if target.is_dir():
+        old_mode = stat.S_IMODE(target.stat().st_mode)
+        for f in target.iterdir():  # carry over what is not ours (notes, a README, ...)
+            if f.name in _MODEL_FILES or f.name.startswith(".export-") or (staged / f.name).exists():
+                continue
+            if f.is_dir() and not f.is_symlink():
+                shutil.copytree(f, staged / f.name, symlinks=True)
+            else:
+                shutil.copy2(f, staged / f.name, follow_symlinks=False)
+    # mkdtemp makes 0700; the folder must be readable like any other (a non-root service reads it).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staged, old_mode if old_mode is not None else 0o777 & ~umask)
+    try:
+        if old_mode is None:
+            os.rename(staged, target)
+        elif _exchange(staged, target):
+            shutil.rmtree(staged, ignore_errors=True)  # now holds the old model
+        else:
+            aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+            os.rename(target, aside / "old")
+            try:
+                os.rename(staged, target)
+            except OSError:
+                os.rename(aside / "old", target)  # put the old model back
+                raise
+            shutil.rmtree(aside, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise ExportInputError(f"--out {out}: cannot replace the folder ({e.strerror or type(e).__name__})") from None
+
+
 def export_checkpoint(
     checkpoint: str | Path,
     out: str | Path,
@@ -120,6 +206,7 @@ def export_checkpoint(
         raise ExportInputError(f"--name: expected letters, digits, '_', '.', '-' (not 'cameras'), got {name!r}")
     if val_samples < 1:
         raise ExportInputError(f"--val-samples: expected a positive integer, got {val_samples}")
+    _stage(out).rmdir()  # fail now, not after the export, if OUT's place is not writable
     header = read_model_metadata(checkpoint)
     model, meta = load_model(checkpoint)
     src = str(checkpoint)
@@ -159,8 +246,7 @@ def export_checkpoint(
     mean = [float(v) for v in meta.get("mean", DEFAULT_MEAN)]
     std = [float(v) for v in meta.get("std", DEFAULT_STD)]
 
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
+    tmp = _stage(out)
     try:
         log(f"exporting {header['model_name']} ({kind}, {task}, input {[-1, 3, *spatial]}) ...")
         onnx_path = export_onnx(model, example, tmp / ONNX_NAME, dynamic_batch=True, opset=opset)
@@ -254,11 +340,7 @@ def export_checkpoint(
             }
         )
         save_manifest(tmp / MANIFEST_NAME, manifest)
-        # Commit: drop the old model files, move the new ones in, the manifest last.
-        for old in (ONNX_NAME, ONNX_NAME + ".data", INT8_NAME, MANIFEST_NAME):
-            (out / old).unlink(missing_ok=True)
-        for f in sorted(tmp.iterdir(), key=lambda p: p.name == MANIFEST_NAME):
-            f.replace(out / f.name)
+        commit_folder(tmp, out)
         log(f"wrote {out}/ ({', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))})")
         return manifest
     finally:
