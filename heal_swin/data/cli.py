@@ -66,7 +66,8 @@ def add_data_commands(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "check",
         help="validate a dataset root and print a summary",
         description="Validate a WoodScape-layout root (WoodScape, SynWoodScape, synthetic): every problem names the file. "
-        "Exit status 1 when problems were found.",
+        "Warnings (stray or orphan files, unknown label ids the dataset card declares ignored) are listed too. "
+        "Exit status 1 when problems were found (warnings do not count), 2 when the root cannot be checked.",
     )
     c.add_argument("root")
     c.add_argument(

@@ -132,3 +132,12 @@ def test_absurd_calibrations_are_named_problems(synth_copy, capsys):
     assert main(["data", "check", str(synth_copy), "--no-histogram"]) == 1
     out = capsys.readouterr()
     assert str(big) in out.out and "Traceback" not in out.err
+
+
+def test_exit_status_is_what_help_says(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "check", "--help"])
+    assert "warnings do not count" in capsys.readouterr().out
+    assert main(["data", "check", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a directory" in err
