@@ -520,5 +520,3 @@ def read_card(root: str | Path) -> dict | None:
         return json.loads(p.read_text())
     except json.JSONDecodeError as e:
         raise DatasetError(f"{p}: invalid JSON ({e.msg} at line {e.lineno})") from None
-
-
