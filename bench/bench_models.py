@@ -1,135 +1,369 @@
-"""Model benchmark: CPU forward latency and peak memory of HEAL-SWIN variants.
+"""Model speed benchmark: HEAL-SWIN now vs a baseline commit, against this CPU's matmul peaks.
 
-    python bench/bench_models.py [--repeat 3] [--threads N] [--quick]
+    python bench/bench_models.py [--baseline baf9257] [--threads 1 2] [--rounds 5]
+                                 [--sections peaks,forward,train,compile,memory,onnx] [--quick]
 
-Each configuration runs in its own subprocess so that its peak resident memory (ru_maxrss) is
-its own: "peak MiB" is the peak RSS of that process, "fwd MiB" the growth of the peak during the
-forward passes over the RSS after building the model. Batch 1, ``torch.no_grad()``, eval mode,
-float32. Prints a table and writes bench/results/models.json. ``--quick`` skips the paper model.
+* Each configuration runs in its own worker processes, kept loaded: one with the baseline's code
+  (a git worktree of ``--baseline`` in the temporary folder), one per variant of the
+  current code (fp32 eager, bf16 autocast, ``torch.compile`` fp32 / bf16 with freezing). The parent
+  alternates single forwards (or training steps) between them, round after round, so load changes
+  hit all of them alike; ratios are of medians measured in that one run.
+* ``peaks``: square sgemm / bf16 / int8 (``torch._int_mm``) matmul throughput in the same run, so
+  each forward is also shown as % of the hardware limit (FLOPs counted with ``FlopCounterMode``
+  on the written-out formulation: matmuls only, 2 per multiply-add).
+* ``memory``: fresh processes per tree, peak RSS of one nside-256 paper forward over the RSS after
+  building the model; and one paper training step at nside 256, batch 1.
+* ``onnx``: the paper model exported (fp32 and onnxruntime dynamic int8) at nside 64 and 128,
+  timed against the eager fp32 model in one process, alternating, same thread count.
+Load average is recorded at the start and the end. Writes ``bench/results/models.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import resource
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from statistics import median
+from typing import Any
 
-CONFIGS: list[tuple[str, int]] = [
-    ("heal_swin_tiny", 32),
-    ("heal_swin_tiny", 64),
-    ("heal_swin_tiny", 128),
-    ("heal_swin_small", 32),
-    ("heal_swin_small", 64),
-    ("heal_swin_small", 128),
-    ("heal_swin_paper", 256),
-]
-OUT = Path(__file__).parent / "results" / "models.json"
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "results" / "models.json"
+FORWARD = [("heal_swin_paper", 64), ("heal_swin_paper", 128), ("heal_swin_paper", 256)]
+TRAIN = [("heal_swin_tiny", 32, 8), ("heal_swin_small", 64, 4)]  # quickstart recipe's batch; small: no recipe
+COMPILE = [("heal_swin_paper", 128)]
 
 
-def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
-
-
-def run_one(name: str, nside: int, repeat: int, threads: int | None) -> dict:
-    """Build ``name`` at ``nside`` and time ``repeat`` forward passes (after one warm-up)."""
+# ------------------------------------------------------------------ worker side
+def _build(spec: dict[str, Any]):  # noqa: ANN202 - returns (step function, info)
     import torch
 
     from heal_swin.models import create_model
 
-    if threads:
-        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    info: dict[str, Any] = {}
+    model = create_model(spec["model"], nside=spec["nside"])
+    x = torch.randn(spec["batch"], 3, model.grid.npix)
+    bf16 = spec.get("precision") == "bf16"
+    if spec["mode"] == "train":
+        model.train()
+        try:
+            from heal_swin.train.tasks import make_optimizer  # the current code's optimizer choice
+
+            opt = make_optimizer(list(model.parameters()), "adamw", 1e-4, 0.0)
+        except ImportError:  # the baseline: plain AdamW, as its build_optimizer made
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
+        y = torch.randint(0, model.out_chans, (spec["batch"], model.grid.npix))
+
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+
+        return step, info
+    model.eval()
+    if spec.get("flops"):
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with torch.enable_grad(), FlopCounterMode(display=False) as fc:  # written-out path: counted matmuls
+            model(x)
+        info["flops"] = fc.get_total_flops()
+    fn = model
+    if spec.get("compile"):
+        import torch._inductor.config as ic
+
+        ic.freezing = True
+        fn = torch.compile(model)
+        t0 = time.perf_counter()
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            fn(x)
+        info["compile_s"] = round(time.perf_counter() - t0, 1)
+
+    def fwd() -> None:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            fn(x)
+
+    return fwd, info
+
+
+def worker(spec: dict[str, Any]) -> None:
+    """Build, then answer ``run`` with one timed step (seconds) and ``quit`` with the peak RSS."""
+    import resource
+
+    import torch
+
+    torch.set_num_threads(spec["threads"])
     t0 = time.perf_counter()
-    model = create_model(name, nside=nside).eval()
-    build_s = time.perf_counter() - t0
-    x = torch.randn(1, 3, model.grid.npix)
-    rss_built = _rss_mib()
-    times = []
-    with torch.no_grad():
-        for i in range(repeat + 1):
+    step, info = _build(spec)
+    info["build_s"] = round(time.perf_counter() - t0, 1)
+    step()  # warm-up (and the compile, for compiled workers)
+    print(json.dumps({"ready": True, **info}), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "run":
             t0 = time.perf_counter()
-            y = model(x)
-            if i:  # the first pass is a warm-up
-                times.append(time.perf_counter() - t0)
-    assert y.shape == (1, model.out_chans, model.grid.npix)
-    peak = _rss_mib()
-    med = statistics.median(times)
-    return {
-        "model": name,
-        "nside": nside,
-        "pixels": model.grid.npix,
-        "params": sum(p.numel() for p in model.parameters()),
-        "build_s": round(build_s, 3),
-        "forward_ms_median": round(1e3 * med, 2),
-        "forward_ms_min": round(1e3 * min(times), 2),
-        "ns_per_pixel": round(1e9 * med / model.grid.npix, 1),
-        "peak_rss_mib": round(peak, 1),
-        "forward_peak_mib": round(peak - rss_built, 1),
-        "threads": torch.get_num_threads(),
-        "repeat": repeat,
-    }
+            step()
+            print(time.perf_counter() - t0, flush=True)
+        else:
+            break
+    print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+
+
+# ------------------------------------------------------------------ parent side
+def _worktree(ref: str) -> Path:
+    """A git worktree of ``ref`` in the system's temporary folder (made once; outside the repo so
+    that pytest and linters never see its copy of the code)."""
+    sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    path = Path(tempfile.gettempdir()) / "heal_swin_bench_worktrees" / sha
+    if not (path / "heal_swin").is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "worktree", "add", "--detach", "-f", str(path), sha], cwd=ROOT, check=True, capture_output=True)
+    return path
+
+
+class Worker:
+    def __init__(self, label: str, tree: Path, spec: dict[str, Any]) -> None:
+        self.label, self.spec, self.times = label, spec, []
+        env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(spec["threads"]))
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=tempfile.gettempdir(),
+        )
+        self.info = self._read_json()
+
+    def _read_json(self) -> dict[str, Any]:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            if line.startswith("{"):
+                return json.loads(line)
+        raise RuntimeError(f"worker {self.label} {self.spec} died")
+
+    def run(self) -> None:
+        self.proc.stdin.write("run\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        self.times.append(float(self.proc.stdout.readline()))  # type: ignore[union-attr]
+
+    def close(self) -> dict[str, Any]:
+        self.proc.stdin.write("quit\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        end = self._read_json()
+        self.proc.wait()
+        return {**self.info, **end}
+
+
+def alternate(workers: list[Worker], rounds: int) -> list[dict[str, Any]]:
+    """Round-robin single steps; the order rotates every round."""
+    for r in range(rounds):
+        for w in workers[r % len(workers):] + workers[: r % len(workers)]:
+            w.run()
+    rows = []
+    for w in workers:
+        info = w.close()
+        rows.append({"variant": w.label, **w.spec, **info, "median_s": median(w.times), "min_s": min(w.times), "times_s": w.times})
+    return rows
+
+
+def measure_peaks(threads: int) -> dict[str, float]:
+    """GFLOP/s (GOP/s for int8) of square matmuls, best of 5, in a subprocess with ``threads``."""
+    code = f"""
+import time, torch, json
+torch.set_num_threads({threads})
+n = 2048
+out = {{}}
+for name, a in [("fp32", torch.randn(n, n)), ("bf16", torch.randn(n, n).bfloat16()),
+                ("int8", torch.randint(-64, 64, (n, n), dtype=torch.int8))]:
+    f = (lambda a=a: torch._int_mm(a, a)) if name == "int8" else (lambda a=a: a @ a)
+    f(); ts = []
+    for _ in range(5):
+        t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
+    out[name] = 2 * n**3 / min(ts) / 1e9
+print(json.dumps(out))
+"""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    return json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout)
+
+
+def measure_memory(tree: Path, label: str, mode: str) -> dict[str, Any]:
+    """Fresh process: paper model at nside 256, batch 1; RSS after building and peak after one step."""
+    code = f"""
+import json, resource, time, torch
+torch.set_num_threads(2)
+from heal_swin.models import create_model
+rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+m = create_model("heal_swin_paper", nside=256)
+x = torch.randn(1, 3, m.grid.npix)
+built = rss()
+t0 = time.perf_counter()
+if "{mode}" == "train":
+    m.train()
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+    y = torch.randint(0, m.out_chans, (1, m.grid.npix))
+    torch.nn.functional.cross_entropy(m(x), y).backward()
+    opt.step()
+else:
+    m.eval()
+    with torch.no_grad():
+        m(x)
+print(json.dumps({{"built_mib": built, "peak_mib": rss(), "step_s": time.perf_counter() - t0}}))
+"""
+    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=tempfile.gettempdir())
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"tree": label, "mode": mode, **r, "over_model_mib": r["peak_mib"] - r["built_mib"]}
+
+
+def measure_onnx(nside: int, threads: int, rounds: int) -> dict[str, Any]:
+    """Export the paper model at ``nside`` (fp32 + int8), then alternate eager / ORT fp32 / ORT int8."""
+    code = f"""
+import json, tempfile, time, numpy as np, torch
+from pathlib import Path
+from statistics import median
+torch.set_num_threads({threads})
+from heal_swin.models import create_model
+from heal_swin.export.onnx_export import export_onnx
+from heal_swin.export.quantize import ort_session, quantize_int8
+torch.manual_seed(0)
+m = create_model("heal_swin_paper", nside={nside}).eval()
+x = torch.randn(1, 3, m.grid.npix)
+d = Path(tempfile.mkdtemp())
+t0 = time.perf_counter(); p = export_onnx(m, x, d / "m.onnx"); export_s = time.perf_counter() - t0
+q = quantize_int8(p, d / "m.int8.onnx")
+s32, s8 = ort_session(p, {threads}), ort_session(q, {threads})
+name = s32.get_inputs()[0].name
+xn = x.numpy()
+def eager():
+    with torch.no_grad(): return m(x).numpy()
+fns = {{"eager_fp32": eager, "ort_fp32": lambda: s32.run(None, {{name: xn}})[0], "ort_int8": lambda: s8.run(None, {{name: xn}})[0]}}
+outs = {{k: f() for k, f in fns.items()}}
+times = {{k: [] for k in fns}}
+for r in range({rounds}):
+    for k, f in fns.items():
+        t0 = time.perf_counter(); f(); times[k].append(time.perf_counter() - t0)
+ref = outs["eager_fp32"]
+acc = {{k: {{"max_abs": float(np.abs(o - ref).max()), "argmax_agree": float((o.argmax(1) == ref.argmax(1)).mean())}} for k, o in outs.items()}}
+print(json.dumps({{"nside": {nside}, "threads": {threads}, "export_s": export_s, "median_s": {{k: median(v) for k, v in times.items()}}, "accuracy": acc}}))
+"""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=tempfile.gettempdir())
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _spec(model: str, nside: int, threads: int, mode: str = "forward", batch: int = 1, **kw: Any) -> dict[str, Any]:
+    return {"model": model, "nside": nside, "threads": threads, "mode": mode, "batch": batch, **kw}
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeat", type=int, default=3, help="timed forward passes per config (paper: 1)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--quick", action="store_true", help="skip heal_swin_paper at nside 256")
-    p.add_argument("--one", nargs=2, metavar=("NAME", "NSIDE"), help=argparse.SUPPRESS)
+    p.add_argument("--baseline", default="baf9257", help="git ref of the baseline code")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds per configuration")
+    p.add_argument("--sections", default="peaks,forward,train,compile,memory,onnx")
+    p.add_argument("--quick", action="store_true", help="skip nside 256 and the paper-size memory/onnx runs")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-
-    if args.one:
-        name, nside = args.one[0], int(args.one[1])
-        print(json.dumps(run_one(name, nside, args.repeat, args.threads)))
+    if args.worker:
+        worker(json.loads(args.worker))
         return
 
-    rows = []
-    for name, nside in CONFIGS:
-        if args.quick and name == "heal_swin_paper":
-            continue
-        repeat = 1 if name == "heal_swin_paper" else args.repeat
-        cmd = [sys.executable, __file__, "--one", name, str(nside), "--repeat", str(repeat)]
-        if args.threads:
-            cmd += ["--threads", str(args.threads)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
-        r = rows[-1]
-        print(f"done {name} nside {nside}: {r['forward_ms_median']:.1f} ms", file=sys.stderr)
+    sections = set(args.sections.split(","))
+    base = _worktree(args.baseline)
+    result: dict[str, Any] = {"load_start": os.getloadavg()}
+    peaks = {t: measure_peaks(t) for t in args.threads} if "peaks" in sections else {}
+    result["peaks_gflops"] = peaks
 
-    header = [
-        "model", "nside", "pixels", "params", "forward ms (median)", "ns/pixel", "peak RSS MiB", "fwd peak MiB"
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['nside']} | {r['pixels']:,} | {r['params']:,} "
-            f"| {r['forward_ms_median']:.1f} | {r['ns_per_pixel']:.0f} "
-            f"| {r['peak_rss_mib']:.0f} | {r['forward_peak_mib']:.0f} |"
-        )
-    print("\n".join(lines))
-
-    import torch
-
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
+    forward_rows: list[dict[str, Any]] = []
+    for threads in args.threads:
+        for model, nside in FORWARD:
+            if args.quick and nside > 128:
+                continue
+            if "forward" not in sections:
+                break
+            rounds = max(2, args.rounds // 2) if nside >= 256 else args.rounds
+            ws = [Worker("baseline fp32", base, _spec(model, nside, threads)),
+                  Worker("fp32", ROOT, _spec(model, nside, threads, flops=True)),
+                  Worker("bf16", ROOT, _spec(model, nside, threads, precision="bf16"))]
+            forward_rows += alternate(ws, rounds)
+            print(f"forward {model} nside {nside} threads {threads} done", file=sys.stderr)
+        if "compile" in sections:
+            for model, nside in COMPILE:
+                ws = [Worker("baseline fp32", base, _spec(model, nside, threads)),
+                      Worker("compiled fp32", ROOT, _spec(model, nside, threads, compile=True)),
+                      Worker("compiled bf16", ROOT, _spec(model, nside, threads, compile=True, precision="bf16"))]
+                forward_rows += alternate(ws, args.rounds)
+                print(f"compile {model} nside {nside} threads {threads} done", file=sys.stderr)
+    train_rows: list[dict[str, Any]] = []
+    if "train" in sections:
+        for threads in args.threads:
+            for model, nside, batch in TRAIN:
+                ws = [Worker("baseline fp32", base, _spec(model, nside, threads, "train", batch)),
+                      Worker("fp32", ROOT, _spec(model, nside, threads, "train", batch)),
+                      Worker("bf16", ROOT, _spec(model, nside, threads, "train", batch, precision="bf16"))]
+                train_rows += alternate(ws, args.rounds)
+                print(f"train {model} nside {nside} threads {threads} done", file=sys.stderr)
+    memory = []
+    if "memory" in sections and not args.quick:
+        for mode in ("forward", "train"):
+            for label, tree in (("baseline", base), ("current", ROOT)):
+                if mode == "train" and label == "baseline":
+                    continue
+                memory.append(measure_memory(tree, label, mode))
+    onnx = []
+    if "onnx" in sections and not args.quick:
+        onnx = [measure_onnx(n, t, args.rounds) for t in args.threads for n in (64, 128)]
+    result.update(forward=forward_rows, train=train_rows, memory=memory, onnx=onnx, load_end=os.getloadavg())
+    result["meta"] = {
         "command": " ".join(["python", "bench/bench_models.py", *(argv if argv is not None else sys.argv[1:])]),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpu_count": __import__("os").cpu_count(),
-        "batch": 1,
-        "dtype": "float32",
+        "baseline": args.baseline, "python": platform.python_version(), "machine": platform.machine(),
+        "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
+    print(report(result))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
     tmp = OUT.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
+    tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(OUT)
     print(f"wrote {OUT}")
+
+
+def report(r: dict[str, Any]) -> str:
+    """Markdown tables of a result dict (also used to rebuild the tables from the JSON)."""
+    peaks = {int(k): v for k, v in r.get("peaks_gflops", {}).items()}
+    lines = [f"load average at start {r['load_start'][0]:.2f}, at end {r['load_end'][0]:.2f}", ""]
+    if peaks:
+        lines += ["| threads | sgemm GFLOP/s | bf16 GFLOP/s | int8 GOP/s |", "|---|---|---|---|"]
+        lines += [f"| {t} | {p['fp32']:.0f} | {p['bf16']:.0f} | {p['int8']:.0f} |" for t, p in sorted(peaks.items())]
+        lines.append("")
+    for title, rows in (("forward (batch 1, eval, no_grad)", r["forward"]), ("training step (fwd + bwd + AdamW)", r["train"])):
+        if not rows:
+            continue
+        lines += [f"**{title}**", "", "| model | nside | batch | threads | variant | median ms | min ms | vs baseline | % of peak |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        flops = {(x["model"], x["nside"], x["threads"]): x["flops"] for x in rows if "flops" in x}
+        for x in rows:
+            b = next(y for y in rows if y["variant"] == "baseline fp32" and all(y[k] == x[k] for k in ("model", "nside", "threads", "mode", "batch")))
+            f = flops.get((x["model"], x["nside"], x["threads"]))
+            peak = peaks.get(x["threads"], {}).get("bf16" if "bf16" in x["variant"] else "fp32")
+            pct = f"{100 * f / x['median_s'] / 1e9 / peak:.0f} %" if f and peak and x["mode"] == "forward" else "-"
+            extra = f" (compile {x['compile_s']} s)" if "compile_s" in x else ""
+            lines.append(f"| {x['model']} | {x['nside']} | {x['batch']} | {x['threads']} | {x['variant']}{extra} | "
+                         f"{1e3 * x['median_s']:.0f} | {1e3 * x['min_s']:.0f} | {b['median_s'] / x['median_s']:.2f}x | {pct} |")
+        lines.append("")
+    if r.get("memory"):
+        lines += ["| tree | paper nside 256 | RSS built MiB | peak MiB | over the model MiB | step s |", "|---|---|---|---|---|---|"]
+        lines += [f"| {m['tree']} | {m['mode']} | {m['built_mib']:.0f} | {m['peak_mib']:.0f} | {m['over_model_mib']:.0f} | {m['step_s']:.1f} |" for m in r["memory"]]
+        lines.append("")
+    if r.get("onnx"):
+        lines += ["| paper nside | threads | eager fp32 ms | ORT fp32 ms | ORT int8 ms | ORT fp32 vs eager | int8 vs eager | int8 argmax agreement |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for o in r["onnx"]:
+            t = o["median_s"]
+            lines.append(f"| {o['nside']} | {o['threads']} | {1e3 * t['eager_fp32']:.0f} | {1e3 * t['ort_fp32']:.0f} | {1e3 * t['ort_int8']:.0f} | "
+                         f"{t['eager_fp32'] / t['ort_fp32']:.2f}x | {t['eager_fp32'] / t['ort_int8']:.2f}x | {100 * o['accuracy']['ort_int8']['argmax_agree']:.1f} % |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

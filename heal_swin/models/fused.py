@@ -110,8 +110,38 @@ def permute_tokens(x: torch.Tensor, perm: torch.Tensor, inv: torch.Tensor) -> to
     return x.index_select(1, perm)
 
 
+class _CosineNormalise(torch.autograd.Function):
+    """``y = x * scale / max(|x|, eps)``; backward ``dx = (scale * g - y (g . y) / scale) / |x|``."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
+        inv = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(eps).reciprocal()
+        return x * (inv * scale)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+        x, scale, eps = inputs
+        inv = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(eps).reciprocal()
+        ctx.save_for_backward(output, inv, scale)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # type: ignore[no-untyped-def]
+        y, inv, scale = ctx.saved_tensors
+        dot = (g * y).sum(-1, keepdim=True)  # = scale * (g . x_hat)
+        dx = torch.addcmul(g * (inv * scale), y, dot * inv / scale, value=-1.0)
+        dscale = (dot / scale).sum_to_size(scale.shape) if ctx.needs_input_grad[1] else None
+        return dx, dscale, None
+
+
 def cosine_normalise(x: torch.Tensor, scale: torch.Tensor | None = None, eps: float = 1e-12) -> torch.Tensor:
-    """``x / max(||x||, eps) * scale`` over the last dim; ``scale`` broadcasts against ``x[..., :1]``."""
+    """``x / max(||x||, eps) * scale`` over the last dim; ``scale`` broadcasts against ``x[..., :1]``.
+
+    Two passes over ``x`` forward and three backward (autograd's formulation takes about twice
+    as many); the plain formulation is used under ``torch.compile``/export, which fuse it anyway.
+    """
+    if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        s = scale if scale is not None else torch.ones((), dtype=x.dtype, device=x.device)
+        return _CosineNormalise.apply(x, s, eps)
     inv = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(eps).reciprocal()
     if scale is not None:
         inv = inv * scale

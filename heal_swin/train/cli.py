@@ -26,6 +26,7 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--split", default="val")
     e.add_argument("--limit", type=int, default=None, help="evaluate the first N samples only")
     e.add_argument("--report", type=Path, default=None, help="write a report folder (metrics, charts, overlays)")
+    _add_speed_options(e)
     e.set_defaults(func=_evaluate)
 
     p = sub.add_parser("predict", help="run a trained model on one fisheye image", description="Predict on one image.")
@@ -33,7 +34,14 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", type=Path)
     p.add_argument("--calib", type=Path, required=True, help="the image's calibration JSON")
     p.add_argument("--out", type=Path, required=True)
+    _add_speed_options(p)
     p.set_defaults(func=_predict)
+
+
+def _add_speed_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: bfloat16 autocast, ~2x faster on CPUs with AVX512_BF16/AMX (accuracy change: BENCHMARKS.md)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (inductor, frozen weights); compiles at the first image")
 
 
 def _model_file(path: Path) -> Path:
@@ -49,6 +57,7 @@ def _train(args: argparse.Namespace) -> int:
     from heal_swin.train.pipeline import format_metrics, train
 
     cfg = load_config(args.config, args.overrides)
+    _check_train_precision(cfg)
     summary = train(cfg, resume=args.resume)
     if not summary:  # a non-zero DDP rank
         return 0
@@ -61,9 +70,21 @@ def _train(args: argparse.Namespace) -> int:
     print(f"model: {cfg.run_dir / 'model.safetensors'}")
     if not args.no_eval:
         args_eval = argparse.Namespace(checkpoint=cfg.run_dir, data_root=None, dataset=None, split=cfg.data.val_split,
-                                       limit=cfg.data.limit_val, report=cfg.run_dir / "report")
+                                       limit=cfg.data.limit_val, report=cfg.run_dir / "report",
+                                       precision="fp32", compile=False)
         _evaluate(args_eval)
     return 0
+
+
+def _check_train_precision(cfg) -> None:  # noqa: ANN001 - a TrainConfig
+    """A bf16 recipe on a CPU without bf16 support is a one-line error, not a slow emulation."""
+    from heal_swin.train.acceleration import bf16_supported
+    from heal_swin.train.config import ConfigError
+
+    t = cfg.trainer
+    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not __import__("torch").cuda.is_available())
+    if "bf16" in str(t.precision) and on_cpu and not bf16_supported("cpu"):
+        raise ConfigError(f"trainer.precision: {t.precision!r} needs a CPU with AVX512_BF16 or AMX; this one has neither; use 32-true")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -74,7 +95,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from heal_swin.train.inference import Predictor
 
     model_path = _model_file(args.checkpoint)
-    predictor = Predictor(model_path)
+    predictor = Predictor(model_path, precision=args.precision, compile=args.compile)
     run_cfg = model_path.parent / "config.yaml"
     cfg = yaml.safe_load(run_cfg.read_text()) if run_cfg.exists() else {}
     root = args.data_root or (Path(cfg["data"]["root"]) if cfg else None)
@@ -112,7 +133,7 @@ def _predict(args: argparse.Namespace) -> int:
     from heal_swin.io import read_image, save_image, save_npy
     from heal_swin.train.inference import Predictor
 
-    predictor = Predictor(_model_file(args.checkpoint))
+    predictor = Predictor(_model_file(args.checkpoint), precision=args.precision, compile=args.compile)
     camera = FisheyeCamera.from_json(args.calib)
     bgr = read_image(args.image, cv2.IMREAD_COLOR)
     if (bgr.shape[1], bgr.shape[0]) != camera.image_size:

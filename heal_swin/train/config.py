@@ -77,7 +77,8 @@ class TrainerConfig:
     devices: int | str = 1
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str = "32-true"  # Lightning's: "32-true", or "bf16-mixed" (bfloat16 autocast; needs AVX512_BF16/AMX on a CPU)
+    compile: bool = False  # torch.compile the model for training and validation
     out_dir: str = "runs"
     name: str = "run"
     checkpoint_every_n_steps: int = 50

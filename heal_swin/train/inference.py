@@ -18,6 +18,7 @@ import torch
 from heal_swin.data.classes import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 from heal_swin.geometry import FisheyeCamera, HealpixGrid, SphereProjector
 from heal_swin.models.checkpoint import load_model
+from heal_swin.train.acceleration import autocast, check_precision, compile_model
 
 __all__ = ["Prediction", "Predictor"]
 
@@ -40,11 +41,18 @@ class Prediction:
 
 
 class Predictor:
-    """A model file (``model.safetensors``) ready to run on fisheye images."""
+    """A model file (``model.safetensors``) ready to run on fisheye images.
 
-    def __init__(self, model_path: str | Path, device: str = "cpu") -> None:
+    ``precision="bf16"`` runs the model under bfloat16 autocast; ``compile=True`` through
+    ``torch.compile`` with frozen weights (compiled at the first image).
+    """
+
+    def __init__(self, model_path: str | Path, device: str = "cpu", precision: str = "fp32", compile: bool = False) -> None:
+        self.precision = check_precision(precision, device)
         self.model, self.meta = load_model(model_path, map_location=device)
+        self.model.eval()
         self.device = device
+        self._forward = compile_model(self.model, inference=True) if compile else self.model
         self.task: str = self.meta.get("task", "segmentation")
         self.kind: str = getattr(self.model, "input_kind", "sphere")
         nside = self.meta.get("nside") or self.model.model_config.get("nside")
@@ -58,6 +66,12 @@ class Predictor:
     def _normalise(self, rgb: np.ndarray) -> np.ndarray:
         """(..., 3) uint8 RGB -> float32 normalised."""
         return (rgb.astype(np.float32) / 255.0 - self.mean) / self.std
+
+    def _run(self, x: np.ndarray) -> torch.Tensor:
+        """(C, ...) float32 model input -> (K, ...) float32 output, on the CPU."""
+        with autocast(self.precision, self.device):
+            out = self._forward(torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device))
+        return out[0].float().cpu()
 
     def _postprocess(self, out: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         if self.task == "segmentation":
@@ -76,7 +90,7 @@ class Predictor:
         if self.kind == "sphere":
             x = self._normalise(proj.to_sphere(image_rgb))  # (N, 3)
             x[~proj.valid_mask] = 0.0
-            out = self.model(torch.from_numpy(np.ascontiguousarray(x.T))[None].to(self.device))[0].cpu()
+            out = self._run(x.T)
             sphere, scores = self._postprocess(out)
             flat = proj.to_image(sphere, "nearest", fill=fill)
         else:
@@ -88,7 +102,7 @@ class Predictor:
 
                 img = cv2.resize(image_rgb, tuple(size), interpolation=cv2.INTER_AREA)
             x = self._normalise(img).transpose(2, 0, 1)
-            out = self.model(torch.from_numpy(np.ascontiguousarray(x))[None].to(self.device))[0].cpu()
+            out = self._run(x)
             flat, scores = self._postprocess(out)
             if flat.shape != (h, w):
                 import cv2
@@ -107,4 +121,4 @@ class Predictor:
         return palette[np.asarray(labels, np.int64).clip(0, 255)]
 
     def info(self) -> dict[str, Any]:
-        return {"task": self.task, "kind": self.kind, "grid": self.grid.key, "model": self.model.model_name}
+        return {"task": self.task, "kind": self.kind, "grid": self.grid.key, "model": self.model.model_name, "precision": self.precision}

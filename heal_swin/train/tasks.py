@@ -17,19 +17,24 @@ from heal_swin.models import create_model
 from heal_swin.train.losses import DepthLoss, DepthNormalizer, SegmentationLoss
 from heal_swin.train.metrics import ConfusionMatrix, DepthErrors, segmentation_summary
 
-__all__ = ["SegmentationTask", "DepthTask", "build_optimizer"]
+__all__ = ["SegmentationTask", "DepthTask", "build_optimizer", "make_optimizer"]
+
+
+def make_optimizer(params: list[torch.nn.Parameter], kind: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """Adam / AdamW (PyTorch's fused single-kernel step where every parameter allows it) or SGD."""
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=0.9)
+    # The fused step updates all of a parameter's state in one pass (~5x faster than the
+    # per-parameter loop on CPU); it needs floating-point parameters on CPU or CUDA.
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params) or None
+    cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
+    return cls(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
 def build_optimizer(module: L.LightningModule, optim: dict[str, Any]) -> Any:
     """Optimizer (+ optional warm-up/cosine schedule per step) from an ``OptimConfig`` dict."""
     params = [p for p in module.parameters() if p.requires_grad]
-    kind, lr, wd = optim["optimizer"], optim["lr"], optim["weight_decay"]
-    if kind == "adam":
-        opt = torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    elif kind == "adamw":
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    else:
-        opt = torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=0.9)
+    opt = make_optimizer(params, optim["optimizer"], optim["lr"], optim["weight_decay"])
     warmup = int(optim.get("warmup_steps", 0))
     if optim["schedule"] == "none" and warmup == 0:
         return opt
@@ -55,7 +60,17 @@ class _Task(L.LightningModule):
         self.metadata = metadata
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.net(x)
+
+    def compile_model(self) -> None:
+        """Run training and validation through ``torch.compile(self.model)`` (compiled at the first
+        batch). The compiled wrapper is kept outside the module tree: checkpoints and the saved
+        model keep plain parameter names."""
+        object.__setattr__(self, "_compiled", torch.compile(self.model))
+
+    def net(self, x: torch.Tensor) -> torch.Tensor:
+        compiled = self.__dict__.get("_compiled")
+        return compiled(x) if compiled is not None else self.model(x)
 
     def configure_optimizers(self) -> Any:
         return build_optimizer(self, self.optim)
@@ -85,13 +100,13 @@ class SegmentationTask(_Task):
         self.last_summary: dict[str, Any] = {}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self.model(batch["image"])
+        logits = self.net(batch["image"])
         loss = self.loss(logits, batch["label"])
         self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits = self.model(batch["image"])
+        logits = self.net(batch["image"])
         self.log("val/loss", self.loss(logits, batch["label"]), batch_size=logits.shape[0], sync_dist=True)
         self.val_confusion.update(logits.argmax(1), batch["label"])
 
@@ -129,13 +144,13 @@ class DepthTask(_Task):
         return self.normalizer.denormalize(self.model(x)[:, 0])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        pred = self.model(batch["image"])
+        pred = self.net(batch["image"])
         loss = self.loss(pred, batch["depth"], batch.get("valid"))
         self.log("train/loss", loss, prog_bar=True, batch_size=pred.shape[0])
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        pred = self.model(batch["image"])
+        pred = self.net(batch["image"])
         self.log("val/loss", self.loss(pred, batch["depth"], batch.get("valid")), batch_size=pred.shape[0], sync_dist=True)
         self.val_errors.update(self.normalizer.denormalize(pred[:, 0]), batch["depth"], batch.get("valid"))
 

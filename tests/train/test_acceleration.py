@@ -1,0 +1,72 @@
+"""``--precision bf16`` and ``--compile`` for predict / evaluate / train."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from heal_swin.cli import main
+from heal_swin.errors import InputError
+from heal_swin.geometry import FisheyeCamera
+from heal_swin.models.checkpoint import save_model
+from heal_swin.models.registry import create_model
+from heal_swin.train import acceleration
+from heal_swin.train.inference import Predictor
+
+
+@pytest.fixture()
+def model_file(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("heal_swin_tiny", nside=16, num_classes=4, cosine_attn=False, post_norm=False)
+    with torch.no_grad():  # a confident random model, so that argmax is not decided by rounding
+        model.head.weight.mul_(50)
+    meta = {"task": "segmentation", "class_names": list("abcd"), "class_colours": [[0, 0, 0]] * 4}
+    return save_model(tmp_path / "m.safetensors", model, meta)
+
+
+@pytest.fixture()
+def frame(fv_calib):
+    cam = FisheyeCamera.from_dict(fv_calib).scaled(160, 121)
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (cam.height, cam.width, 3), dtype=np.uint8), (9, 9), 3)
+    return img, cam
+
+
+def test_unknown_or_unsupported_precision_is_an_input_error(monkeypatch) -> None:
+    with pytest.raises(InputError, match="--precision: expected one of fp32, bf16, got 'fp16'"):
+        acceleration.check_precision("fp16")
+    monkeypatch.setattr(acceleration, "bf16_supported", lambda device="cpu": False)
+    with pytest.raises(InputError, match="bf16 needs a CPU with AVX512_BF16 or AMX"):
+        acceleration.check_precision("bf16")
+
+
+def test_bf16_prediction_tracks_fp32(model_file, frame) -> None:
+    img, cam = frame
+    if not acceleration.bf16_supported():  # then the option must refuse, in one line
+        with pytest.raises(InputError, match="bf16 needs"):
+            Predictor(model_file, precision="bf16")
+        return
+    fp32 = Predictor(model_file)(img, cam)
+    bf16 = Predictor(model_file, precision="bf16")(img, cam)
+    assert bf16.sphere.dtype == fp32.sphere.dtype
+    agree = (bf16.sphere == fp32.sphere)[fp32.sphere_valid].mean()
+    assert agree > 0.97, agree
+    assert np.abs(bf16.scores - fp32.scores).max() < 0.1
+
+
+def test_compiled_prediction_equals_eager(model_file, frame) -> None:
+    img, cam = frame
+    eager = Predictor(model_file)(img, cam)
+    compiled = Predictor(model_file, compile=True)(img, cam)
+    np.testing.assert_allclose(compiled.scores, eager.scores, atol=1e-4)
+    assert (compiled.sphere == eager.sphere)[eager.sphere_valid].mean() > 0.999
+
+
+def test_train_recipe_bf16_on_a_cpu_without_it_exits_2(monkeypatch, capsys, tmp_path) -> None:
+    monkeypatch.setattr(acceleration, "bf16_supported", lambda device="cpu": False)
+    rc = main(["train", "--config", "train/quickstart.yaml", "trainer.precision=bf16-mixed", "trainer.accelerator=cpu",
+               f"trainer.out_dir={tmp_path}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "trainer.precision" in err[0] and "AVX512_BF16" in err[0]
