@@ -307,6 +307,10 @@ class HealSwinUNet(nn.Module):
             x = self.skip_proj[i](torch.cat([x, skips[i]], dim=-1))
             x = self.decoder[i](x)
         x = self.final_expand(self.norm_up(x))
+        if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            # (K, C) @ (B, C, N): the logits come out channel-first, without a transposing copy
+            # (inner dimension K) before the loss and again in the backward.
+            return torch.matmul(self.head.weight, x.transpose(1, 2))
         return self.head(x).transpose(1, 2)
 
 

@@ -114,11 +114,15 @@ class HealWindowAttention(nn.Module):
     def _forward_explicit(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         b, nw, w, c = x.shape
         h, d = self.num_heads, self.head_dim
-        q, k, v = self.qkv(x).reshape(b * nw, w, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # (B nW, H, w, d)
-        if self.cosine:
-            q, k = cosine_normalise(q, self._scale()), cosine_normalise(k)
+        qkv = self.qkv(x).view(b * nw, w, 3, h, d)
+        if self.cosine:  # normalised in the projection's token-major layout, where it is contiguous
+            scale = torch.stack([self._scale().view(h, 1), torch.ones(h, 1, dtype=x.dtype, device=x.device)])
+            q, k = cosine_normalise(qkv[:, :, :2], scale).unbind(2)
+            v = qkv[:, :, 2]
         else:
+            q, k, v = qkv.unbind(2)
             q = q * d**-0.5
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B nW, H, w, d)
         attn = q @ k.transpose(-2, -1)  # (B nW, H, w, w)
         m = self.additive_mask(mask)
         if m is not None:  # in place (the product's backward needs q and k, not attn), over the batch
