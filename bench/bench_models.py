@@ -59,11 +59,12 @@ def _build(spec: dict[str, Any]):  # noqa: ANN202 - returns (step function, info
         except ImportError:  # the baseline: plain AdamW, as its build_optimizer made
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
         y = torch.randint(0, model.out_chans, (spec["batch"], model.grid.npix))
+        net = torch.compile(model) if spec.get("compile") else model  # what trainer.compile does
 
         def step() -> None:
             opt.zero_grad(set_to_none=True)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = torch.nn.functional.cross_entropy(model(x), y)
+                loss = torch.nn.functional.cross_entropy(net(x), y)
             loss.backward()
             opt.step()
 
@@ -103,7 +104,10 @@ def worker(spec: dict[str, Any]) -> None:
     t0 = time.perf_counter()
     step, info = _build(spec)
     info["build_s"] = round(time.perf_counter() - t0, 1)
+    t0 = time.perf_counter()
     step()  # warm-up (and the compile, for compiled workers)
+    if spec.get("compile") and spec["mode"] == "train":
+        info["compile_s"] = round(time.perf_counter() - t0, 1)
     print(json.dumps({"ready": True, **info}), flush=True)
     for line in sys.stdin:
         if line.strip() == "run":
@@ -156,15 +160,19 @@ class Worker:
         return {**self.info, **end}
 
 
+_GROUPS = iter(range(10**6))
+
+
 def alternate(workers: list[Worker], rounds: int) -> list[dict[str, Any]]:
-    """Round-robin single steps; the order rotates every round."""
+    """Round-robin single steps; the order rotates every round. Rows of one call share a group."""
+    group = next(_GROUPS)
     for r in range(rounds):
         for w in workers[r % len(workers):] + workers[: r % len(workers)]:
             w.run()
     rows = []
     for w in workers:
         info = w.close()
-        rows.append({"variant": w.label, **w.spec, **info, "median_s": median(w.times), "min_s": min(w.times), "times_s": w.times})
+        rows.append({"variant": w.label, "group": group, **w.spec, **info, "median_s": median(w.times), "min_s": min(w.times), "times_s": w.times})
     return rows
 
 
@@ -302,7 +310,8 @@ def main(argv: list[str] | None = None) -> None:
             for model, nside, batch in TRAIN:
                 ws = [Worker("baseline fp32", base, _spec(model, nside, threads, "train", batch)),
                       Worker("fp32", ROOT, _spec(model, nside, threads, "train", batch)),
-                      Worker("bf16", ROOT, _spec(model, nside, threads, "train", batch, precision="bf16"))]
+                      Worker("bf16", ROOT, _spec(model, nside, threads, "train", batch, precision="bf16")),
+                      Worker("compiled fp32", ROOT, _spec(model, nside, threads, "train", batch, compile=True))]
                 train_rows += alternate(ws, args.rounds)
                 print(f"train {model} nside {nside} threads {threads} done", file=sys.stderr)
     memory = []
@@ -344,7 +353,7 @@ def report(r: dict[str, Any]) -> str:
                   "|---|---|---|---|---|---|---|---|---|"]
         flops = {(x["model"], x["nside"], x["threads"]): x["flops"] for x in rows if "flops" in x}
         for x in rows:
-            b = next(y for y in rows if y["variant"] == "baseline fp32" and all(y[k] == x[k] for k in ("model", "nside", "threads", "mode", "batch")))
+            b = next(y for y in rows if y["variant"] == "baseline fp32" and y["group"] == x["group"])
             f = flops.get((x["model"], x["nside"], x["threads"]))
             peak = peaks.get(x["threads"], {}).get("bf16" if "bf16" in x["variant"] else "fp32")
             pct = f"{100 * f / x['median_s'] / 1e9 / peak:.0f} %" if f and peak and x["mode"] == "forward" else "-"
@@ -367,4 +376,7 @@ def report(r: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--report"]:  # rebuild the tables from a results file
+        print(report(json.loads(Path(sys.argv[2] if len(sys.argv) > 2 else OUT).read_text())))
+    else:
+        main()

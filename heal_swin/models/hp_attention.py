@@ -125,8 +125,10 @@ class HealWindowAttention(nn.Module):
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B nW, H, w, d)
         attn = q @ k.transpose(-2, -1)  # (B nW, H, w, w)
         m = self.additive_mask(mask)
-        if m is not None:  # in place (the product's backward needs q and k, not attn), over the batch
-            attn.view(b, nw, h, w, w).add_(m.to(attn.dtype))
+        if m is not None:  # broadcasts over the batch: (B, nW, H, w, w) + (1 | nW, H, w, w)
+            # Out of place: attn is a view of the batched product, and autograd would turn an
+            # in-place add on it into a full copy of the scores in the backward.
+            attn = (attn.view(b, nw, h, w, w) + m.to(attn.dtype)).view(b * nw, h, w, w)
         attn = F.dropout(attn.softmax(-1), self.attn_drop, self.training)
         out = (attn @ v).transpose(1, 2).reshape(b, nw, w, c)
         return self.proj_drop(self.proj(out))

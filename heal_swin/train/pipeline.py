@@ -279,6 +279,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     stats = dataset_stats(cfg)
     classes = train_ds.classes
     task = build_task(cfg, stats, list(classes.names), [list(c) for c in classes.colors_bgr], train_ds.spec.name)
+    if cfg.trainer.compile:
+        task.compile_model()
     trainer = build_trainer(cfg, sampler)
     trainer.fit(task, train_dl, val_dl, ckpt_path=str(last) if resume else None, weights_only=True)
     # Final validation with the final weights (every DDP process takes part), then the model file.

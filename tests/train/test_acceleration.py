@@ -70,3 +70,21 @@ def test_train_recipe_bf16_on_a_cpu_without_it_exits_2(monkeypatch, capsys, tmp_
                f"trainer.out_dir={tmp_path}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "trainer.precision" in err[0] and "AVX512_BF16" in err[0]
+
+
+def test_trainer_compile_trains_through_torch_compile_with_plain_names() -> None:
+    from heal_swin.train.tasks import SegmentationTask
+
+    torch.manual_seed(0)
+    task = SegmentationTask("heal_swin_tiny", {"nside": 8, "num_classes": 3}, ["a", "b", "c"], optim={})
+    names = list(task.state_dict())
+    x, y = torch.randn(2, 3, 8 * 64), torch.randint(0, 3, (2, 8 * 64))
+    task.loss(task.net(x), y).backward()
+    eager = {n: p.grad.clone() for n, p in task.named_parameters()}
+    task.zero_grad(set_to_none=True)
+    task.compile_model()
+    assert task.__dict__["_compiled"] is not None
+    task.loss(task.net(x), y).backward()
+    for n, p in task.named_parameters():
+        torch.testing.assert_close(p.grad, eager[n], rtol=1e-4, atol=1e-6)
+    assert list(task.state_dict()) == names  # checkpoints keep plain parameter names
