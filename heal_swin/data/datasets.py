@@ -19,7 +19,8 @@ One class, :class:`FisheyeDataset`, two views:
 
 Order of work per sample: read -> green strips (WoodScape) -> optional resize (calibration scaled)
 -> ``transform`` (flat, raw numpy dict incl. ``camera``) -> [sphere: project] -> ``sphere_transform``
--> tensors. Workers: the dataset holds only paths, specs and picklable transforms; projection
+-> tensors (image normalisation, projection and resizing through :mod:`heal_swin.inference.processing`,
+the same code the exported models are served with). Workers: the dataset holds only paths, specs and picklable transforms; projection
 maps are cached per process (in-memory LRU keyed by intrinsics, plus the optional disk cache).
 """
 
@@ -31,7 +32,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -50,6 +50,7 @@ from heal_swin.data.woodscape import apply_strips
 from heal_swin.geometry.camera import FisheyeCamera
 from heal_swin.geometry.healpix import HealpixGrid
 from heal_swin.geometry.projector import SphereProjector
+from heal_swin.inference import processing as contract
 
 __all__ = ["IGNORE_INDEX", "IMAGENET_MEAN", "IMAGENET_STD", "FisheyeDataset", "load_raw_sample"]
 
@@ -126,8 +127,8 @@ class FisheyeDataset(Dataset):
         self.strips = strips
         self.transform = transform
         self.sphere_transform = sphere_transform
-        self.mean = None if mean is None else np.asarray(mean, np.float32).reshape(3, 1)
-        self.std = None if std is None else np.asarray(std, np.float32).reshape(3, 1)
+        self.mean = None if mean is None else [float(v) for v in mean]
+        self.std = None if std is None else [float(v) for v in std]
         self.cache_dir = cache_dir
         if self.index.skipped:
             warnings.warn(
@@ -178,8 +179,7 @@ class FisheyeDataset(Dataset):
             "name": s["name"],
         }
         if self.view == "flat":
-            img = s["image"].transpose(2, 0, 1).reshape(3, -1)
-            out["image"] = torch.from_numpy(self._normalise(img).reshape(3, *s["image"].shape[:2]))
+            out["image"] = torch.from_numpy(contract.normalise_pixels(s["image"], self.mean, self.std))
             if s["label"] is not None:
                 out["label"] = torch.from_numpy(s["label"].astype(np.int64))
             if s["depth"] is not None:
@@ -188,37 +188,25 @@ class FisheyeDataset(Dataset):
         proj = SphereProjector(cam, self.grid, cache_dir=self.cache_dir)
         valid = proj.valid_mask
         sph: dict[str, Any] = {"valid": valid.copy()}
-        img = proj.to_sphere(s["image"], mode="bilinear")  # (N, 3) uint8
-        sph["image"] = self._normalise(np.ascontiguousarray(img.T))
-        sph["image"][:, ~valid] = 0.0
+        sph["image"] = contract.sphere_input(s["image"], proj, self.mean, self.std)  # (3, N)
         if s["label"] is not None:
-            lab = proj.to_sphere(s["label"], mode="nearest", fill=IGNORE_INDEX).astype(np.int64)
-            lab[~valid] = IGNORE_INDEX
-            sph["label"] = lab
+            sph["label"] = contract.labels_to_sphere(s["label"], proj, IGNORE_INDEX).astype(np.int64)
         if s["depth"] is not None:
-            sph["depth"] = proj.to_sphere_depth(s["depth"])
+            sph["depth"] = contract.depth_to_sphere(s["depth"], proj)
         if self.sphere_transform is not None:
             sph = self.sphere_transform(sph)
         for k, v in sph.items():
             out[k] = torch.from_numpy(np.ascontiguousarray(v))
         return out
 
-    def _normalise(self, img: np.ndarray) -> np.ndarray:
-        x = img.astype(np.float32) * np.float32(1 / 255.0)
-        if self.mean is not None:
-            x -= self.mean
-        if self.std is not None:
-            x /= self.std
-        return x
-
 
 def _resize(s: dict[str, Any], size: tuple[int, int]) -> dict[str, Any]:
     w, h = size
     s = dict(s)
-    s["image"] = cv2.resize(s["image"], (w, h), interpolation=cv2.INTER_AREA)
+    s["image"] = contract.resize_image(s["image"], (w, h))
     if s.get("label") is not None:
-        s["label"] = cv2.resize(s["label"], (w, h), interpolation=cv2.INTER_NEAREST)
+        s["label"] = contract.resize_nearest(s["label"], (w, h))
     if s.get("depth") is not None:
-        s["depth"] = cv2.resize(s["depth"], (w, h), interpolation=cv2.INTER_NEAREST)
+        s["depth"] = contract.resize_nearest(s["depth"], (w, h))
     s["camera"] = s["camera"].scaled(w, h)
     return s

@@ -14,17 +14,19 @@ def add_export_commands(sub: argparse._SubParsersAction) -> None:
         "export",
         help="export a model file to ONNX (+ manifest model.json) with parity checks",
         description=(
-            "Export a heal-swin model file (safetensors, from training) to OUT/model.onnx with a dynamic batch "
-            "dimension and write OUT/model.json. Runs onnx.checker and compares onnxruntime with torch on random "
-            "and real inputs (rtol/atol); exits 1 and writes nothing if they differ. OUT is one folder of a model "
-            "repository (REPO/<name>/) that `heal-swin serve` reads."
+            "Export a heal-swin model file (safetensors, from training) as one model of a Triton model repository: "
+            "OUT/1/model.onnx (dynamic batch), OUT/config.pbtxt (Triton, onnxruntime_onnx) and OUT/model.json "
+            "(our manifest); with --int8 also OUT/2/model.onnx. Runs onnx.checker and compares onnxruntime with "
+            "torch on random and real inputs (rtol/atol); exits 1 and writes nothing if they differ. OUT is "
+            "REPO/<name>/, served by `heal-swin serve --model-repository REPO` or by Triton."
         ),
     )
     p.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors written by save_model)")
     p.add_argument("--out", type=Path, required=True, help="model folder to write, e.g. models/heal_swin_seg/")
     p.add_argument("--name", default=None, help="model name in the repository (default: the folder's name)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
-    p.add_argument("--int8", action="store_true", help="also write model.int8.onnx (dynamic quantisation) and its accuracy change")
+    p.add_argument("--int8", action="store_true", help="also write version 2, OUT/2/model.onnx (dynamic int8 quantisation), and its accuracy change")
+    p.add_argument("--max-batch-size", type=int, default=8, help="config.pbtxt max_batch_size for Triton's dynamic batching (default 8)")
     p.add_argument(
         "--val-data",
         type=Path,
@@ -55,6 +57,7 @@ def run_export(args: argparse.Namespace) -> int:
             rtol=args.rtol,
             atol=args.atol,
             seed=args.seed,
+            max_batch_size=args.max_batch_size,
             log=lambda s: print(f"  {s}", flush=True),
         )
     except ParityError as e:
@@ -62,12 +65,12 @@ def run_export(args: argparse.Namespace) -> int:
         return 1
     p = m.parity
     print(
-        f"{args.checkpoint} -> {args.out}/model.onnx  ({m.model_name}, {m.task}, opset {m.opset}, sha256 {m.onnx_sha256[:12]}...)\n"
+        f"{args.checkpoint} -> {args.out}/1/model.onnx  ({m.model_name}, {m.task}, opset {m.opset}, sha256 {m.onnx_sha256[:12]}...)\n"
         f"  parity  random max abs {p['random']['max_abs']:.2e}, real max abs {p['real']['max_abs']:.2e} "
         f"(rtol {p['rtol']}, atol {p['atol']})"
     )
     if m.int8:
         v = m.int8["validation"]
         key = "delta_miou" if m.task == "segmentation" else "delta_abs_rel"
-        print(f"  int8    {m.int8['onnx_file']}: {key} {v.get(key)}, on {v['source']}")
+        print(f"  int8    {args.out}/{m.int8['version']}/{m.int8['onnx_file']}: {key} {v.get(key)}, on {v['source']}")
     return 0

@@ -1,4 +1,7 @@
-"""Model file -> model folder: ``model.onnx`` (+ ``model.int8.onnx``) and the manifest ``model.json``.
+"""Model file -> model folder of a Triton model repository (:mod:`heal_swin.inference.triton`).
+
+``OUT/config.pbtxt`` (Triton, platform onnxruntime_onnx), ``OUT/model.json`` (our manifest),
+``OUT/1/model.onnx`` (fp32) and, with ``int8=True``, ``OUT/2/model.onnx`` (int8).
 
 ``export_checkpoint`` loads a model file written by ``save_model``, exports it with a dynamic batch
 dimension, runs ``onnx.checker`` (full check), compares onnxruntime with torch on random inputs
@@ -32,17 +35,20 @@ from typing import Any
 import numpy as np
 
 from heal_swin.errors import InputError
-from heal_swin.export.manifest import (
+from heal_swin.inference.manifest import (
     DEFAULT_MEAN,
     DEFAULT_STD,
     FORMAT,
+    FP32_VERSION,
     INT8_NAME,
+    INT8_VERSION,
     MANIFEST_NAME,
     ONNX_NAME,
     Manifest,
     save_manifest,
     sha256_file,
 )
+from heal_swin.inference.triton import CONFIG_NAME, model_config_text
 
 __all__ = ["NAME_RE", "ExportInputError", "commit_folder", "export_checkpoint"]
 
@@ -96,7 +102,12 @@ def _consolidate(path: Path) -> tuple[Path, Path | None]:
     return path, None
 
 
-_MODEL_FILES = (ONNX_NAME, ONNX_NAME + ".data", INT8_NAME, MANIFEST_NAME)
+# Ours in a model folder, never carried over: the current layout's and the old one's (model.onnx beside model.json).
+_MODEL_FILES = (ONNX_NAME, ONNX_NAME + ".data", INT8_NAME, MANIFEST_NAME, CONFIG_NAME)
+
+
+def _is_model_file(name: str) -> bool:
+    return name in _MODEL_FILES or name.isdigit()  # numeric folders are model versions
 
 
 def _target(out: Path) -> Path:
@@ -142,7 +153,7 @@ def commit_folder(staged: Path, out: Path) -> None:
     if target.is_dir():
         old_mode = stat.S_IMODE(target.stat().st_mode)
         for f in target.iterdir():  # carry over what is not ours (notes, a README, ...)
-            if f.name in _MODEL_FILES or f.name.startswith(".export-") or (staged / f.name).exists():
+            if _is_model_file(f.name) or f.name.startswith(".export-") or (staged / f.name).exists():
                 continue
             if f.is_dir() and not f.is_symlink():
                 shutil.copytree(f, staged / f.name, symlinks=True)
@@ -183,6 +194,7 @@ def export_checkpoint(
     rtol: float = 1e-3,
     atol: float = 1e-4,
     seed: int = 0,
+    max_batch_size: int = 8,
     log: Callable[[str], None] = lambda s: None,
 ) -> Manifest:
     """Export one model file into the model folder ``out`` (see the module docstring).
@@ -196,9 +208,9 @@ def export_checkpoint(
 
     import heal_swin
     from heal_swin.export.onnx_export import check_parity, export_onnx
+    from heal_swin.inference import processing as pl
+    from heal_swin.inference.demo import demo_paths
     from heal_swin.models.checkpoint import load_model, read_model_metadata
-    from heal_swin.serve import pipeline as pl
-    from heal_swin.serve.demo import demo_paths
 
     checkpoint, out = Path(checkpoint), Path(out)
     name = name or out.resolve().name
@@ -206,6 +218,8 @@ def export_checkpoint(
         raise ExportInputError(f"--name: expected letters, digits, '_', '.', '-' (not 'cameras'), got {name!r}")
     if val_samples < 1:
         raise ExportInputError(f"--val-samples: expected a positive integer, got {val_samples}")
+    if max_batch_size < 1:
+        raise ExportInputError(f"--max-batch-size: expected a positive integer, got {max_batch_size}")
     _stage(out).rmdir()  # fail now, not after the export, if OUT's place is not writable
     header = read_model_metadata(checkpoint)
     model, meta = load_model(checkpoint)
@@ -249,7 +263,8 @@ def export_checkpoint(
     tmp = _stage(out)
     try:
         log(f"exporting {header['model_name']} ({kind}, {task}, input {[-1, 3, *spatial]}) ...")
-        onnx_path = export_onnx(model, example, tmp / ONNX_NAME, dynamic_batch=True, opset=opset)
+        (tmp / str(FP32_VERSION)).mkdir()
+        onnx_path = export_onnx(model, example, tmp / str(FP32_VERSION) / ONNX_NAME, dynamic_batch=True, opset=opset)
         onnx_path, data_path = _consolidate(onnx_path)
         onnx.checker.check_model(str(onnx_path), full_check=True)
         log("onnx.checker: ok")
@@ -277,7 +292,7 @@ def export_checkpoint(
             frames = [(FisheyeCamera.from_json(demo_cal), read_image(demo_img, 1), None, None)]
             demo_source = "bundled demo frame"
         else:  # an install without the package data: render the same kind of frame
-            from heal_swin.serve.demo import render_frames
+            from heal_swin.inference.demo import render_frames
 
             frames = [tuple(render_frames(1, seed=7)[0][:2]) + (None, None)]
             demo_source = "rendered synthetic demo frame"
@@ -287,7 +302,7 @@ def export_checkpoint(
 
             val_frames, val_source = validation_frames_from_folder(val_data, val_samples)
         elif int8:
-            from heal_swin.serve.demo import render_frames
+            from heal_swin.inference.demo import render_frames
 
             size = (384, 290) if kind == "flat" or grid.nside <= 64 else (640, 483)
             val_frames = render_frames(val_samples, size, seed=1000 + seed)
@@ -301,11 +316,13 @@ def export_checkpoint(
         if int8:
             from heal_swin.export.quantize import compare_on_frames, quantize_int8
 
-            q_path = quantize_int8(onnx_path, tmp / INT8_NAME)
+            (tmp / str(INT8_VERSION)).mkdir()
+            q_path = quantize_int8(onnx_path, tmp / str(INT8_VERSION) / ONNX_NAME)
             onnx.checker.check_model(str(q_path), full_check=True)
             validation = compare_on_frames(partial, onnx_path, q_path, val_frames, val_source)
             int8_info = {
-                "onnx_file": INT8_NAME,
+                "version": INT8_VERSION,
+                "onnx_file": ONNX_NAME,
                 "onnx_sha256": sha256_file(q_path),
                 "method": "onnxruntime.quantization.quantize_dynamic, weights QInt8, activations dynamic uint8",
                 "validation": validation,
@@ -326,6 +343,7 @@ def export_checkpoint(
                     "real": {**parity_real, "count": len(real_inputs), "source": demo_source + (f" + {len(real_frames) - 1} of {val_source}" if len(real_frames) > 1 else "")},
                 },
                 "int8": int8_info,
+                "model_versions": {str(FP32_VERSION): "fp32", **({str(INT8_VERSION): "int8"} if int8_info else {})},
                 "model_config": header["model_config"],
                 "dataset": meta.get("dataset"),
                 "metadata": meta,
@@ -340,8 +358,14 @@ def export_checkpoint(
             }
         )
         save_manifest(tmp / MANIFEST_NAME, manifest)
+        (tmp / CONFIG_NAME).write_text(model_config_text(manifest, max_batch_size=max_batch_size))
+        for f in [tmp / CONFIG_NAME, *tmp.glob("[0-9]*/*")]:
+            f.chmod(0o644)  # readable by a non-root service or Triton
+        for d in tmp.glob("[0-9]*"):
+            d.chmod(0o755)
         commit_folder(tmp, out)
-        log(f"wrote {out}/ ({', '.join(sorted(p.name for p in out.iterdir() if not p.name.startswith('.')))})")
+        files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
+        log(f"wrote {out}/ ({', '.join(files)})")
         return manifest
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

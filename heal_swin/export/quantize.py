@@ -1,9 +1,9 @@
 """int8 dynamic quantisation of an exported model and its accuracy change on a validation set.
 
-``quantize_int8`` writes weights-int8 / activations-dynamic ``model.int8.onnx`` with onnxruntime's
+``quantize_int8`` writes weights-int8 / activations-dynamic ``model.onnx`` of version 2 with onnxruntime's
 quantiser (MatMul/Gemm-heavy transformers gain most). ``compare_on_frames`` runs the fp32 and the
 int8 model on the same validation frames and reports the task metric of each, their difference
-and how often the two agree. No torch here.
+and how often the two agree (both fed through :mod:`heal_swin.inference.processing`). No torch here.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from heal_swin.export.manifest import Manifest
 from heal_swin.geometry import FisheyeCamera
+from heal_swin.inference.manifest import Manifest
 
 __all__ = ["compare_on_frames", "ort_session", "quantize_int8", "validation_frames_from_folder"]
 
@@ -43,6 +42,7 @@ def quantize_int8(src: str | Path, dst: str | Path) -> Path:
     dst = Path(dst)
     for name in ("onnxruntime", "root"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    dst.parent.mkdir(parents=True, exist_ok=True)  # the version folder (REPO/<name>/2/)
     with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
         pre = Path(tmp) / "pre.onnx"
         try:
@@ -71,7 +71,7 @@ def compare_on_frames(
     source: str,
 ) -> dict[str, Any]:
     """fp32 vs int8 on ``frames``: task metrics of both (vs the labels) and their agreement."""
-    from heal_swin.serve import pipeline as pl
+    from heal_swin.inference import processing as pl
 
     sessions = {"fp32": ort_session(fp32_path), "int8": ort_session(int8_path)}
     k = manifest.out_chans
@@ -90,13 +90,13 @@ def compare_on_frames(
         if manifest.input_kind == "sphere":
             proj = pl.projector_for(camera, manifest)
             valid = proj.valid_mask
-            lab = proj.to_sphere(label, mode="nearest", fill=255) if label is not None else None
-            ref_depth = proj.to_sphere_depth(depth) if depth is not None else None
+            lab = pl.labels_to_sphere(label, proj) if label is not None else None
+            ref_depth = pl.depth_to_sphere(depth, proj) if depth is not None else None
         else:
             h, w = manifest.img_size
             valid = np.ones((h, w), bool)
-            lab = None if label is None else cv2.resize(label, (w, h), interpolation=0)
-            ref_depth = None if depth is None else cv2.resize(depth.astype(np.float32), (w, h), interpolation=0)
+            lab = None if label is None else pl.resize_nearest(label, (w, h))
+            ref_depth = None if depth is None else pl.resize_nearest(depth.astype(np.float32), (w, h))
         if manifest.task == "segmentation":
             preds = {name: pl.classes_from_logits(o) for name, o in outs.items()}
             agree += int((preds["fp32"][valid] == preds["int8"][valid]).sum())

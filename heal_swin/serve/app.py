@@ -3,8 +3,9 @@
 Endpoints:
     POST /v1/segment, /v1/depth        fisheye image + calibration -> mask / overlay / depth / HEALPix JSON
     GET  /v1/models                    models, registered cameras and defaults (the demo page uses it)
-    GET  /v2, /v2/health/live, /v2/health/ready, /v2/models/{name}, /v2/models/{name}/ready
-    POST /v2/models/{name}/infer       Open Inference Protocol (KServe v2) JSON tensors on the raw model
+    GET  /v2, /v2/health/live, /v2/health/ready, /v2/models/{name}[/versions/{v}][/ready]
+    POST /v2/models/{name}[/versions/{v}]/infer   Open Inference Protocol (KServe v2) JSON tensors
+                                       on the raw model (heal_swin.serve.v2; default: the highest version)
     GET  /metrics                      Prometheus text format
     GET  /                             demo page; /docs, /openapi.json
 
@@ -36,8 +37,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from heal_swin.errors import InputError
 from heal_swin.geometry import CalibrationError, FisheyeCamera, ImageSizeError
+from heal_swin.inference import processing as pl
 from heal_swin.io import ImageReadError
-from heal_swin.serve import pipeline as pl
 from heal_swin.serve.batching import MicroBatcher
 from heal_swin.serve.config import ServeConfig
 from heal_swin.serve.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -45,23 +46,18 @@ from heal_swin.serve.repository import InvalidNameError, ModelEntry, ModelReposi
 from heal_swin.serve.runtime import ModelRuntime
 from heal_swin.serve.schemas import (
     ErrorResponse,
-    InferRequest,
-    InferResponse,
     LiveResponse,
     ModelList,
-    ModelMetadata,
-    ModelReadyResponse,
     ModelSummary,
     ReadyResponse,
     ServerMetadata,
-    TensorMetadata,
 )
+from heal_swin.serve.v2 import add_model_routes
 
 __all__ = ["NotReadyError", "PayloadTooLargeError", "UnsupportedImageError", "app_from_env", "create_app"]
 
 log = logging.getLogger("heal_swin.serve")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-MAX_INFER_BATCH = 64
 
 
 class UnsupportedImageError(ImageReadError):
@@ -192,13 +188,19 @@ class ServiceState:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self.repo = ModelRepository(config.model_repository, precision=config.precision)
+        self.repo = ModelRepository(config.model_repository, precision=config.preferred_precision)
         self.metrics = Metrics()
         threads = config.session_threads
         self.runtimes: dict[str, ModelRuntime] = {
             name: ModelRuntime(entry, threads, config.inter_op_threads) for name, entry in self.repo.models.items()
         }
         max_batch = config.max_batch_size if config.batching else 1
+        # Every version has a session; the default one's is shared with self.runtimes.
+        self.version_runtimes: dict[tuple[str, int], ModelRuntime] = {}
+        for name, versions in self.repo.versions.items():
+            for v, e in versions.items():
+                same = e is self.repo.models[name]
+                self.version_runtimes[name, v] = self.runtimes[name] if same else ModelRuntime(e, threads, config.inter_op_threads)
         self.batchers: dict[str, MicroBatcher] = {
             name: MicroBatcher(
                 rt.run,
@@ -210,6 +212,10 @@ class ServiceState:
                 concurrency=config.concurrent_batches,
             )
             for name, rt in self.runtimes.items()
+        }
+        self.version_batchers: dict[tuple[str, int], MicroBatcher] = {
+            key: self.batchers[key[0]] if rt is self.runtimes[key[0]] else MicroBatcher(rt.run, max_batch=1, name=f"{key[0]}/{key[1]}")
+            for key, rt in self.version_runtimes.items()
         }
         self.cameras = pl.LRU(max(8, config.projector_cache_size * 4))
         pl._PROJECTORS.maxsize = max(pl._PROJECTORS.maxsize, config.projector_cache_size * max(1, len(self.runtimes)))
@@ -223,7 +229,7 @@ class ServiceState:
 
     @property
     def ready(self) -> bool:
-        return all(rt.ready for rt in self.runtimes.values())
+        return all(rt.ready for rt in self.version_runtimes.values())
 
     def warm_up(self) -> None:
         """Run every model at batch 1 and max batch, precompute maps of the registered cameras."""
@@ -240,6 +246,13 @@ class ServiceState:
                 else:
                     rt.ready = True
                 self.metrics.ready.labels(name).set(1)
+            for other in self.version_runtimes.values():  # versions only asked for by number: batch 1
+                if other.ready:
+                    continue
+                if self.config.warmup:
+                    other.warm_up((1,))
+                else:
+                    other.ready = True
         except Exception as e:
             self.warm_error = f"warm-up failed: {e}"
             log.exception("warm-up failed")
@@ -257,6 +270,15 @@ class ServiceState:
         if not rt.ready:
             raise NotReadyError(self.warm_error or f"model {name!r} is warming up; retry shortly")
         return rt
+
+    def v2_model(self, name: str, version: str | None, ready: bool = False) -> tuple[ModelEntry, ModelRuntime, MicroBatcher]:
+        """A model version (default: the model's default version); NotReadyError if ``ready`` and still warming up."""
+        entry = self.repo.model(name, version)
+        key = (entry.name, entry.version)
+        rt = self.version_runtimes[key]
+        if ready and not rt.ready:
+            raise NotReadyError(self.warm_error or f"model {name!r} (version {entry.version}) is warming up; retry shortly")
+        return entry, rt, self.version_batchers[key]
 
     def camera_from_upload(self, data: bytes) -> FisheyeCamera:
         key = hashlib.sha256(data).hexdigest()
@@ -374,7 +396,7 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        for b in state.batchers.values():
+        for b in {id(b): b for b in state.version_batchers.values()}.values():
             b.start()
         warm = threading.Thread(target=state.warm_up, name="heal-swin-warmup", daemon=True)
         warm.start()
@@ -382,7 +404,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         try:
             yield
         finally:
-            for b in state.batchers.values():
+            for b in {id(b): b for b in state.version_batchers.values()}.values():
                 await b.stop()
 
     from heal_swin import __version__
@@ -586,71 +608,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             return _error(503, state.warm_error or "warming up")
         return ReadyResponse(ready=True)
 
-    def _v2_model(name: str) -> ModelRuntime:
-        entry = state.repo.model(name)
-        return state.runtimes[entry.name]
-
-    @app.get("/v2/models/{name}", tags=["v2"], response_model=ModelMetadata, responses={400: _ERRORS[400], 404: _ERRORS[404]}, summary="Model metadata")
-    async def model_metadata(name: str) -> ModelMetadata:
-        rt = _v2_model(name)
-        m = rt.manifest
-        return ModelMetadata(
-            name=name, versions=["1"], platform="onnxruntime_onnx",
-            inputs=[TensorMetadata(name=rt.input_name, datatype="FP32", shape=list(m.input_shape))],
-            outputs=[TensorMetadata(name=rt.output_name, datatype="FP32", shape=list(m.output_shape))],
-            parameters=_summary(name).model_dump(),
-        )
-
-    @app.get("/v2/models/{name}/ready", tags=["v2"], response_model=ModelReadyResponse, responses={400: _ERRORS[400], 404: _ERRORS[404], 503: _ERRORS[503]}, summary="Model readiness")
-    async def model_ready(name: str):
-        rt = _v2_model(name)
-        if not rt.ready:
-            return _error(503, f"model {name!r} is warming up")
-        return ModelReadyResponse(name=name, ready=True)
-
-    @app.post(
-        "/v2/models/{name}/infer",
-        tags=["v2"],
-        response_model=InferResponse,
-        responses={k: v for k, v in _ERRORS.items() if k != 415},
-        summary="Inference on the raw model (Open Inference Protocol, JSON tensors)",
-    )
-    async def infer(name: str, request: InferRequest) -> InferResponse:
-        rt = _v2_model(name)
-        state.runtime(name)
-        if len(request.inputs) != 1:
-            raise InputError(f"inputs: model {name!r} takes 1 input ({rt.input_name!r}), got {len(request.inputs)}")
-        inp = request.inputs[0]
-        if inp.name != rt.input_name:
-            raise InputError(f"inputs[0].name: expected {rt.input_name!r}, got {inp.name!r}")
-        want = list(rt.sample_shape)
-        if len(inp.shape) != 1 + len(want) or inp.shape[1:] != want or not 1 <= inp.shape[0] <= MAX_INFER_BATCH:
-            raise InputError(f"inputs[0].shape: expected [B, {', '.join(map(str, want))}] with 1 <= B <= {MAX_INFER_BATCH}, got {inp.shape}")
-        if request.outputs:
-            for o in request.outputs:
-                if o.name != rt.output_name:
-                    raise NotFoundError(f"outputs: model {name!r} has output {rt.output_name!r}, not {o.name!r}")
-
-        def to_array() -> np.ndarray:
-            try:
-                arr = np.asarray(inp.data, dtype=np.float64)
-            except (ValueError, TypeError, OverflowError):
-                raise InputError("inputs[0].data: expected numbers (a flat or nested row-major list)") from None
-            if arr.size != math.prod(inp.shape):
-                raise InputError(f"inputs[0].data: expected {math.prod(inp.shape)} values for shape {inp.shape}, got {arr.size}")
-            if not np.all(np.isfinite(arr)) or np.abs(arr).max(initial=0) > 1e6:
-                raise InputError("inputs[0].data: values must be finite numbers of magnitude <= 1e6")
-            return arr.astype(np.float32).reshape(inp.shape)
-
-        x = await run_in_threadpool(to_array)
-        out = await state.batchers[name].submit(x)
-        if not np.all(np.isfinite(out)):
-            raise InputError("the model's output is not finite for this input")
-        body = {
-            "model_name": name, "model_version": "1", "id": request.id,
-            "outputs": [{"name": rt.output_name, "shape": list(out.shape), "datatype": "FP32", "data": out.ravel().tolist()}],
-        }
-        return JSONResponse(body)
+    add_model_routes(app, state, _summary, _error, _ERRORS)
 
     # ------------------------------------------------------------ metrics, demo
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response, responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})

@@ -15,7 +15,7 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="serve exported models over HTTP (segmentation/depth + KServe v2)",
         description=(
-            "Serve a model repository (REPO/<model>/model.onnx + model.json, REPO/cameras/<name>.json) with "
+            "Serve a model repository (Triton layout: REPO/<model>/config.pbtxt + model.json + <version>/model.onnx, REPO/cameras/<name>.json) with "
             "FastAPI + onnxruntime. Settings come from --config (YAML, see serve/config.yaml), then these flags."
         ),
     )
@@ -24,7 +24,10 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=None, help="uvicorn worker processes (default 1)")
-    p.add_argument("--precision", choices=("fp32", "int8"), default=None, help="serve model.int8.onnx where exported")
+    p.add_argument(
+        "--precision", choices=("latest", "fp32", "int8"), default=None,
+        help="default version: the highest (latest, the default) or the highest of that precision",
+    )
     p.add_argument("--max-batch-size", type=int, default=None, help="micro-batch size limit (default 8)")
     p.add_argument("--max-wait-ms", type=float, default=None, help="micro-batch wait (default 5 ms)")
     p.add_argument("--concurrent-batches", type=int, default=None, help="model runs in flight at once (default 2)")
@@ -67,7 +70,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from heal_swin.serve.repository import ModelRepository
 
     config = config_from_args(args)
-    ModelRepository(config.model_repository, precision=config.precision)  # fail fast, one line, before forking
+    ModelRepository(config.model_repository, precision=config.preferred_precision)  # fail fast, one line, before forking
     if config.workers == 1:
         from heal_swin.serve.app import create_app
 

@@ -26,9 +26,11 @@ class ServeConfig:
     """Settings of ``heal-swin serve`` (see ``serve/config.yaml`` for the documented defaults).
 
     Attributes:
-        model_repository: folder with ``<model>/model.onnx`` + ``model.json`` and ``cameras/<name>.json``.
+        model_repository: a Triton model repository: ``<model>/config.pbtxt`` + ``model.json`` +
+            ``<model>/<version>/model.onnx``, and ``cameras/<name>.json``.
         host, port, workers: uvicorn's (each worker process loads every model).
-        precision: ``fp32`` or ``int8`` (the manifest's ``model.int8.onnx``; fp32 if a model has none).
+        precision: the version a request without one gets: ``latest`` (the highest version, as Triton),
+            ``fp32`` or ``int8`` (the highest version of that precision; fp32 if a model has no int8 one).
         intra_op_threads: onnxruntime threads per session run; 0 = CPU cores / (workers x concurrent_batches).
         inter_op_threads: onnxruntime inter-op threads (sequential execution uses 1).
         batching: dynamic micro-batching across concurrent requests.
@@ -50,7 +52,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    precision: str = "fp32"
+    precision: str = "latest"
     intra_op_threads: int = 0
     inter_op_threads: int = 1
     batching: bool = False  # on CPU batching only adds queueing (BENCHMARKS.md); enable for GPU providers
@@ -64,6 +66,11 @@ class ServeConfig:
     default_models: dict[str, str] = field(default_factory=dict)
     cors_origins: list[str] = field(default_factory=list)
     log_level: str = "info"
+
+    @property
+    def preferred_precision(self) -> str | None:
+        """The precision whose highest version is a model's default; None: the highest version."""
+        return None if self.precision == "latest" else self.precision
 
     def validate(self, source: str = "<config>") -> ServeConfig:
         def bad(name: str, expected: str, got: Any) -> ConfigError:
@@ -91,8 +98,8 @@ class ServeConfig:
         for name in ("batching", "warmup"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "true or false", getattr(self, name))
-        if self.precision not in ("fp32", "int8"):
-            raise bad("precision", "'fp32' or 'int8'", self.precision)
+        if self.precision not in ("latest", "fp32", "int8"):
+            raise bad("precision", "'latest', 'fp32' or 'int8'", self.precision)
         if not isinstance(self.default_models, dict) or not all(
             k in ("segmentation", "depth") and isinstance(v, str) for k, v in self.default_models.items()
         ):

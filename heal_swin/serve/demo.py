@@ -2,7 +2,8 @@
 
 ``python -m heal_swin.serve.demo`` regenerates ``static/demo_fisheye.jpg`` and
 ``static/demo_calibration.json`` (deterministic: seed 7, 384x290). The files are committed, so the
-service never renders anything; this module is only the recipe (it needs ``heal_swin.data``).
+service never renders anything; this module is only the recipe (it needs ``heal_swin.data``; the frames are
+:mod:`heal_swin.inference.demo`).
 """
 
 from __future__ import annotations
@@ -10,33 +11,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
+from heal_swin.inference.demo import (
+    DEMO_CALIBRATION,
+    DEMO_IMAGE,
+    DEMO_SIZE,
+    STATIC_DIR,
+    demo_paths,
+    render_frames,
+)
 
 __all__ = ["DEMO_CALIBRATION", "DEMO_IMAGE", "STATIC_DIR", "demo_paths", "make_demo_assets", "render_frames"]
-
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-DEMO_IMAGE = "demo_fisheye.jpg"
-DEMO_CALIBRATION = "demo_calibration.json"
-DEMO_SIZE = (384, 290)
-
-
-def demo_paths() -> tuple[Path, Path]:
-    """(image, calibration) of the bundled demo frame."""
-    return STATIC_DIR / DEMO_IMAGE, STATIC_DIR / DEMO_CALIBRATION
-
-
-def render_frames(count: int, size: tuple[int, int] = DEMO_SIZE, seed: int = 0, camera: str = "FV"):
-    """``count`` synthetic frames: list of (camera, image BGR uint8, label uint8, depth float32 metres)."""
-    from heal_swin.data.synthetic import make_scene, render_scene, rig_cameras
-
-    cam = rig_cameras(size[0], size[1], cameras=(camera,))[camera]
-    out = []
-    for i in range(count):
-        rng = np.random.default_rng([seed, i])
-        scene = make_scene(rng, cameras=(camera,))
-        r = render_scene(scene, cam, rng)
-        out.append((cam, r["image"], r["label"], r["depth"]))
-    return out
 
 
 def make_demo_assets(out_dir: str | Path = STATIC_DIR) -> tuple[Path, Path]:

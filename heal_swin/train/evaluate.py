@@ -19,6 +19,7 @@ from heal_swin.data.classes import IGNORE_INDEX
 from heal_swin.data.datasets import FisheyeDataset
 from heal_swin.geometry import SphereProjector
 from heal_swin.geometry.views import colorize_scalar, sphere_view
+from heal_swin.inference import processing as contract
 from heal_swin.io import save_image, save_json
 from heal_swin.train.inference import Predictor
 from heal_swin.train.metrics import ConfusionMatrix, DepthErrors, chamfer_distance, segmentation_summary
@@ -55,14 +56,13 @@ def evaluate(
         proj = SphereProjector(cam, predictor.grid)
         if seg:
             lab = s["label"]
-            sph_lab = proj.to_sphere(lab, "nearest", fill=IGNORE_INDEX)
-            sph_lab[~proj.valid_mask] = IGNORE_INDEX
+            sph_lab = contract.labels_to_sphere(lab, proj, IGNORE_INDEX)
             sphere_cm.update(torch.from_numpy(pred.sphere.astype(np.int64)), torch.from_numpy(sph_lab.astype(np.int64)))
             flat_lab = np.where(pred.flat_valid, lab, IGNORE_INDEX).astype(np.int64)
             flat_cm.update(torch.from_numpy(pred.flat.astype(np.int64)), torch.from_numpy(flat_lab))
         else:
             depth = s["depth"]
-            sph_depth = proj.to_sphere_depth(depth)
+            sph_depth = contract.depth_to_sphere(depth, proj)
             sphere_err.update(torch.from_numpy(pred.sphere), torch.from_numpy(sph_depth), torch.from_numpy(proj.valid_mask.copy()))
             flat_err.update(torch.from_numpy(pred.flat), torch.from_numpy(depth), torch.from_numpy(pred.flat_valid))
             ok = np.isfinite(sph_depth) & np.isfinite(pred.sphere)

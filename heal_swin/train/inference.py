@@ -3,7 +3,8 @@
 Used by ``heal-swin predict`` and ``heal-swin evaluate``. Sphere models see the image projected
 onto their grid and their prediction is back-projected onto the fisheye image; flat models see
 the image itself and their prediction is projected onto the sphere, so both are compared on the
-same footing.
+same footing. Pre/post-processing is :mod:`heal_swin.inference.processing` (what the dataset and
+the service use).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from heal_swin.data.classes import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
 from heal_swin.geometry import FisheyeCamera, HealpixGrid, SphereProjector
+from heal_swin.inference import processing as contract
 from heal_swin.models.checkpoint import load_model
 from heal_swin.train.acceleration import autocast, check_precision, compile_model
 
@@ -58,14 +60,10 @@ class Predictor:
         nside = self.meta.get("nside") or self.model.model_config.get("nside")
         base = self.meta.get("base_pixels") or self.model.model_config.get("base_pixels", list(range(8)))
         self.grid = getattr(self.model, "grid", None) or HealpixGrid(int(nside), tuple(base))
-        self.mean = np.asarray(self.meta.get("mean", IMAGENET_MEAN), np.float32)
-        self.std = np.asarray(self.meta.get("std", IMAGENET_STD), np.float32)
+        self.mean: list[float] = [float(v) for v in self.meta.get("mean", IMAGENET_MEAN)]
+        self.std: list[float] = [float(v) for v in self.meta.get("std", IMAGENET_STD)]
         self.class_names: list[str] = list(self.meta.get("class_names", []))
         self.class_colours: list[list[int]] = [list(c) for c in self.meta.get("class_colours", [])]
-
-    def _normalise(self, rgb: np.ndarray) -> np.ndarray:
-        """(..., 3) uint8 RGB -> float32 normalised."""
-        return (rgb.astype(np.float32) / 255.0 - self.mean) / self.std
 
     def _run(self, x: np.ndarray) -> torch.Tensor:
         """(C, ...) float32 model input -> (K, ...) float32 output, on the CPU."""
@@ -75,11 +73,9 @@ class Predictor:
 
     def _postprocess(self, out: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         if self.task == "segmentation":
-            probs = torch.softmax(out, dim=0)
-            return probs.argmax(0).numpy().astype(np.uint8), probs.numpy()
-        z = out[0].double()
-        metres = torch.exp(z * self.meta["depth_log_std"] + self.meta["depth_log_mean"])
-        return metres.float().numpy(), None
+            probs = torch.softmax(out, dim=0).numpy()
+            return contract.classes_from_logits(probs), probs
+        return contract.decode_depth(out[0].numpy(), self.meta["depth_log_mean"], self.meta["depth_log_std"]), None
 
     @torch.no_grad()
     def __call__(self, image_rgb: np.ndarray, camera: FisheyeCamera) -> Prediction:
@@ -88,27 +84,17 @@ class Predictor:
         footprint = proj.footprint()
         fill = IGNORE_INDEX if self.task == "segmentation" else np.inf
         if self.kind == "sphere":
-            x = self._normalise(proj.to_sphere(image_rgb))  # (N, 3)
-            x[~proj.valid_mask] = 0.0
-            out = self._run(x.T)
+            out = self._run(contract.sphere_input(image_rgb, proj, self.mean, self.std))  # (3, N) in
             sphere, scores = self._postprocess(out)
-            flat = proj.to_image(sphere, "nearest", fill=fill)
+            flat = contract.sphere_to_image(sphere, proj, fill)
         else:
-            size = self.meta.get("image_size")
             h, w = image_rgb.shape[:2]
-            img = image_rgb
-            if size and (w, h) != tuple(size):
-                import cv2
-
-                img = cv2.resize(image_rgb, tuple(size), interpolation=cv2.INTER_AREA)
-            x = self._normalise(img).transpose(2, 0, 1)
-            out = self._run(x)
+            size = self.meta.get("image_size")  # (W, H) the model was trained at
+            img_size = (size[1], size[0]) if size else (h, w)
+            out = self._run(contract.flat_input(image_rgb, img_size, self.mean, self.std))
             flat, scores = self._postprocess(out)
-            if flat.shape != (h, w):
-                import cv2
-
-                flat = cv2.resize(flat, (w, h), interpolation=cv2.INTER_NEAREST)
-            sphere = proj.to_sphere(flat, "nearest", fill=fill)
+            flat = contract.resize_nearest(flat, (w, h))
+            sphere = contract.labels_to_sphere(flat, proj, fill)
             flat = np.where(footprint, flat, fill).astype(flat.dtype)
         if self.task != "segmentation":
             sphere = np.where(proj.valid_mask, sphere, np.inf).astype(np.float32)
@@ -116,9 +102,7 @@ class Predictor:
 
     def colourise(self, labels: np.ndarray) -> np.ndarray:
         """Class ids -> BGR colours (IGNORE_INDEX black)."""
-        palette = np.zeros((256, 3), np.uint8)
-        palette[: len(self.class_colours)] = np.asarray(self.class_colours, np.uint8).reshape(-1, 3)
-        return palette[np.asarray(labels, np.int64).clip(0, 255)]
+        return contract.palette_of(self.class_colours)[np.asarray(labels, np.int64).clip(0, 255)]
 
     def info(self) -> dict[str, Any]:
         return {"task": self.task, "kind": self.kind, "grid": self.grid.key, "model": self.model.model_name, "precision": self.precision}

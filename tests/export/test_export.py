@@ -15,6 +15,7 @@ import torch
 
 from heal_swin.cli import main
 from heal_swin.export.manifest import load_manifest, sha256_file
+from heal_swin.inference.triton import parse_pbtxt
 from heal_swin.models.checkpoint import load_model, save_model
 from heal_swin.models.registry import create_model
 
@@ -37,12 +38,19 @@ def tmp(tmp_path_factory):
 
 
 def check_folder(out, task: str, kind: str):
+    """The Triton layout: config.pbtxt + model.json in OUT, the fp32 model in OUT/1/ (int8 in OUT/2/)."""
     m = load_manifest(out)
     assert m.task == task and m.input_kind == kind and m.name == out.name
-    assert (out / "model.onnx").is_file() and not (out / "model.onnx.data").exists()
-    assert sha256_file(out / "model.onnx") == m.onnx_sha256
-    onnx.checker.check_model(str(out / "model.onnx"), full_check=True)
-    graph = onnx.load(str(out / "model.onnx")).graph
+    fp32 = out / "1" / "model.onnx"
+    assert fp32.is_file() and not (out / "1" / "model.onnx.data").exists() and not (out / "model.onnx").exists()
+    assert sha256_file(fp32) == m.onnx_sha256
+    onnx.checker.check_model(str(fp32), full_check=True)
+    graph = onnx.load(str(fp32)).graph
+    cfg = parse_pbtxt((out / "config.pbtxt").read_text())
+    assert cfg["name"] == [m.name] and cfg["platform"] == ["onnxruntime_onnx"] and cfg["max_batch_size"] == [8]
+    assert cfg["input"][0]["name"] == [graph.input[0].name] and cfg["input"][0]["dims"] == m.input_shape[1:]
+    assert cfg["output"][0]["name"] == [graph.output[0].name] and cfg["output"][0]["dims"] == m.output_shape[1:]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["config.pbtxt", "model.json", *m.model_versions])
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
     assert m.opset >= 17
     for which in ("random", "real"):
@@ -64,11 +72,12 @@ def test_heal_swin_export(tmp):
     assert m.dataset == "synthetic" and m.versions["torch"] == torch.__version__
     # int8: written, checked, accuracy change measured on validation frames
     q = m.int8
-    assert q["onnx_file"] == "model.int8.onnx" and sha256_file(heal_seg / q["onnx_file"]) == q["onnx_sha256"]
+    assert m.model_versions == {"1": "fp32", "2": "int8"} and q["version"] == 2
+    assert q["onnx_file"] == "model.onnx" and sha256_file(heal_seg / "2" / q["onnx_file"]) == q["onnx_sha256"]
     v = q["validation"]
     assert v["frames"] == 2 and "synthetic" in v["source"]
     assert 0 <= v["agreement"] <= 1 and v["fp32"]["miou"] is not None and v["delta_miou"] == pytest.approx(v["int8"]["miou"] - v["fp32"]["miou"])
-    assert (heal_seg / "model.int8.onnx").stat().st_size < (heal_seg / "model.onnx").stat().st_size
+    assert (heal_seg / "2" / "model.onnx").stat().st_size < (heal_seg / "1" / "model.onnx").stat().st_size
     served_heal_swin(tmp, heal_seg)
 
 
@@ -89,6 +98,7 @@ def test_s2cnn_depth_export(tmp):
     assert rc == 0
     m = check_folder(s2_depth, "depth", "sphere")
     assert m.depth == {"log_mean": 2.5, "log_std": 0.7} and m.out_chans == 1 and m.int8 is None
+    assert m.model_versions == {"1": "fp32"}
     x, camera = demo_input(m)
     model, _ = load_model(tmp / "s2_depth.safetensors")
     with torch.no_grad():
@@ -121,7 +131,7 @@ def demo_input(m):
 
 
 @contextlib.contextmanager
-def serving(repo, precision: str = "fp32"):
+def serving(repo, precision: str = "latest"):
     from fastapi.testclient import TestClient
 
     from heal_swin.serve.app import create_app
@@ -142,18 +152,24 @@ def served_heal_swin(tmp, heal_seg) -> None:
     model, _ = load_model(tmp / "heal_seg.safetensors")
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()[0]
-    for precision in ("fp32", "int8"):
+    for precision in ("fp32", "int8", "latest"):
         with serving(heal_seg.parent, precision) as c:
             r = c.post("/v1/segment", files=demo_files(), data={"format": "json"})
             assert r.status_code == 200, r.text
             agree = float((np.asarray(r.json()["values"]) == want.argmax(0)).mean())
             assert agree > (0.99 if precision == "fp32" else 0.7), (precision, agree)
-            assert c.get("/v1/models").json()["models"][0]["precision"] == precision
+            assert c.get("/v1/models").json()["models"][0]["precision"] == ("int8" if precision == "latest" else precision)
             if precision == "fp32":
                 body = {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
                 r = c.post("/v2/models/heal_seg/infer", json=body)
                 got = np.asarray(r.json()["outputs"][0]["data"], np.float32).reshape(want.shape)
                 np.testing.assert_allclose(got, want, **TOL)
+            if precision == "latest":  # the default is version 2 (int8); version 1 by the versions path
+                r = c.post("/v2/models/heal_seg/versions/1/infer", json=body)
+                assert r.json()["model_version"] == "1"
+                got = np.asarray(r.json()["outputs"][0]["data"], np.float32).reshape(want.shape)
+                np.testing.assert_allclose(got, want, **TOL)
+                assert c.get("/v2/models/heal_seg").json()["versions"] == ["1", "2"]
 
 
 def test_parity_failure_writes_nothing(tmp, monkeypatch, capsys):
@@ -168,7 +184,7 @@ def test_parity_failure_writes_nothing(tmp, monkeypatch, capsys):
     rc, out = export(tmp, "broken", {"task": "segmentation"}, registry="heal_swin_tiny", nside=8)
     assert rc == 1
     assert "parity check FAILED" in capsys.readouterr().err
-    assert not (out / "model.json").exists() and not (out / "model.onnx").exists()
+    assert not out.exists()
 
 
 def test_input_errors_exit_2(tmp, capsys):

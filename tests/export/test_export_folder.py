@@ -14,27 +14,30 @@ from heal_swin.export.exporter import _exchange, commit_folder
 
 
 def _folder(path: Path, tag: str) -> Path:
-    path.mkdir(parents=True)
-    for name in ("model.onnx", "model.json"):
+    (path / "1").mkdir(parents=True)
+    for name in ("1/model.onnx", "model.json", "config.pbtxt"):
         (path / name).write_text(f"{tag} {name}")
     return path
 
 
 def test_commit_replaces_the_folder_and_keeps_other_files(tmp_path):
     out = _folder(tmp_path / "repo" / "seg", "old")
-    (out / "model.int8.onnx").write_text("old int8")  # a model file the new export does not have
+    (out / "2").mkdir()
+    (out / "2" / "model.onnx").write_text("old int8")  # a model version the new export does not have
+    (out / "model.int8.onnx").write_text("old layout")  # files of the layout before versions go too
     (out / "NOTES.md").write_text("keep me")
     (out / "extra").mkdir()
     (out / "extra" / "a.txt").write_text("a")
     os.chmod(out, 0o750)
     commit_folder(_folder(tmp_path / "repo" / ".seg.export-x", "new"), out)
-    assert (out / "model.json").read_text() == "new model.json" and not (out / "model.int8.onnx").exists()
+    assert (out / "model.json").read_text() == "new model.json" and not (out / "2").exists()
+    assert not (out / "model.int8.onnx").exists()
     assert (out / "NOTES.md").read_text() == "keep me" and (out / "extra" / "a.txt").read_text() == "a"
     assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["seg"]  # no staging or old folder left
     assert out.stat().st_mode & 0o777 == 0o750
     fresh = tmp_path / "repo" / "depth"
     commit_folder(_folder(tmp_path / "repo" / ".depth.export-y", "new"), fresh)
-    assert (fresh / "model.onnx").is_file() and fresh.stat().st_mode & 0o077  # not mkdtemp's 0700
+    assert (fresh / "1" / "model.onnx").is_file() and fresh.stat().st_mode & 0o077  # not mkdtemp's 0700
 
 
 def test_swap_never_leaves_the_folder_missing(tmp_path):
@@ -111,8 +114,8 @@ def test_export_over_an_existing_folder(tmp_path):
         assert main(["export", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
         (out / "NOTES.md").write_text("deployment notes")
         m = load_manifest(out)
-        assert sha256_file(out / "model.onnx") == m.onnx_sha256
+        assert sha256_file(out / "1" / "model.onnx") == m.onnx_sha256
         shas.append(m.onnx_sha256)
     assert shas[0] != shas[1] and (out / "NOTES.md").read_text() == "deployment notes"
     assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["seg"]
-    assert sorted(p.name for p in out.iterdir()) == ["NOTES.md", "model.json", "model.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == ["1", "NOTES.md", "config.pbtxt", "model.json"]

@@ -82,7 +82,8 @@ def test_missing_and_unknown_fields(tmp_path):
 
 def test_service_does_not_import_torch():
     code = (
-        "import sys, heal_swin.serve.app, heal_swin.serve.cli, heal_swin.export.manifest, heal_swin.export.quantize; "
+        "import sys, heal_swin.serve.app, heal_swin.serve.cli, heal_swin.export.manifest, heal_swin.export.quantize, "
+        "heal_swin.inference.manifest, heal_swin.inference.processing, heal_swin.inference.demo; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

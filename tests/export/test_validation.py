@@ -56,9 +56,9 @@ def test_folder_errors(tmp_path, val_folder):
 def test_int8_comparison(tmp_path, val_folder, task):
     write_model(tmp_path, "m", task, "sphere", nside=8)
     m = load_manifest(tmp_path / "m")
-    q = quantize_int8(tmp_path / "m" / "model.onnx", tmp_path / "m" / "model.int8.onnx")
+    q = quantize_int8(tmp_path / "m" / "1" / "model.onnx", tmp_path / "m" / "2" / "model.onnx")
     frames, source = validation_frames_from_folder(val_folder, 2)
-    v = compare_on_frames(m, tmp_path / "m" / "model.onnx", q, frames, source)
+    v = compare_on_frames(m, tmp_path / "m" / "1" / "model.onnx", q, frames, source)
     assert v["frames"] == 2 and v["source"] == source
     if task == "segmentation":
         assert 0 <= v["fp32"]["miou"] <= 1 and 0 <= v["fp32"]["pixel_accuracy"] <= 1 and 0.5 <= v["agreement"] <= 1

@@ -22,6 +22,7 @@ import pytest
 
 from heal_swin.export.manifest import Manifest, save_manifest, sha256_file
 from heal_swin.geometry import FisheyeCamera
+from heal_swin.inference.triton import CONFIG_NAME, model_config_text
 from heal_swin.serve.demo import demo_paths
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +70,7 @@ def write_model(repo: Path, name: str, task: str, kind: str, *, nside: int = 16,
     else:
         spatial = tuple(img_size)
     out = classes if task == "segmentation" else 1
-    path = make_onnx(folder / "model.onnx", spatial, out, seed)
+    path = make_onnx(folder / "1" / "model.onnx", spatial, out, seed)
     rng = np.random.default_rng(seed + 100)
     m = Manifest(
         name=name, model_name="hand_built", task=task, input_kind=kind, in_chans=3, out_chans=out,
@@ -81,6 +82,7 @@ def write_model(repo: Path, name: str, task: str, kind: str, *, nside: int = 16,
         depth={"log_mean": 2.0, "log_std": 0.5} if task == "depth" else None,
     )
     save_manifest(folder, m)
+    (folder / CONFIG_NAME).write_text(model_config_text(m))
     return m
 
 

@@ -37,7 +37,7 @@ def client(repo):
 def reference(repo, name, image, camera):
     """The model output computed outside the service (same pre-processing, plain onnxruntime)."""
     m = load_manifest(repo / name)
-    sess = ort.InferenceSession(str(repo / name / "model.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(repo / name / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
     x = pl.model_input(image, m, camera)[None]
     return m, sess.run(None, {"input": x})[0][0]
 
@@ -150,7 +150,7 @@ def test_v2_protocol(client, repo):
     assert body["id"] == "q1" and body["model_name"] == "seg8"
     out = body["outputs"][0]
     assert out["shape"] == [2, 10, 512] and out["datatype"] == "FP32"
-    sess = ort.InferenceSession(str(repo / "seg8" / "model.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(repo / "seg8" / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(np.asarray(out["data"], np.float32).reshape(2, 10, 512), sess.run(None, {"input": x})[0], rtol=1e-5, atol=1e-5)
     # nested data works too
     r = client.post("/v2/models/seg8/infer", json={"inputs": [{"name": "input", "shape": [1, 3, 512], "datatype": "FP32", "data": x[:1].tolist()}]})

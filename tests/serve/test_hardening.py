@@ -88,7 +88,7 @@ def test_serve_bad_camera_file_is_one_line(tmp_path, frame):
 @pytest.mark.slow
 def test_serve_corrupt_model_with_matching_checksum_is_one_line(tmp_path):
     write_model(tmp_path, "seg", "segmentation", "sphere", nside=8)
-    onnx_path = tmp_path / "seg" / "model.onnx"
+    onnx_path = tmp_path / "seg" / "1" / "model.onnx"
     onnx_path.write_bytes(onnx_path.read_bytes()[:200] + b"\xde\xad\xbe\xef" * 64)
     m = load_manifest(tmp_path / "seg")
     save_manifest(tmp_path / "seg", m.__class__(**{**m.to_dict(), "onnx_sha256": sha256_file(onnx_path)}))

@@ -30,6 +30,9 @@ OPERATIONS = [
     "GET /v2/models/{name}",
     "GET /v2/models/{name}/ready",
     "POST /v2/models/{name}/infer",
+    "GET /v2/models/{name}/versions/{version}",
+    "GET /v2/models/{name}/versions/{version}/ready",
+    "POST /v2/models/{name}/versions/{version}/infer",
     "GET /metrics",
 ]
 

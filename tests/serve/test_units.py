@@ -93,10 +93,10 @@ def test_repository_errors(tmp_path):
     with pytest.raises(RepositoryError, match="no model folders"):
         ModelRepository(tmp_path)
     write_model(tmp_path, "m", "segmentation", "sphere", nside=8)
-    (tmp_path / "m" / "model.onnx").write_bytes(b"changed")
+    (tmp_path / "m" / "1" / "model.onnx").write_bytes(b"changed")
     with pytest.raises(RepositoryError, match="sha256"):
         ModelRepository(tmp_path)
-    (tmp_path / "m" / "model.onnx").unlink()
+    (tmp_path / "m" / "1" / "model.onnx").unlink()
     with pytest.raises(RepositoryError, match="missing"):
         ModelRepository(tmp_path)
     shutil.rmtree(tmp_path / "m")
