@@ -95,8 +95,8 @@ def model_latency(repo: Path, exported: dict, repeats: int, log) -> list[dict]:
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.log_severity_level = 3
-        fp32 = ort.InferenceSession(str(repo / name / "model.onnx"), so, providers=["CPUExecutionProvider"])
-        int8 = ort.InferenceSession(str(repo / name / "model.int8.onnx"), so, providers=["CPUExecutionProvider"])
+        fp32 = ort.InferenceSession(str(repo / name / "1" / "model.onnx"), so, providers=["CPUExecutionProvider"])
+        int8 = ort.InferenceSession(str(repo / name / "2" / "model.onnx"), so, providers=["CPUExecutionProvider"])
         row = {
             "model": name,
             "input": m.input_shape[1:],

@@ -2,6 +2,8 @@
 # heal-swin inference service: onnxruntime + FastAPI, no torch. Multi-stage: build a wheel venv, copy it.
 #   docker build -f docker/serve.Dockerfile -t heal-swin-serve .
 #   docker run --rm -p 8000:8000 -v "$PWD/models:/models:ro" heal-swin-serve
+#   (models/ is a Triton model repository: heal-swin export --out models/<name> writes <name>/config.pbtxt,
+#   <name>/model.json and <name>/1/model.onnx)
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS build
