@@ -292,7 +292,7 @@ def export_checkpoint(
             frames = [(FisheyeCamera.from_json(demo_cal), read_image(demo_img, 1), None, None)]
             demo_source = "bundled demo frame"
         else:  # an install without the package data: render the same kind of frame
-            from heal_swin.inference.demo import render_frames
+            from heal_swin.data.frames import render_frames
 
             frames = [tuple(render_frames(1, seed=7)[0][:2]) + (None, None)]
             demo_source = "rendered synthetic demo frame"
@@ -302,7 +302,7 @@ def export_checkpoint(
 
             val_frames, val_source = validation_frames_from_folder(val_data, val_samples)
         elif int8:
-            from heal_swin.inference.demo import render_frames
+            from heal_swin.data.frames import render_frames
 
             size = (384, 290) if kind == "flat" or grid.nside <= 64 else (640, 483)
             val_frames = render_frames(val_samples, size, seed=1000 + seed)

@@ -2,8 +2,8 @@
 
 ``python -m heal_swin.serve.demo`` regenerates ``static/demo_fisheye.jpg`` and
 ``static/demo_calibration.json`` (deterministic: seed 7, 384x290). The files are committed, so the
-service never renders anything; this module is only the recipe (it needs ``heal_swin.data``; the frames are
-:mod:`heal_swin.inference.demo`).
+service never renders anything; this module is only the recipe (it needs ``heal_swin.data``; the paths are
+:mod:`heal_swin.inference.demo`, the renderer :mod:`heal_swin.data.frames`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,16 @@ from heal_swin.inference.demo import (
     DEMO_SIZE,
     STATIC_DIR,
     demo_paths,
-    render_frames,
 )
 
 __all__ = ["DEMO_CALIBRATION", "DEMO_IMAGE", "STATIC_DIR", "demo_paths", "make_demo_assets", "render_frames"]
+
+
+def render_frames(count: int, size: tuple[int, int] = DEMO_SIZE, seed: int = 0, camera: str = "FV"):
+    """:func:`heal_swin.data.frames.render_frames` (imported on use: the service never renders)."""
+    from heal_swin.data.frames import render_frames as render
+
+    return render(count, size, seed, camera)
 
 
 def make_demo_assets(out_dir: str | Path = STATIC_DIR) -> tuple[Path, Path]:

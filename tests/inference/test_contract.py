@@ -104,6 +104,14 @@ def test_export_and_serve_do_not_import_each_other():
             assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
 
 
+def test_the_contract_imports_only_geometry():
+    """heal_swin.inference sits below data/models/train/export/serve (DESIGN.md) and imports no torch."""
+    above = ("heal_swin.data", "heal_swin.models", "heal_swin.train", "heal_swin.export", "heal_swin.serve", "torch")
+    for path in sorted((ROOT / "heal_swin" / "inference").glob("*.py")):
+        bad = [m for m in _imports(path) if any(m == a or m.startswith(a + ".") for a in above)]
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
 def test_one_implementation_of_the_processing():
     """Resizing and projection of model inputs/outputs happen only in heal_swin.inference."""
     callers = [*sorted((ROOT / "heal_swin" / "serve").glob("*.py")), *sorted((ROOT / "heal_swin" / "export").glob("*.py"))]
