@@ -40,7 +40,7 @@ COMPILE = [("heal_swin_paper", 128)]
 
 
 # ------------------------------------------------------------------ worker side
-def _build(spec: dict[str, Any]):  # noqa: ANN202 - returns (step function, info)
+def _build(spec: dict[str, Any]):
     import torch
 
     from heal_swin.models import create_model

@@ -20,10 +20,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["FusedLinear", "Mlp", "permute_tokens", "cosine_normalise", "fused_inference_available", "eager_inference"]
+__all__ = ["FusedLinear", "Mlp", "cosine_normalise", "eager_inference", "fused_inference_available", "permute_tokens"]
 
 
 @lru_cache(maxsize=1)

@@ -15,13 +15,12 @@ block of a level in shifted windows. The decoder mirrors the encoder with patch 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
+from torch import nn
 
 from heal_swin.geometry.healpix import HealpixGrid
 from heal_swin.models import hp_windows
@@ -30,15 +29,15 @@ from heal_swin.models.hp_attention import HealWindowAttention
 from heal_swin.models.registry import register_model
 
 __all__ = [
-    "HealWindowAttention",
-    "HealSwinBlock",
     "HealPatchEmbed",
-    "HealPatchMerging",
     "HealPatchExpand",
+    "HealPatchMerging",
+    "HealSwinBlock",
     "HealSwinUNet",
-    "heal_swin_tiny",
-    "heal_swin_small",
+    "HealWindowAttention",
     "heal_swin_paper",
+    "heal_swin_small",
+    "heal_swin_tiny",
 ]
 
 class HealSwinBlock(nn.Module):

@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
+from torch import nn
 
 from heal_swin.models import hp_windows
 from heal_swin.models.fused import FusedLinear, cosine_normalise

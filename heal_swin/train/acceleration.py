@@ -10,13 +10,14 @@ inference with weight freezing, which folds the weights into the generated kerne
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from heal_swin.errors import InputError
 
-__all__ = ["PRECISIONS", "bf16_supported", "check_precision", "autocast", "compile_model"]
+__all__ = ["PRECISIONS", "autocast", "bf16_supported", "check_precision", "compile_model"]
 
 PRECISIONS = ("fp32", "bf16")
 

@@ -17,7 +17,7 @@ from heal_swin.models import create_model
 from heal_swin.train.losses import DepthLoss, DepthNormalizer, SegmentationLoss
 from heal_swin.train.metrics import ConfusionMatrix, DepthErrors, segmentation_summary
 
-__all__ = ["SegmentationTask", "DepthTask", "build_optimizer", "make_optimizer"]
+__all__ = ["DepthTask", "SegmentationTask", "build_optimizer", "make_optimizer"]
 
 
 def make_optimizer(params: list[torch.nn.Parameter], kind: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:

@@ -24,7 +24,7 @@ FROZEN = Path(__file__).parent / "data" / "heal_swin_baf9257.safetensors"
 def _load(case: str) -> tuple[HealSwinUNet, dict[str, torch.Tensor]]:
     with safe_open(str(FROZEN), "pt") as f:
         cfg = ast.literal_eval(f.metadata()["cases"])[case]
-        tensors = {k[len(case) + 1 :]: f.get_tensor(k) for k in f.keys() if k.startswith(case + ".")}
+        tensors = {k[len(case) + 1 :]: f.get_tensor(k) for k in f.keys() if k.startswith(case + ".")}  # noqa: SIM118 - safe_open is not iterable
     model = HealSwinUNet(**cfg)
     state = {k[6:]: v for k, v in tensors.items() if k.startswith("state.")}
     model.load_state_dict(state, strict=True)
