@@ -76,7 +76,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_train_precision(cfg) -> None:  # noqa: ANN001 - a TrainConfig
+def _check_train_precision(cfg) -> None:
     """A bf16 recipe on a CPU without bf16 support is a one-line error, not a slow emulation."""
     from heal_swin.train.acceleration import bf16_supported
     from heal_swin.train.config import ConfigError
