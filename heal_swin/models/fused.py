@@ -114,15 +114,11 @@ class _CosineNormalise(torch.autograd.Function):
     """``y = x * scale / max(|x|, eps)``; backward ``dx = (scale * g - y (g . y) / scale) / |x|``."""
 
     @staticmethod
-    def forward(x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:  # type: ignore[no-untyped-def]
         inv = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(eps).reciprocal()
-        return x * (inv * scale)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
-        x, scale, eps = inputs
-        inv = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(eps).reciprocal()
-        ctx.save_for_backward(output, inv, scale)
+        y = x * (inv * scale)
+        ctx.save_for_backward(y, inv, scale)  # the norm is not computed again for the backward
+        return y
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):  # type: ignore[no-untyped-def]
