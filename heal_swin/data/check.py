@@ -86,20 +86,8 @@ class CheckReport:
             lines.append(
                 f"depth: valid {100 * d['valid_fraction']:.1f} %, mean {d['mean']:.2f} m, max {d['max']:.1f} m"
             )
-        if self.problems:
-            lines.append(f"PROBLEMS ({len(self.problems)}):")
-            for p, why in self.problems[:max_problems]:
-                lines.append(f"  {p}: {why}")
-            if len(self.problems) > max_problems:
-                lines.append(f"  ... and {len(self.problems) - max_problems} more")
-        else:
-            lines.append("no problems found")
-        if self.warnings:
-            lines.append(f"WARNINGS ({len(self.warnings)}):")
-            for p, why in self.warnings[:max_problems]:
-                lines.append(f"  {p}: {why}")
-            if len(self.warnings) > max_problems:
-                lines.append(f"  ... and {len(self.warnings) - max_problems} more")
+        lines += _listing("PROBLEMS", self.problems, max_problems) or ["no problems found"]
+        lines += _listing("WARNINGS", self.warnings, max_problems)
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -234,3 +222,13 @@ def stray_files(idx: DatasetIndex, cameras: Sequence[str] | None = None) -> list
             elif want is None or m.group(2).upper() in want:
                 out.append((str(p), f"orphan {kind}: no image {img_dir / (p.stem + '.png')}"))
     return out
+
+
+def _listing(title: str, items: list, limit: int) -> list[str]:
+    """``TITLE (n):`` and the first ``limit`` ``path: why`` lines; nothing when ``items`` is empty."""
+    if not items:
+        return []
+    lines = [f"{title} ({len(items)}):", *(f"  {p}: {why}" for p, why in items[:limit])]
+    if len(items) > limit:
+        lines.append(f"  ... and {len(items) - limit} more")
+    return lines

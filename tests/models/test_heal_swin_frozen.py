@@ -90,3 +90,30 @@ def test_bfloat16_autocast_fused_matches_written_out(case: str) -> None:
     assert err_fused <= 1.5 * err_written + 1e-3
     corr = torch.corrcoef(torch.stack([fused.flatten(), ref.flatten()]))[0, 1]
     assert corr > (0.999 if case == "v1_grid" else 0.9)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="no oneDNN")
+def test_eager_inference_takes_the_fused_kernels() -> None:
+    """The speed of eager inference rests on two kernels; losing either silently is a regression."""
+    from torch.profiler import profile
+
+    from heal_swin.models.fused import fused_inference_available
+
+    assert fused_inference_available()
+    model, t = _load("v2_ring")
+    model.eval()
+    with torch.no_grad(), profile() as prof:
+        model(t["input"][:1])
+    ops = {e.key for e in prof.key_averages()}
+    assert "mkldnn::_linear_pointwise" in ops and "aten::addmm" not in ops
+    assert any("flash_attention" in k for k in ops) and "aten::_safe_softmax" not in ops
+
+
+def test_cosine_normalise_gradient_is_exact() -> None:
+    from heal_swin.models.fused import cosine_normalise
+
+    x = torch.randn(3, 4, 2, 5, dtype=torch.float64, requires_grad=True)
+    scale = (torch.rand(2, 1, dtype=torch.float64) + 0.5).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, s: cosine_normalise(a, s), (x, scale))
+    with torch.no_grad():  # the plain formulation computes the same values
+        torch.testing.assert_close(cosine_normalise(x, scale), x / x.norm(dim=-1, keepdim=True) * scale)
