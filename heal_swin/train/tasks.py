@@ -20,13 +20,15 @@ from heal_swin.train.metrics import ConfusionMatrix, DepthErrors, segmentation_s
 __all__ = ["DepthTask", "SegmentationTask", "build_optimizer", "make_optimizer"]
 
 
-def make_optimizer(params: list[torch.nn.Parameter], kind: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(
+    params: list[torch.nn.Parameter], kind: str, lr: float, weight_decay: float, allow_fused: bool = True
+) -> torch.optim.Optimizer:
     """Adam / AdamW (PyTorch's fused single-kernel step where every parameter allows it) or SGD."""
     if kind == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=0.9)
     # The fused step updates all of a parameter's state in one pass (~5x faster than the
     # per-parameter loop on CPU); it needs floating-point parameters on CPU or CUDA.
-    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params) or None
+    fused = allow_fused and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params) or None
     cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
     return cls(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
@@ -34,7 +36,12 @@ def make_optimizer(params: list[torch.nn.Parameter], kind: str, lr: float, weigh
 def build_optimizer(module: L.LightningModule, optim: dict[str, Any]) -> Any:
     """Optimizer (+ optional warm-up/cosine schedule per step) from an ``OptimConfig`` dict."""
     params = [p for p in module.parameters() if p.requires_grad]
-    opt = make_optimizer(params, optim["optimizer"], optim["lr"], optim["weight_decay"])
+    # Lightning refuses to clip gradients of a fused optimizer under mixed precision (the fused
+    # step would unscale them itself), so clipped mixed-precision runs take the unfused step.
+    trainer = module._trainer
+    mixed = trainer is not None and "mixed" in str(trainer.precision)
+    clipped = trainer is not None and trainer.gradient_clip_val not in (None, 0)
+    opt = make_optimizer(params, optim["optimizer"], optim["lr"], optim["weight_decay"], allow_fused=not (mixed and clipped))
     warmup = int(optim.get("warmup_steps", 0))
     if optim["schedule"] == "none" and warmup == 0:
         return opt
