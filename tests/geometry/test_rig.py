@@ -24,9 +24,9 @@ def mount(yaw: float, pitch_down: float) -> np.ndarray:
     return np.stack([x, np.cross(z, x), z], axis=1)
 
 
-@pytest.fixture
-def rig(fv_calib) -> CameraRig:
-    base = FisheyeCamera.from_dict(fv_calib).scaled(W, H)
+def make_rig(calib: dict, width: int = W, height: int = H) -> CameraRig:
+    """A WoodScape-like four-camera rig (the FV lens on every mount), at ``width x height``."""
+    base = FisheyeCamera.from_dict(calib).scaled(width, height)
     layout = {"FV": (0, 20, (3.7, 0.0, 0.66)), "MVL": (90, 45, (2.0, 1.0, 1.0)), "RV": (180, 25, (-1.0, 0.0, 0.9)), "MVR": (-90, 45, (2.0, -1.0, 1.0))}
     cams = {}
     for name, (yaw, pitch, t) in layout.items():
@@ -35,6 +35,11 @@ def rig(fv_calib) -> CameraRig:
         d["name"] = name
         cams[name] = FisheyeCamera.from_dict(d)
     return CameraRig.from_cameras(cams)
+
+
+@pytest.fixture
+def rig(fv_calib) -> CameraRig:
+    return make_rig(fv_calib)
 
 
 def sky(v: np.ndarray) -> np.ndarray:
