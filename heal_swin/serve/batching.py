@@ -61,8 +61,8 @@ class MicroBatcher:
             self._task.cancel()
             try:
                 await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            except asyncio.CancelledError:
+                pass  # what cancel() asked for
             self._task = None
         for t in list(self._running):
             t.cancel()
@@ -143,7 +143,7 @@ class MicroBatcher:
             batch = items[0][0] if len(items) == 1 else np.concatenate([it[0] for it in items], axis=0)
             try:
                 out, seconds = await loop.run_in_executor(self._executor, self._timed_run, batch)
-            except Exception as e:  # the model failed: every request of the batch gets the error
+            except Exception as e:  # noqa: BLE001 - the model failed: every request of the batch gets the error
                 for _, fut in items:
                     if not fut.done():
                         fut.set_exception(e)

@@ -1,114 +1,93 @@
-"""Service configuration: a dataclass loaded from YAML (``serve/config.yaml``) plus CLI overrides.
+"""Service configuration: a pydantic model loaded from YAML (``serve/config.yaml``), then overrides.
 
-Every field is validated where it enters; a bad value raises :class:`ConfigError` naming the
-field, expected vs got.
+Errors keep one line naming the source and field: an unknown key lists the valid keys, a wrong
+value says ``expected ..., got ...``. Overrides are ``key=value`` strings (values read as YAML,
+``default_models.segmentation=NAME`` for a mapping entry) or a mapping of values.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, field_validator
 
 from heal_swin.errors import InputError
 
-__all__ = ["ConfigError", "ServeConfig", "load_config"]
+__all__ = ["ConfigError", "ServeConfig", "load_config", "parse_overrides"]
 
 
 class ConfigError(InputError):
     """A bad service configuration value."""
 
 
-@dataclass
-class ServeConfig:
-    """Settings of ``heal-swin serve`` (see ``serve/config.yaml`` for the documented defaults).
+def _int(default: int, lo: int, hi: int, doc: str) -> Any:
+    return Field(default, ge=lo, le=hi, description=doc, json_schema_extra={"expected": f"an integer in [{lo}, {hi}]"})
 
-    Attributes:
-        model_repository: a Triton model repository: ``<model>/config.pbtxt`` + ``model.json`` +
-            ``<model>/<version>/model.onnx``, and ``cameras/<name>.json``.
-        host, port, workers: uvicorn's (each worker process loads every model).
-        precision: the version a request without one gets: ``latest`` (the highest version, as Triton),
-            ``fp32`` or ``int8`` (the highest version of that precision; fp32 if a model has no int8 one).
-        intra_op_threads: onnxruntime threads per session run; 0 = CPU cores / (workers x concurrent_batches).
-        inter_op_threads: onnxruntime inter-op threads (sequential execution uses 1).
-        batching: dynamic micro-batching across concurrent requests.
-        max_batch_size, max_wait_ms: a batch runs when full or when its first request waited this long.
-        concurrent_batches: model runs in flight at once, batched or not (each run gets
-            ``intra_op_threads`` threads; 2 single-threaded runs can beat 1 two-threaded run on small models).
-        max_upload_bytes: request bodies above this get 413.
-        max_image_pixels: decoded images above this many pixels get 413.
-        warmup: run every model once per batch size 1 and max_batch_size (and precompute the maps of the
-            registered cameras) before reporting ready.
-        projector_cache_size: calibrations whose sampling maps stay in memory (LRU).
-        default_models: task -> model name used when a request names none (default: the first sphere model
-            of that task by name, else the first flat one).
-        cors_origins: browser origins allowed to call the API (none by default).
-        log_level: uvicorn's.
-    """
 
-    model_repository: Path = Path("models")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
-    precision: str = "latest"
-    intra_op_threads: int = 0
-    inter_op_threads: int = 1
-    batching: bool = False  # on CPU batching only adds queueing (BENCHMARKS.md); enable for GPU providers
-    max_batch_size: int = 8
-    max_wait_ms: float = 5.0
-    concurrent_batches: int = 2
-    max_upload_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 4096 * 4096
-    warmup: bool = True
-    projector_cache_size: int = 16
-    default_models: dict[str, str] = field(default_factory=dict)
-    cors_origins: list[str] = field(default_factory=list)
-    log_level: str = "info"
+class ServeConfig(BaseModel):
+    """Settings of ``heal-swin serve`` (``serve/config.yaml`` documents the defaults)."""
 
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+    model_repository: Path = Field(
+        Path("models"),
+        description="a Triton model repository: <model>/config.pbtxt + model.json + <model>/<version>/model.onnx, cameras/<name>.json",
+        json_schema_extra={"expected": "a folder path"},
+    )
+    host: str = Field("127.0.0.1", min_length=1, description="bind address", json_schema_extra={"expected": "a host name or address"})
+    port: StrictInt = _int(8000, 0, 65535, "TCP port")
+    workers: StrictInt = _int(1, 1, 64, "uvicorn processes (each loads every model)")
+    precision: Literal["latest", "fp32", "int8"] = Field(
+        "latest",
+        description="the version a request without one gets: the highest (latest, as Triton) or the highest of that precision",
+        json_schema_extra={"expected": "'latest', 'fp32' or 'int8'"},
+    )
+    intra_op_threads: StrictInt = _int(0, 0, 1024, "onnxruntime threads per run; 0 = CPU cores / (workers x concurrent_batches)")
+    inter_op_threads: StrictInt = _int(1, 0, 1024, "onnxruntime inter-op threads (sequential execution uses 1)")
+    batching: StrictBool = Field(
+        False,  # on CPU batching only adds queueing (BENCHMARKS.md); enable for GPU providers
+        description="dynamic micro-batching across concurrent requests",
+        json_schema_extra={"expected": "true or false"},
+    )
+    max_batch_size: StrictInt = _int(8, 1, 1024, "a micro-batch runs when it holds this many samples")
+    max_wait_ms: float = Field(
+        5.0, ge=0, le=10_000, description="... or when its first request waited this long",
+        json_schema_extra={"expected": "a number of milliseconds in [0, 10000]"},
+    )  # fmt: skip
+    concurrent_batches: StrictInt = _int(2, 1, 64, "model runs in flight at once, batched or not")
+    max_upload_bytes: StrictInt = _int(20 * 1024 * 1024, 1024, 1 << 34, "request bodies above this get 413")
+    max_image_pixels: StrictInt = _int(4096 * 4096, 1, 1 << 31, "decoded images above this many pixels get 413")
+    warmup: StrictBool = Field(
+        True, description="run every model (and precompute the registered cameras' maps) before reporting ready",
+        json_schema_extra={"expected": "true or false"},
+    )  # fmt: skip
+    projector_cache_size: StrictInt = _int(16, 1, 4096, "calibrations whose sampling maps stay in memory (LRU)")
+    default_models: dict[Literal["segmentation", "depth"], str] = Field(
+        default_factory=dict, description="task -> model name used when a request names none",
+        json_schema_extra={"expected": "a mapping {segmentation|depth: model name}"},
+    )  # fmt: skip
+    cors_origins: list[str] = Field(
+        default_factory=list, description="browser origins allowed to call the API", json_schema_extra={"expected": "a list of origins"}
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
+        "info", description="uvicorn's", json_schema_extra={"expected": "one of critical, error, warning, info, debug, trace"}
+    )
+
+    @field_validator("max_wait_ms", mode="before")
+    @classmethod
+    def _number(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError("not a number")  # noqa: TRY004 - pydantic reports ValueErrors as validation errors
+        return v
+
+    # ------------------------------------------------------------ derived
     @property
     def preferred_precision(self) -> str | None:
         """The precision whose highest version is a model's default; None: the highest version."""
         return None if self.precision == "latest" else self.precision
-
-    def validate(self, source: str = "<config>") -> ServeConfig:
-        def bad(name: str, expected: str, got: Any) -> ConfigError:
-            return ConfigError(f"{source}: field {name!r}: expected {expected}, got {got!r}")
-
-        self.model_repository = Path(self.model_repository)
-        if not isinstance(self.host, str) or not self.host:
-            raise bad("host", "a host name or address", self.host)
-        for name, lo, hi in (
-            ("port", 0, 65535),
-            ("workers", 1, 64),
-            ("intra_op_threads", 0, 1024),
-            ("inter_op_threads", 0, 1024),
-            ("max_batch_size", 1, 1024),
-            ("concurrent_batches", 1, 64),
-            ("max_upload_bytes", 1024, 1 << 34),
-            ("max_image_pixels", 1, 1 << 31),
-            ("projector_cache_size", 1, 4096),
-        ):
-            val = getattr(self, name)
-            if not isinstance(val, int) or isinstance(val, bool) or not lo <= val <= hi:
-                raise bad(name, f"an integer in [{lo}, {hi}]", val)
-        if not isinstance(self.max_wait_ms, (int, float)) or isinstance(self.max_wait_ms, bool) or not 0 <= self.max_wait_ms <= 10_000:
-            raise bad("max_wait_ms", "a number of milliseconds in [0, 10000]", self.max_wait_ms)
-        for name in ("batching", "warmup"):
-            if not isinstance(getattr(self, name), bool):
-                raise bad(name, "true or false", getattr(self, name))
-        if self.precision not in ("latest", "fp32", "int8"):
-            raise bad("precision", "'latest', 'fp32' or 'int8'", self.precision)
-        if not isinstance(self.default_models, dict) or not all(
-            k in ("segmentation", "depth") and isinstance(v, str) for k, v in self.default_models.items()
-        ):
-            raise bad("default_models", "a mapping {segmentation|depth: model name}", self.default_models)
-        if not isinstance(self.cors_origins, list) or not all(isinstance(o, str) for o in self.cors_origins):
-            raise bad("cors_origins", "a list of origins", self.cors_origins)
-        if self.log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
-            raise bad("log_level", "one of critical, error, warning, info, debug, trace", self.log_level)
-        return self
 
     @property
     def session_threads(self) -> int:
@@ -119,22 +98,59 @@ class ServeConfig:
         return max(1, cores // (self.workers * self.concurrent_batches))
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["model_repository"] = str(self.model_repository)
-        return d
+        """Plain JSON-able values (what :meth:`from_dict` reads back)."""
+        return self.model_dump(mode="json")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "<config>") -> ServeConfig:
+    def from_dict(cls, data: Any, source: str = "<config>") -> ServeConfig:
+        """Validated settings; :class:`ConfigError` naming ``source`` and the first bad field."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        known = list(cls.model_fields)
+        unknown = sorted(str(k) for k in data if k not in cls.model_fields)
         if unknown:
             raise ConfigError(f"{source}: unknown setting(s) {unknown}; valid: {sorted(known)}")
-        return cls(**dict(data)).validate(source)
+        try:
+            return cls(**dict(data))
+        except ValidationError as e:
+            raise config_error(e, source, data) from None
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> ServeConfig:
+def config_error(e: ValidationError, source: str, data: Mapping[str, Any]) -> ConfigError:
+    """The first error of ``e`` as one line: ``source: field 'x': expected ..., got ...``."""
+    err = e.errors()[0]
+    name = str(err["loc"][0]) if err.get("loc") else "?"
+    field = ServeConfig.model_fields.get(name)
+    extra = field.json_schema_extra if field is not None and isinstance(field.json_schema_extra, dict) else {}
+    expected = extra.get("expected") or err.get("msg", "a valid value")
+    got = data.get(name, err.get("input")) if isinstance(data, Mapping) else err.get("input")
+    return ConfigError(f"{source}: field {name!r}: expected {expected}, got {got!r}")
+
+
+def parse_overrides(items: Sequence[str], source: str = "override") -> dict[str, Any]:
+    """``["port=9000", "default_models.depth=d"]`` -> ``{"port": 9000, "default_models": {"depth": "d"}}`` (YAML values)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{source} {item!r}: expected key=value")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        head, _, sub = key.partition(".")
+        if sub:
+            if head not in ServeConfig.model_fields or ServeConfig.model_fields[head].default_factory is not dict:
+                raise ConfigError(f"{source} {item!r}: {head!r} is not a mapping setting; valid: {sorted(ServeConfig.model_fields)}")
+            out.setdefault(head, {})[sub] = value
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | Sequence[str] | None = None) -> ServeConfig:
     """Settings from a YAML file (optional), then ``overrides`` (values that are ``None`` are skipped)."""
     data: dict[str, Any] = {}
     source = "<defaults>"
@@ -147,6 +163,8 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
             loaded = yaml.safe_load(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot read the config file ({e})") from None
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
         if loaded is None:
@@ -154,7 +172,13 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of settings, got {type(loaded).__name__}")
         data.update(loaded)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
     for k, v in (overrides or {}).items():
-        if v is not None:
+        if v is None:
+            continue
+        if isinstance(v, dict) and isinstance(data.get(k), dict):
+            data[k] = {**data[k], **v}
+        else:
             data[k] = v
     return ServeConfig.from_dict(data, source)

@@ -37,6 +37,7 @@ from heal_swin.inference.manifest import (
 from heal_swin.inference.triton import old_layout, reexport_hint, version_folders
 
 __all__ = [
+    "NAME_PATTERN",
     "NAME_RE",
     "InvalidNameError",
     "ModelEntry",
@@ -47,7 +48,8 @@ __all__ = [
     "model_load_error",
 ]
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"  # also the OpenAPI pattern of every name a request carries
+NAME_RE = re.compile(NAME_PATTERN)
 CAMERAS_DIR = "cameras"
 
 

@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 
 from heal_swin.export.manifest import load_manifest
 from heal_swin.serve import pipeline as pl
-from heal_swin.serve.app import create_app, image_header_size
+from heal_swin.serve.app import create_app
 from heal_swin.serve.config import ServeConfig
+from heal_swin.serve.images import image_header_size
 
 
 def wait_ready(client: TestClient, timeout: float = 30) -> None:
@@ -170,10 +171,28 @@ def test_models_metrics_docs_demo(client):
     assert 'heal_swin_model_ready{model="seg16"} 1.0' in text
     schema = client.get("/openapi.json").json()
     assert {"/v1/segment", "/v1/depth", "/v2/models/{name}/infer", "/metrics"} <= set(schema["paths"])
-    assert client.get("/docs").status_code == 200
+    docs_work_offline(client)
     page = client.get("/")
     assert page.status_code == 200 and "demo_fisheye.jpg" in page.text
     assert client.get("/static/demo_fisheye.jpg").headers["content-type"] == "image/jpeg"
+
+
+def docs_work_offline(client) -> None:
+    """/docs and /redoc load every script and stylesheet from the service itself (no CDN)."""
+    import re
+
+    for page in ("/docs", "/redoc"):
+        r = client.get(page)
+        assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+        urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", r.text) + re.findall(r"""url: *['"]([^'"]+)['"]""", r.text)
+        assets = [u for u in urls if u.endswith((".js", ".css"))]
+        assert assets, (page, r.text[:500])
+        for u in urls:
+            assert not u.startswith(("http:", "https:", "//")), (page, u)
+        for u in assets:
+            got = client.get(u)
+            assert got.status_code == 200 and len(got.content) > 10_000, (u, got.status_code)
+    assert "SwaggerUIBundle" in client.get("/docs").text
 
 
 def test_concurrent_requests_are_batched_correctly(client, repo, frame):

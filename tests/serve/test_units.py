@@ -27,8 +27,15 @@ from tests.serve.conftest import ROOT, write_model
 def test_config_file_and_overrides(tmp_path):
     cfg = load_config(ROOT / "serve" / "config.yaml", {"port": 9000, "host": None})
     assert cfg.port == 9000 and cfg.host == "127.0.0.1" and cfg.max_batch_size == 8 and not cfg.batching
-    assert ServeConfig().to_dict() == {**ServeConfig().to_dict()}  # defaults round-trip
-    assert load_config(ROOT / "serve" / "config.yaml").to_dict() == {**ServeConfig().to_dict(), "max_image_pixels": 4096 * 4096}
+    # serve/config.yaml documents the defaults: loading it changes nothing
+    assert load_config(ROOT / "serve" / "config.yaml") == ServeConfig()
+    # key=value overrides (YAML values, dotted keys into a mapping), applied over the file
+    cfg = load_config(ROOT / "serve" / "config.yaml", ["port=9001", "batching=true", "default_models.depth=d16", "cors_origins=[http://a]"])
+    assert (cfg.port, cfg.batching, cfg.default_models, cfg.cors_origins) == (9001, True, {"depth": "d16"}, ["http://a"])
+    # the JSON round trip that multi-worker runs rely on (HEAL_SWIN_SERVE_CONFIG) keeps every value and type
+    custom = ServeConfig(model_repository=tmp_path, port=9002, max_wait_ms=2.5, default_models={"segmentation": "s"}, warmup=False)
+    back = ServeConfig.from_dict(json.loads(json.dumps(custom.to_dict())), "env")
+    assert back == custom and back.model_repository == tmp_path and back != ServeConfig()
 
 
 @pytest.mark.parametrize(
@@ -48,8 +55,26 @@ def test_config_file_and_overrides(tmp_path):
 def test_config_errors(tmp_path, text, word):
     p = tmp_path / "c.yaml"
     p.write_text(text)
-    with pytest.raises(ConfigError, match=word):
+    with pytest.raises(ConfigError, match=word) as e:
         load_config(p)
+    assert str(e.value).startswith(f"{p}: ") and "\n" not in str(e.value)
+
+
+def test_config_error_messages_name_field_expected_and_got():
+    with pytest.raises(ConfigError) as e:
+        ServeConfig.from_dict({"port": "eighty"}, "s.yaml")
+    assert str(e.value) == "s.yaml: field 'port': expected an integer in [0, 65535], got 'eighty'"
+    with pytest.raises(ConfigError) as e:
+        ServeConfig.from_dict({"workers": True}, "s.yaml")  # a bool is not an integer here
+    assert str(e.value) == "s.yaml: field 'workers': expected an integer in [1, 64], got True"
+    with pytest.raises(ConfigError) as e:
+        ServeConfig.from_dict({"colour": "red", "port": 1}, "s.yaml")
+    assert str(e.value).startswith("s.yaml: unknown setting(s) ['colour']; valid: ['batching', ")
+    assert all(f"'{name}'" in str(e.value) for name in ServeConfig.model_fields)
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(None, ["port"])
+    with pytest.raises(ConfigError, match="'port' is not a mapping setting"):
+        load_config(None, ["port.x=1"])
 
 
 def test_config_missing_file(tmp_path):

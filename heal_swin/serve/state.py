@@ -1,0 +1,183 @@
+"""The state of one service app: repository, onnxruntime sessions, batchers, caches, metrics.
+
+One :class:`ServiceState` is built by :func:`heal_swin.serve.app.create_app` and stored on
+``app.state.service``; routers reach it through :func:`get_state`. Nothing here changes another
+module's globals: every cache the service fills is its own or bounded by its owner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Annotated
+
+import numpy as np
+from fastapi import Depends, Request
+
+from heal_swin.errors import InputError
+from heal_swin.geometry import CalibrationError, FisheyeCamera, ImageSizeError
+from heal_swin.inference import processing as pl
+from heal_swin.serve.batching import MicroBatcher
+from heal_swin.serve.config import ServeConfig
+from heal_swin.serve.errors import NotReadyError, WrongTaskError
+from heal_swin.serve.images import decode_image
+from heal_swin.serve.metrics import Metrics
+from heal_swin.serve.repository import ModelEntry, ModelRepository
+from heal_swin.serve.runtime import ModelRuntime
+from heal_swin.serve.schemas import ModelSummary
+
+__all__ = ["Prepared", "ServiceState", "StateDep", "get_state"]
+
+log = logging.getLogger("heal_swin.serve")
+
+
+@dataclass
+class Prepared:
+    """A decoded request: the image (H, W, 3) BGR uint8, its camera (None for flat models) and the model input."""
+
+    image: np.ndarray
+    camera: FisheyeCamera | None
+    x: np.ndarray
+
+
+class ServiceState:
+    """Repository, sessions (every version of every model), batchers, caches and metrics of one app."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.repo = ModelRepository(config.model_repository, precision=config.preferred_precision)
+        self.metrics = Metrics()
+        threads, inter = config.session_threads, config.inter_op_threads
+        # Every version has a session; the default version's is the one /v1 uses.
+        self.version_runtimes: dict[tuple[str, int], ModelRuntime] = {
+            (name, v): ModelRuntime(e, threads, inter) for name, versions in self.repo.versions.items() for v, e in versions.items()
+        }
+        self.runtimes: dict[str, ModelRuntime] = {
+            name: self.version_runtimes[name, e.version] for name, e in self.repo.models.items()
+        }
+        max_batch = config.max_batch_size if config.batching else 1
+        self.version_batchers: dict[tuple[str, int], MicroBatcher] = {}
+        for (name, v), rt in self.version_runtimes.items():
+            default = rt is self.runtimes[name]
+            self.version_batchers[name, v] = MicroBatcher(
+                rt.run,
+                max_batch=max_batch if default else 1,
+                max_wait_ms=config.max_wait_ms,
+                on_batch=lambda size, sec, n=name: self.metrics.observe_batch(n, size, sec),
+                name=name if default else f"{name}/{v}",
+                concurrent_batches=config.concurrent_batches,
+                concurrency=config.concurrent_batches,
+            )
+        self.batchers = {name: self.version_batchers[name, rt.entry.version] for name, rt in self.runtimes.items()}
+        self.cameras = pl.LRU(max(8, config.projector_cache_size * 4))  # parsed calibration uploads, by hash
+        self.warm_error: str | None = None
+        for name in self.runtimes:
+            self.metrics.ready.labels(name).set(0)
+
+    @property
+    def ready(self) -> bool:
+        return all(rt.ready for rt in self.version_runtimes.values())
+
+    def warm_up(self) -> None:
+        """Run every model at batch 1 (and max batch when batching), precompute the registered cameras' maps."""
+        try:
+            sizes = (1, self.config.max_batch_size) if self.config.batching else (1,)
+            for name, rt in self.runtimes.items():
+                if self.config.warmup:
+                    for cam in self.repo.cameras.values():
+                        if rt.manifest.input_kind == "sphere":
+                            proj = pl.projector_for(cam, rt.manifest)
+                            proj.forward_maps, proj.backward_maps()
+                    log.info("model %s warmed up in %.2f s", name, rt.warm_up(sizes))
+                else:
+                    rt.ready = True
+                self.metrics.ready.labels(name).set(1)
+            for other in self.version_runtimes.values():  # versions only asked for by number: batch 1
+                if other.ready:
+                    continue
+                if self.config.warmup:
+                    other.warm_up((1,))
+                else:
+                    other.ready = True
+        except Exception as e:  # reported by /v2/health/ready, logged with its traceback
+            self.warm_error = f"warm-up failed: {e}"
+            log.exception("warm-up failed")
+
+    # ------------------------------------------------------------ lookups
+    def entry_for(self, task: str, name: str | None) -> ModelEntry:
+        entry = self.repo.model(name) if name else self.repo.default_model(task, self.config.default_models)
+        if entry.manifest.task != task:
+            other = "/v1/depth" if entry.manifest.task == "depth" else "/v1/segment"
+            raise WrongTaskError(f"model {entry.name!r} is a {entry.manifest.task} model; use {other}")
+        return entry
+
+    def runtime(self, name: str) -> ModelRuntime:
+        rt = self.runtimes[name]
+        if not rt.ready:
+            raise NotReadyError(self.warm_error or f"model {name!r} is warming up; retry shortly")
+        return rt
+
+    def v2_model(self, name: str, version: str | None, ready: bool = False) -> tuple[ModelEntry, ModelRuntime, MicroBatcher]:
+        """A model version (default: the model's default version); NotReadyError if ``ready`` and still warming up."""
+        entry = self.repo.model(name, version)
+        key = (entry.name, entry.version)
+        rt = self.version_runtimes[key]
+        if ready and not rt.ready:
+            raise NotReadyError(self.warm_error or f"model {name!r} (version {entry.version}) is warming up; retry shortly")
+        return entry, rt, self.version_batchers[key]
+
+    def summary(self, name: str) -> ModelSummary:
+        """What /v1/models and the v2 metadata's parameters say about a model's default version."""
+        rt = self.runtimes[name]
+        m = rt.manifest
+        return ModelSummary(
+            name=name, model_name=m.model_name, task=m.task, input_kind=m.input_kind, nside=m.nside,
+            base_pixels=m.base_pixels, img_size=m.img_size, class_names=m.class_names, class_colours=m.class_colours,
+            precision=rt.entry.precision, ready=rt.ready,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ requests
+    def camera_from_upload(self, data: bytes) -> FisheyeCamera:
+        def parse() -> FisheyeCamera:
+            # Size, nesting and value limits of the geometry's calibration reader (CalibrationError: 422).
+            return FisheyeCamera.from_json_text(data, source="calibration upload")
+
+        return self.cameras.get(hashlib.sha256(data).hexdigest(), parse)
+
+    def prepare(self, entry: ModelEntry, data: bytes, calib: bytes | None, camera_name: str | None, resize: bool) -> Prepared:
+        """Decode the upload, find its camera (upload or registered name) and compute the model input."""
+        m = entry.manifest
+        if calib is not None and camera_name:
+            raise InputError("give either a calibration upload or a registered camera name, not both")
+        camera = None
+        if calib is not None:
+            camera = self.camera_from_upload(calib)
+        elif camera_name:
+            camera = self.repo.camera(camera_name)
+        elif m.input_kind == "sphere":
+            raise InputError(
+                f"model {entry.name!r} works on the sphere: send a 'calibration' file (WoodScape JSON) "
+                f"or the name of a registered 'camera' ({', '.join(self.repo.cameras) or 'none registered'})"
+            )
+        image = decode_image(data, self.config.max_image_pixels)
+        h, w = image.shape[:2]
+        if camera is not None and (w, h) != camera.image_size:
+            if not resize:
+                raise ImageSizeError(
+                    f"image size {w}x{h} does not match the calibration {camera.name or camera.source!r} "
+                    f"({camera.width}x{camera.height}); send an image of that size or resize=true to scale the calibration"
+                )
+            try:
+                camera = camera.scaled(w, h)
+            except (CalibrationError, ValueError) as e:
+                raise ImageSizeError(f"calibration cannot be scaled to {w}x{h}: {e}") from None
+        return Prepared(image, camera, pl.model_input(image, m, camera))
+
+
+def get_state(request: Request) -> ServiceState:
+    """FastAPI dependency: the app's :class:`ServiceState`."""
+    return request.app.state.service
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]  # a route parameter ``state: StateDep``
