@@ -17,6 +17,12 @@ k1                     0 < k1 <= 1e6 (pixels per radian)
 k2, k3, k4             abs(k_i) <= 1e6 (pixels per radian^i)
 cx_offset, cy_offset   abs(offset) <= the image width (cx) / height (cy)
 aspect_ratio           0.1 .. 10
+model                  one of heal_swin.geometry.lens_models.LENS_MODELS (default radial_poly)
+f                      0.01 <= f <= 1e6 (pixels; the other models' horizontal focal length)
+kannala_brandt k1..k4  abs(k_i) <= 100 (dimensionless; also mei's k1, k2)
+alpha                  0 .. 1 (ucm, eucm, double_sphere)
+beta                   0 < beta <= 100 (eucm)
+xi                     -1 .. 1 (double_sphere); 0 .. 10 (mei)
 quaternion             4 finite numbers of norm 1 +- 0.01 (checked in ``FisheyeCamera``)
 translation            abs(t_i) <= 10 km (camera position in the vehicle frame)
 name                   a string of at most 256 characters
@@ -36,6 +42,10 @@ import numpy as np
 from heal_swin.errors import InputError
 
 __all__ = [
+    "DISTORTION_MAX",
+    "EUCM_BETA_MAX",
+    "F_MAX",
+    "F_MIN",
     "K1_MAX",
     "K_MAX",
     "MAX_ASPECT_RATIO",
@@ -44,6 +54,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_NAME_LENGTH",
     "MAX_TRANSLATION_M",
+    "MEI_XI_MAX",
     "MIN_ASPECT_RATIO",
     "CalibrationError",
     "describe",
@@ -57,6 +68,10 @@ K1_MAX = 1e6
 K_MAX = 1e6
 MIN_ASPECT_RATIO, MAX_ASPECT_RATIO = 0.1, 10.0
 MAX_TRANSLATION_M = 1e4
+F_MIN, F_MAX = 0.01, 1e6
+DISTORTION_MAX = 100.0
+EUCM_BETA_MAX = 100.0
+MEI_XI_MAX = 10.0
 MAX_NAME_LENGTH = 256
 # Integer literals longer than this are never a calibration value (and Python refuses to convert
 # ones above 4300 digits anyway); they are kept as a placeholder so the field can be named.

@@ -1,11 +1,16 @@
-"""WoodScape fisheye camera: the radial-polynomial model and its exact inverse.
+"""Fisheye camera: a radially symmetric lens model, the principal point, and its exact inverse.
 
 Camera frame is OpenCV's (x right, y down, z along the optical axis). A camera point (X, Y, Z)
 maps to the pixel (origin at the centre of the top-left pixel)::
 
-    chi = sqrt(X^2 + Y^2),  theta = atan2(chi, Z),  rho = k1 theta + k2 theta^2 + k3 theta^3 + k4 theta^4
+    chi = sqrt(X^2 + Y^2),  theta = atan2(chi, Z),  rho = rho(theta)   (the lens model, in pixels)
     u = rho X / chi + cx_offset + W/2 - 0.5
     v = rho Y / chi * aspect_ratio + cy_offset + H/2 - 0.5
+
+WoodScape's ``radial_poly`` (rho = k1 theta + ... + k4 theta^4) is the default model; OpenCV fisheye
+(Kannala-Brandt), UCM, EUCM, double sphere and Mei are in ``heal_swin.geometry.lens_models``. For
+those, ``rho = f * r(theta)`` with ``f = fx``, ``aspect_ratio = fy / fx`` and
+``cx_offset = cx - (W/2 - 0.5)`` (OpenCV's principal point, pixel centres at integers).
 
 The extrinsics (quaternion scalar-last [qx, qy, qz, qw] + translation in metres) map camera
 coordinates to the vehicle frame (ISO 8855: x forward, y left, z up).
@@ -15,63 +20,32 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from heal_swin.geometry import calibration as _lim
-from heal_swin.geometry.calibration import CalibrationError, first_positive_root, in_range, number, vector
+from heal_swin.geometry.calibration import CalibrationError, in_range, number, vector
+from heal_swin.geometry.lens_models import LENS_MODELS, LensModel, RadialPoly, make_lens
+from heal_swin.geometry.rotations import matrix_to_quaternion, quaternion_to_matrix
 
-__all__ = ["FisheyeCamera", "CalibrationError", "quaternion_to_matrix", "matrix_to_quaternion"]
+__all__ = ["CalibrationError", "FisheyeCamera", "matrix_to_quaternion", "quaternion_to_matrix"]
 
 # SynWoodScape (CARLA) names the translation differently.
 _TRANSLATION_KEYS = ("translation", "translation used in CARLA (CARLA reference)")
-_INTRINSIC_NUMBERS = ("k1", "k2", "k3", "k4", "cx_offset", "cy_offset", "aspect_ratio", "width", "height")
-
-
-def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation matrix of a unit quaternion given scalar-last ``[qx, qy, qz, qw]``."""
-    x, y, z, w = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-
-
-def matrix_to_quaternion(r: np.ndarray) -> np.ndarray:
-    """Scalar-last unit quaternion ``[qx, qy, qz, qw]`` (qw >= 0) of a (3, 3) rotation matrix."""
-    r = np.asarray(r, dtype=np.float64)
-    # Shepperd's method: pick the largest diagonal term for numerical stability.
-    tr = np.trace(r)
-    cand = np.array([tr, r[0, 0], r[1, 1], r[2, 2]])
-    i = int(np.argmax(cand))
-    if i == 0:
-        s = 2.0 * math.sqrt(1.0 + tr)
-        q = [(r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, s / 4]
-    elif i == 1:
-        s = 2.0 * math.sqrt(1.0 + r[0, 0] - r[1, 1] - r[2, 2])
-        q = [s / 4, (r[0, 1] + r[1, 0]) / s, (r[0, 2] + r[2, 0]) / s, (r[2, 1] - r[1, 2]) / s]
-    elif i == 2:
-        s = 2.0 * math.sqrt(1.0 + r[1, 1] - r[0, 0] - r[2, 2])
-        q = [(r[0, 1] + r[1, 0]) / s, s / 4, (r[1, 2] + r[2, 1]) / s, (r[0, 2] - r[2, 0]) / s]
-    else:
-        s = 2.0 * math.sqrt(1.0 + r[2, 2] - r[0, 0] - r[1, 1])
-        q = [(r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, s / 4, (r[1, 0] - r[0, 1]) / s]
-    q = np.asarray(q)
-    return q if q[3] >= 0 else -q
+_PIXEL_FIELDS = ("cx_offset", "cy_offset", "aspect_ratio", "width", "height")
 
 
 @dataclass(frozen=True)
 class FisheyeCamera:
-    """A WoodScape ``radial_poly`` fisheye camera.
+    """A fisheye camera: lens model, principal point, image size and extrinsics.
 
     Attributes:
-        k: (4,) polynomial coefficients k1..k4 (pixels per radian^i).
+        k: the lens model's parameters in the order of ``LENS_MODELS[model].PARAMS``; for the default
+            ``radial_poly`` the coefficients k1..k4 (pixels per radian^i).
         cx_offset, cy_offset: principal point offset from the image centre, pixels.
         aspect_ratio: vertical / horizontal pixel scale.
         width, height: image size in pixels.
@@ -79,9 +53,10 @@ class FisheyeCamera:
         translation: (3,) camera position in the vehicle frame, metres.
         name: camera name (``FV``, ``RV``, ``MVL``, ``MVR`` in WoodScape).
         source: where the calibration came from (used in error messages only).
+        model: lens model name (keyword only): radial_poly, kannala_brandt, ucm, eucm, double_sphere, mei.
     """
 
-    k: tuple[float, float, float, float]
+    k: tuple[float, ...]
     cx_offset: float
     cy_offset: float
     aspect_ratio: float
@@ -91,19 +66,12 @@ class FisheyeCamera:
     translation: tuple[float, float, float] = (0.0, 0.0, 0.0)
     name: str = ""
     source: str = field(default="<camera>", compare=False)
+    model: str = field(default="radial_poly", kw_only=True)
 
     def __post_init__(self) -> None:
         # Ranges: see heal_swin.geometry.calibration (every bound is named in the error message).
         src = self.source
-        ks = list(self.k) if isinstance(self.k, np.ndarray) and self.k.ndim == 1 else self.k
-        if not isinstance(ks, (list, tuple)) or len(ks) != 4:
-            raise CalibrationError(src, "intrinsic.k1..k4", "4 coefficients", self.k)
-        k = (
-            in_range(ks[0], src, "intrinsic.k1", 0.0, _lim.K1_MAX, "a positive number (pixels per radian)"),
-            *(in_range(c, src, f"intrinsic.k{i + 2}", -_lim.K_MAX, _lim.K_MAX) for i, c in enumerate(ks[1:])),
-        )
-        if k[0] <= 0:
-            raise CalibrationError(src, "intrinsic.k1", "a positive number (pixels per radian)", k[0])
+        lens = make_lens(self.model, self.k, src)
         size = {}
         for name in ("width", "height"):
             val = in_range(getattr(self, name), src, f"intrinsic.{name}", 1, _lim.MAX_IMAGE_SIDE, "an integer")
@@ -129,24 +97,72 @@ class FisheyeCamera:
         object.__setattr__(self, "aspect_ratio", aspect)
         object.__setattr__(self, "width", size["width"])
         object.__setattr__(self, "height", size["height"])
-        object.__setattr__(self, "k", k)
+        object.__setattr__(self, "k", lens.values)
         object.__setattr__(self, "quaternion", tuple(float(c) for c in q / norm))
         object.__setattr__(self, "translation", tuple(t))
-        # The polynomial must be increasing over every radius the image needs, or unproject is ambiguous.
-        theta_mono = self.theta_monotonic
-        rho_needed = self._max_image_radius()
-        if self._rho(theta_mono) < rho_needed:
+        object.__setattr__(self, "_lens", lens)  # not a field: derived from (model, k)
+        self._check_covers_image()
+
+    def _check_covers_image(self) -> None:
+        # rho must be increasing and defined over every radius the image needs, or unproject is ambiguous.
+        lens, needed = self._lens, self._max_image_radius()
+        rho_max, theta_max = lens.rho_max, math.degrees(lens.theta_max)
+        if rho_max >= needed:
+            return
+        if isinstance(lens, RadialPoly):
             raise CalibrationError(
-                src,
+                self.source,
                 "intrinsic.k1..k4",
-                f"a polynomial increasing up to the image corner radius {rho_needed:.1f} px",
-                f"maximum {self._rho(theta_mono):.1f} px at theta {math.degrees(theta_mono):.1f} deg",
+                f"a polynomial increasing up to the image corner radius {needed:.1f} px",
+                f"maximum {rho_max:.1f} px at theta {theta_max:.1f} deg",
             )
+        what, why = ("field of view covers", "field of view ends") if lens.limited_by_fov else ("rho(theta) increases up to", "rho(theta) stops increasing")
+        raise CalibrationError(
+            self.source,
+            lens.RANGE_FIELD,
+            f"a {self.model} lens whose {what} the image corner radius {needed:.1f} px",
+            f"{why} at theta {theta_max:.1f} deg ({rho_max:.1f} px)",
+        )
+
+    @property
+    def lens(self) -> LensModel:
+        """The lens model (radial profile rho(theta) in pixels, its range and inverse)."""
+        return self._lens  # type: ignore[attr-defined]
 
     # -------------------------------------------------------------- loading
     @classmethod
-    def from_json(cls, calib: str | Path | Mapping[str, Any]) -> "FisheyeCamera":
-        """Read a WoodScape (or SynWoodScape) calibration from a JSON file path or a parsed dict.
+    def from_focal(
+        cls,
+        model: str,
+        fx: float,
+        fy: float,
+        cx: float,
+        cy: float,
+        width: int,
+        height: int,
+        distortion: tuple[float, ...] = (),
+        **kw: Any,
+    ) -> FisheyeCamera:
+        """A camera from OpenCV-style intrinsics (pixels; cx, cy with pixel centres at integers).
+
+        ``distortion`` are the model's parameters after ``f`` (e.g. k1..k4 for kannala_brandt, alpha
+        for ucm, xi and alpha for double_sphere); ``kw`` the extrinsics, name and source.
+        """
+        src = kw.get("source", "<camera>")
+        fx = in_range(fx, src, "fx", _lim.F_MIN, _lim.F_MAX, "a focal length (pixels)")
+        fy = in_range(fy, src, "fy", _lim.F_MIN, _lim.F_MAX, "a focal length (pixels)")
+        cx = number(cx, src, "cx") - (number(width, src, "width") / 2 - 0.5)
+        cy = number(cy, src, "cy") - (number(height, src, "height") / 2 - 0.5)
+        return cls((fx, *distortion), cx, cy, fy / fx, width, height, model=model, **kw)
+
+    @property
+    def principal_point(self) -> tuple[float, float]:
+        """(cx, cy) in pixels, OpenCV's convention (the centre of the top-left pixel is (0, 0))."""
+        return self.cx_offset + self.width / 2 - 0.5, self.cy_offset + self.height / 2 - 0.5
+
+    @classmethod
+    def from_json(cls, calib: str | Path | Mapping[str, Any]) -> FisheyeCamera:
+        """Read a calibration (WoodScape, SynWoodScape or any lens model here) from a JSON file path or dict.
 
         Files are limited in size and nesting (``heal_swin.geometry.calibration``); every problem
         is a :class:`CalibrationError` naming the file and the field.
@@ -167,61 +183,58 @@ class FisheyeCamera:
         return cls.from_json_text(data, source=source)
 
     @classmethod
-    def from_json_text(cls, data: str | bytes, source: str = "<calibration>") -> "FisheyeCamera":
+    def from_json_text(cls, data: str | bytes, source: str = "<calibration>") -> FisheyeCamera:
         """Parse calibration JSON text (a file's or an upload's bytes) within the limits."""
         return cls.from_dict(_lim.parse_calibration_json(data, source), source=source)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "<calibration dict>") -> "FisheyeCamera":
-        """Build from the WoodScape calibration schema (see module docstring)."""
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<calibration dict>") -> FisheyeCamera:
+        """Build from the calibration schema: WoodScape's, with ``intrinsic.model`` any of ``LENS_MODELS``
+        and that model's parameters as ``intrinsic`` fields (see ``to_dict``)."""
         if not isinstance(data, Mapping):
             raise CalibrationError(source, "<root>", "a JSON object", type(data).__name__)
         intr = _get(data, "intrinsic", Mapping, source, "an object")
         model = intr.get("model", None)
-        if model is None:
-            raise CalibrationError(source, "intrinsic.model", "'radial_poly'", "missing")
-        if model != "radial_poly":
-            raise CalibrationError(source, "intrinsic.model", "'radial_poly'", model)
-        if "poly_order" in intr and number(intr["poly_order"], source, "intrinsic.poly_order") != 4:
+        if not isinstance(model, str) or model not in LENS_MODELS:
+            expected = f"one of {', '.join(map(repr, LENS_MODELS))}"
+            raise CalibrationError(source, "intrinsic.model", expected, "missing" if model is None else model)
+        poly_order = intr.get("poly_order", 4) if model == "radial_poly" else 4
+        if number(poly_order, source, "intrinsic.poly_order") != 4:
             raise CalibrationError(source, "intrinsic.poly_order", "4", intr["poly_order"])
-        vals = {name: number(_req(intr, name, source, "intrinsic"), source, f"intrinsic.{name}") for name in _INTRINSIC_NUMBERS}
+        params = tuple(number(_req(intr, p, source, "intrinsic"), source, f"intrinsic.{p}") for p in LENS_MODELS[model].PARAMS)
+        vals = {name: number(_req(intr, name, source, "intrinsic"), source, f"intrinsic.{name}") for name in _PIXEL_FIELDS}
         extr = _get(data, "extrinsic", Mapping, source, "an object")
         quat = vector(_req(extr, "quaternion", source, "extrinsic"), 4, source, "extrinsic.quaternion")
         tkey = next((key for key in _TRANSLATION_KEYS if key in extr), None)
         if tkey is None:
             raise CalibrationError(source, "extrinsic.translation", "a list of 3 numbers", "missing")
         trans = vector(extr[tkey], 3, source, f"extrinsic.{tkey}")
-        name = data.get("name", "")
         return cls(
-            k=(vals["k1"], vals["k2"], vals["k3"], vals["k4"]),
-            cx_offset=vals["cx_offset"],
-            cy_offset=vals["cy_offset"],
-            aspect_ratio=vals["aspect_ratio"],
-            width=vals["width"],
-            height=vals["height"],
+            k=params,
+            **vals,
             quaternion=tuple(quat),
             translation=tuple(trans),
-            name=name,
+            name=data.get("name", ""),
             source=source,
+            model=model,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The WoodScape calibration schema (round-trips through ``from_dict``)."""
+        """The calibration schema (round-trips through ``from_dict``); WoodScape's for radial_poly."""
+        intr: dict[str, Any] = {
+            "aspect_ratio": self.aspect_ratio,
+            "cx_offset": self.cx_offset,
+            "cy_offset": self.cy_offset,
+            "height": float(self.height),
+            "width": float(self.width),
+            **self.lens.as_dict(),
+            "model": self.model,
+        }
+        if self.model == "radial_poly":
+            intr["poly_order"] = 4
         return {
             "extrinsic": {"quaternion": list(self.quaternion), "translation": list(self.translation)},
-            "intrinsic": {
-                "aspect_ratio": self.aspect_ratio,
-                "cx_offset": self.cx_offset,
-                "cy_offset": self.cy_offset,
-                "height": float(self.height),
-                "width": float(self.width),
-                "k1": self.k[0],
-                "k2": self.k[1],
-                "k3": self.k[2],
-                "k4": self.k[3],
-                "model": "radial_poly",
-                "poly_order": 4,
-            },
+            "intrinsic": dict(sorted(intr.items())),
             "name": self.name,
         }
 
@@ -229,7 +242,10 @@ class FisheyeCamera:
     def intrinsics_key(self) -> str:
         """sha256 (hex, 16 chars) of everything that defines the pixel <-> ray mapping."""
         vals = (*self.k, self.cx_offset, self.cy_offset, self.aspect_ratio, self.width, self.height)
-        return hashlib.sha256(repr(tuple(float(v) for v in vals)).encode()).hexdigest()[:16]
+        text = repr(tuple(float(v) for v in vals))
+        if self.model != "radial_poly":  # radial_poly keys are unchanged from before the other models
+            text = f"{self.model}|{text}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -237,20 +253,10 @@ class FisheyeCamera:
         return self.width, self.height
 
     # ------------------------------------------------------------ geometry
-    def _rho(self, theta: np.ndarray | float) -> np.ndarray:
-        k1, k2, k3, k4 = self.k
-        return theta * (k1 + theta * (k2 + theta * (k3 + theta * k4)))
-
-    def _drho(self, theta: np.ndarray | float) -> np.ndarray:
-        k1, k2, k3, k4 = self.k
-        return k1 + theta * (2 * k2 + theta * (3 * k3 + theta * 4 * k4))
-
     @property
     def theta_monotonic(self) -> float:
-        """Largest incidence angle (radians, <= pi) up to which rho(theta) is strictly increasing."""
-        k1, k2, k3, k4 = self.k
-        # First positive root of rho'(theta), a cubic; computed once per camera, not per pixel.
-        return first_positive_root((k1, 2 * k2, 3 * k3, 4 * k4), math.pi)
+        """Largest incidence angle (radians, <= pi) up to which rho(theta) is strictly increasing and defined."""
+        return self.lens.theta_max
 
     def _centred(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = np.asarray(pixels, dtype=np.float64)
@@ -268,12 +274,12 @@ class FisheyeCamera:
     @property
     def max_incidence_angle(self) -> float:
         """Largest angle (radians) between the optical axis and a ray seen by the image (its corners)."""
-        return float(self._theta_of_radius(np.array([self._max_image_radius()]))[0])
+        return float(self.lens.theta_of_rho(np.array([self._max_image_radius()]))[0])
 
     def project(self, rays: np.ndarray) -> np.ndarray:
         """Pixel coordinates ``(..., 2)`` (u, v) of camera-frame directions or points ``(..., 3)``.
 
-        Rays beyond ``theta_monotonic`` still get a (meaningless) pixel; check with ``sees``.
+        Rays beyond ``theta_monotonic`` still get a (meaningless, possibly non-finite) pixel; check with ``sees``.
         """
         r = np.asarray(rays, dtype=np.float64)
         if r.shape[-1] != 3:
@@ -281,9 +287,10 @@ class FisheyeCamera:
         X, Y, Z = r[..., 0], r[..., 1], r[..., 2]
         chi = np.hypot(X, Y)
         theta = np.arctan2(chi, Z)
-        rho = self._rho(theta)
-        safe = np.where(chi > 0, chi, 1.0)
-        scale = np.where(chi > 0, rho / safe, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = self.lens.rho(theta)
+            safe = np.where(chi > 0, chi, 1.0)
+            scale = np.where(chi > 0, rho / safe, 0.0)
         u = scale * X + self.cx_offset + self.width / 2 - 0.5
         v = scale * Y * self.aspect_ratio + self.cy_offset + self.height / 2 - 0.5
         return np.stack([u, v], axis=-1)
@@ -293,66 +300,27 @@ class FisheyeCamera:
         r = np.asarray(rays, dtype=np.float64)
         theta = np.arctan2(np.hypot(r[..., 0], r[..., 1]), r[..., 2])
         uv = self.project(r)
-        return (
-            (theta <= self.theta_monotonic)
-            & (uv[..., 0] >= -0.5)
-            & (uv[..., 0] < self.width - 0.5)
-            & (uv[..., 1] >= -0.5)
-            & (uv[..., 1] < self.height - 0.5)
-        )
-
-    def _theta_of_radius(self, rho: np.ndarray) -> np.ndarray:
-        """Solve rho(theta) = rho exactly on [0, theta_monotonic]; NaN beyond the monotonic range.
-
-        Vectorised Newton, started from a coarse sampling of the (monotonic) polynomial so that two
-        or three steps reach machine precision; any element left unconverged is finished by
-        bracketed Newton/bisection. The result is the root itself, not a table value.
-        """
-        rho = np.asarray(rho, dtype=np.float64)
-        hi_theta = self.theta_monotonic
-        samples = np.linspace(0.0, hi_theta, 257)
-        theta = np.interp(rho, self._rho(samples), samples)
-        for _ in range(8):
-            step = (self._rho(theta) - rho) / self._drho(theta)
-            theta = np.clip(theta - step, 0.0, hi_theta)
-            if not np.max(np.abs(step), initial=0.0) > 1e-12:  # also stops on NaN input
-                break
-        residual = np.abs(self._rho(theta) - rho)
-        slow = ~(residual <= 1e-9 * np.maximum(1.0, rho))
-        if np.any(slow):
-            theta[slow] = self._bracketed_solve(rho[slow], hi_theta)
-        beyond = rho > self._rho(hi_theta) * (1 + 1e-12)
-        return np.where(beyond, np.nan, theta)
-
-    def _bracketed_solve(self, rho: np.ndarray, hi_theta: float) -> np.ndarray:
-        lo = np.zeros_like(rho)
-        hi = np.full_like(rho, hi_theta)
-        theta = np.clip(rho / self.k[0], 0.0, hi_theta)
-        for _ in range(200):
-            f = self._rho(theta) - rho
-            lo = np.where(f <= 0, theta, lo)
-            hi = np.where(f >= 0, theta, hi)
-            d = self._drho(theta)
-            new = theta - f / np.where(d > 0, d, np.inf)
-            new = np.where((new >= lo) & (new <= hi), new, 0.5 * (lo + hi))
-            converged = np.all(np.abs(new - theta) <= 1e-15 * np.maximum(1.0, theta)) or np.all(hi - lo <= 1e-15)
-            theta = new
-            if converged:
-                break
-        return theta
+        with np.errstate(invalid="ignore"):
+            return (
+                (theta < self.theta_monotonic)
+                & (uv[..., 0] >= -0.5)
+                & (uv[..., 0] < self.width - 0.5)
+                & (uv[..., 1] >= -0.5)
+                & (uv[..., 1] < self.height - 0.5)
+            )
 
     def unproject(self, pixels: np.ndarray) -> np.ndarray:
         """Unit camera-frame rays ``(..., 3)`` of pixel coordinates ``(..., 2)``.
 
-        Exact inverse of ``project`` (Newton to machine precision). Pixels whose radius is beyond
-        the monotonic range of the polynomial get NaN rays.
+        Exact inverse of ``project`` (closed form or Newton to machine precision). Pixels whose
+        radius is beyond the range of the lens model get NaN rays.
         """
         p = np.asarray(pixels, dtype=np.float64)
         if p.shape[-1] != 2:
             raise ValueError(f"pixels: expected shape (..., 2), got {p.shape}")
         x, y = self._centred(p)
         r = np.hypot(x, y)
-        theta = self._theta_of_radius(r)
+        theta = self.lens.theta_of_rho(r)
         s = np.sin(theta)
         safe = np.where(r > 0, r, 1.0)
         return np.stack([np.where(r > 0, s * x / safe, 0.0), np.where(r > 0, s * y / safe, 0.0), np.cos(theta)], axis=-1)
@@ -381,17 +349,17 @@ class FisheyeCamera:
         return p @ self.rotation
 
     # -------------------------------------------------------------- resizing
-    def scaled(self, width: int, height: int) -> "FisheyeCamera":
+    def scaled(self, width: int, height: int) -> FisheyeCamera:
         """The same lens for the image resized to ``width x height`` (e.g. with ``cv2.resize``).
 
-        Pixel centres map as ``u' = (u + 0.5) * sx - 0.5``, so k and cx scale with sx, cy with sy and
-        the aspect ratio with sy / sx.
+        Pixel centres map as ``u' = (u + 0.5) * sx - 0.5``, so the lens's pixel parameters (all of
+        radial_poly's k, the others' f) and cx scale with sx, cy with sy and the aspect ratio with sy / sx.
         """
         if width <= 0 or height <= 0:
             raise ValueError(f"scaled: expected a positive size, got {width}x{height}")
         sx, sy = width / self.width, height / self.height
         return FisheyeCamera(
-            k=tuple(c * sx for c in self.k),
+            k=self.lens.scaled(sx),
             cx_offset=self.cx_offset * sx,
             cy_offset=self.cy_offset * sy,
             aspect_ratio=self.aspect_ratio * sy / sx,
@@ -401,6 +369,7 @@ class FisheyeCamera:
             translation=self.translation,
             name=self.name,
             source=self.source,
+            model=self.model,
         )
 
 

@@ -199,3 +199,54 @@ def test_fuzz_any_text(text):
 def test_fuzz_in_range_intrinsics(k, size, aspect):
     _check_clean(lambda: FisheyeCamera.from_dict(_intr(k1=k[0], k2=k[1], k3=k[2], k4=k[3], width=size[0], height=size[1],
                                                        aspect_ratio=aspect)))
+
+
+# ------------------------------------------- the other lens models' fields
+def _model_calib(model: str, **params) -> dict:
+    d = copy.deepcopy(WOODSCAPE_FV)
+    keep = {k: d["intrinsic"][k] for k in ("aspect_ratio", "cx_offset", "cy_offset", "width", "height")}
+    d["intrinsic"] = {**keep, "model": model, **params}
+    return d
+
+
+_MODEL_TEMPLATES = {
+    "kannala_brandt": {"f": 340.0, "k1": 0.01, "k2": -0.002, "k3": 0.001, "k4": -0.0001},
+    "ucm": {"f": 280.0, "alpha": 0.55},
+    "eucm": {"f": 280.0, "alpha": 0.55, "beta": 1.05},
+    "double_sphere": {"f": 280.0, "xi": -0.1, "alpha": 0.55},
+    "mei": {"f": 500.0, "xi": 0.9, "k1": -0.05, "k2": 0.01},
+}
+_MODEL_FIELDS = [(m, p) for m, t in _MODEL_TEMPLATES.items() for p in (*t, "model")]
+
+
+def test_model_templates_are_valid():
+    for model, params in _MODEL_TEMPLATES.items():
+        assert FisheyeCamera.from_dict(_model_calib(model, **params)).model == model
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(field=st.sampled_from(_MODEL_FIELDS), value=_json_values | st.sampled_from(list(_MODEL_TEMPLATES)), drop=st.booleans())
+def test_fuzz_any_json_value_in_any_lens_field(field, value, drop):
+    model, key = field
+    d = _model_calib(model, **_MODEL_TEMPLATES[model])
+    if drop:
+        d["intrinsic"].pop(key)
+    else:
+        d["intrinsic"][key] = value
+    _check_clean(lambda: FisheyeCamera.from_dict(d))
+    try:
+        text = json.dumps(d)
+    except ValueError:
+        return
+    _check_clean(lambda: FisheyeCamera.from_json_text(text, "fuzz.json"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(model=st.sampled_from(list(_MODEL_TEMPLATES)), f=st.floats(-10, 1e6, allow_subnormal=True),
+       p=st.tuples(*[st.floats(-200, 200, allow_subnormal=True)] * 4), size=st.tuples(st.integers(1, 16384), st.integers(1, 16384)),
+       aspect=st.floats(0.1, 10))
+def test_fuzz_in_range_lens_parameters(model, f, p, size, aspect):
+    names = [n for n in _MODEL_TEMPLATES[model] if n != "f"]
+    params = {"f": f, **{n: v for n, v in zip(names, p)}}
+    _check_clean(lambda: FisheyeCamera.from_dict({**_model_calib(model, **params), "intrinsic": {
+        **_model_calib(model, **params)["intrinsic"], "width": size[0], "height": size[1], "aspect_ratio": aspect}}))
