@@ -34,6 +34,7 @@ __all__ = [
     "panorama",
     "panorama_index",
     "predict_surround",
+    "surround_classes",
     "surround_input",
     "surround_labels",
     "surround_masks",
@@ -133,6 +134,26 @@ def panorama(values: np.ndarray, grid: HealpixGrid, width: int = 1024, fill: flo
     return out
 
 
+def surround_classes(
+    frames: Mapping[str, np.ndarray] | Sequence[np.ndarray],
+    sphere: VehicleSphere,
+    run: Callable[[np.ndarray], np.ndarray],
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    scale: float = 1 / 255,
+    reverse_channels: bool = False,
+) -> np.ndarray:
+    """(N,) uint8 class ids on the vehicle sphere (NO_CLASS unseen) of a model ``run``:
+    ``(1, 3, N) float32 -> (1, K, N)`` logits."""
+    x = surround_input(frames, sphere, mean, std, scale, reverse_channels)
+    logits = np.asarray(run(x[None]))
+    if logits.ndim != 3 or logits.shape[0] != 1 or logits.shape[2] != sphere.grid.npix:
+        raise SurroundError(f"model: expected output (1, K, {sphere.grid.npix}), got {logits.shape}")
+    classes = classes_from_logits(logits[0])
+    classes[~sphere.valid_mask] = NO_CLASS
+    return classes
+
+
 @dataclass(frozen=True)
 class SurroundPrediction:
     """Result of :func:`predict_surround`.
@@ -173,12 +194,7 @@ def predict_surround(
     sphere = vehicle_sphere_for(rig, grid, radius)
     norm = manifest.normalisation
     reverse = norm.get("colour_order", "RGB") != colour_order
-    x = surround_input(frames, sphere, manifest.mean, manifest.std, float(norm.get("scale", 1 / 255)), reverse)
-    logits = np.asarray(run(x[None]))
-    if logits.ndim != 3 or logits.shape[0] != 1 or logits.shape[2] != grid.npix:
-        raise SurroundError(f"model {manifest.name}: expected output (1, K, {grid.npix}), got {logits.shape}")
-    classes = classes_from_logits(logits[0])
-    classes[~sphere.valid_mask] = NO_CLASS
+    classes = surround_classes(frames, sphere, run, manifest.mean, manifest.std, float(norm.get("scale", 1 / 255)), reverse)
     pal = palette_of(manifest.class_colours)
     picture = panorama(pal[classes], grid, picture_width)
     picture[panorama(~sphere.valid_mask, grid, picture_width)] = 96

@@ -68,7 +68,9 @@ def _train(args: argparse.Namespace) -> int:
     if task == "segmentation":
         print(f"\n{cfg.data.view} mIoU {summary['miou']:.3f} vs majority-class baseline {summary['majority_baseline_miou']:.3f}")
     print(f"model: {cfg.run_dir / 'model.safetensors'}")
-    if not args.no_eval:
+    if cfg.data.surround:  # the per-image evaluation does not apply to vehicle-sphere models
+        print("surround model: evaluate per camera and on the sphere with bench/compare_surround.py")
+    elif not args.no_eval:
         args_eval = argparse.Namespace(checkpoint=cfg.run_dir, data_root=None, dataset=None, split=cfg.data.val_split,
                                        limit=cfg.data.limit_val, report=cfg.run_dir / "report",
                                        precision="fp32", compile=False)
@@ -96,6 +98,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     model_path = _model_file(args.checkpoint)
     predictor = Predictor(model_path, precision=args.precision, compile=args.compile)
+    if predictor.meta.get("surround"):
+        raise InputError(f"{model_path}: a surround (vehicle-sphere) model takes the four frames of a rig; evaluate it with bench/compare_surround.py")
     run_cfg = model_path.parent / "config.yaml"
     cfg = yaml.safe_load(run_cfg.read_text()) if run_cfg.exists() else {}
     root = args.data_root or (Path(cfg["data"]["root"]) if cfg else None)

@@ -69,6 +69,8 @@ def build_dataset(cfg: TrainConfig, split: str, train: bool = False, view: str |
     root = Path(d.root)
     if not root.exists():
         raise ConfigError(f"data.root: dataset folder {root} does not exist (for the synthetic benchmark run 'heal-swin data synth --out {root}')")
+    if d.surround:
+        return _surround_dataset(cfg, split, train and d.augment)
     return FisheyeDataset(
         root,
         spec=_spec_name(cfg),
@@ -82,6 +84,20 @@ def build_dataset(cfg: TrainConfig, split: str, train: bool = False, view: str |
         sphere_transform=sphere_transform,
         seed=cfg.trainer.seed,
     )
+
+
+def _surround_dataset(cfg: TrainConfig, split: str, augment: bool) -> Any:
+    """``data.surround``: frames on the vehicle sphere; augmentation is rig-consistent (colour per camera, the rig mirror)."""
+    from heal_swin.data.surround import SURROUND_CAMERAS, SurroundDataset
+
+    d = cfg.data
+    if list(d.base_pixels) != list(range(12)):
+        raise ConfigError(f"data.base_pixels: the vehicle sphere (data.surround) needs all 12 base pixels 0..11, got {list(d.base_pixels)}")
+    return SurroundDataset(
+        d.root, spec=_spec_name(cfg), split=split, nside=d.nside, cameras=d.cameras or SURROUND_CAMERAS,
+        size=tuple(d.image_size) if d.image_size else None, strips="ignore" if d.dataset == "woodscape" else "keep",
+        photometric=1.0 if augment else 0.0, mirror=0.5 if augment else 0.0, seed=cfg.trainer.seed,
+    )  # fmt: skip
 
 
 def _subset(ds: FisheyeDataset, limit: int | None) -> Any:
@@ -170,6 +186,7 @@ def build_task(cfg: TrainConfig, stats: dict[str, Any], class_names: list[str], 
         "nside": d.nside,
         "base_pixels": list(d.base_pixels),
         "image_size": d.image_size,
+        "surround": d.surround,
     }
     optim = asdict(cfg.optim)
     if d.task == "segmentation":
