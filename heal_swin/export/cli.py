@@ -38,13 +38,32 @@ def add_export_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rtol", type=float, default=1e-3, help="parity relative tolerance (default 1e-3)")
     p.add_argument("--atol", type=float, default=1e-4, help="parity absolute tolerance (default 1e-4)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random parity inputs")
+    p.add_argument(
+        "--camera",
+        action="append",
+        default=[],
+        metavar="CALIB.json|NAME",
+        help="also write an end-to-end model for this camera (a calibration file or a camera registered as "
+        "REPO/cameras/NAME.json): REPO/<name>_<camera>/, uint8 BGR frames (B, H, W, 3) in, the class mask "
+        "(uint8, 255 outside the grid) or depth (float32 metres) per fisheye pixel out, the projection baked "
+        "into the graph; checked against the Python pipeline. Repeat for several cameras. Sphere models only",
+    )
+    p.add_argument(
+        "--triton-backend",
+        choices=("onnxruntime", "python"),
+        default="onnxruntime",
+        help="Triton backend of the end-to-end models' config.pbtxt: onnxruntime (platform onnxruntime_onnx, "
+        "NGC Triton images) or python (1/model.py runs the ONNX with onnxruntime: pytriton's tritonserver)",
+    )
     p.set_defaults(func=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from heal_swin.export.end_to_end import EndToEndParityError, export_end_to_end, resolve_camera
     from heal_swin.export.exporter import export_checkpoint
     from heal_swin.export.onnx_export import ParityError
 
+    cameras = [resolve_camera(spec, args.out.parent) for spec in args.camera]  # a bad camera fails before the export
     try:
         m = export_checkpoint(
             args.checkpoint,
@@ -63,6 +82,10 @@ def run_export(args: argparse.Namespace) -> int:
     except ParityError as e:
         print(f"heal-swin export: error: parity check FAILED, nothing written: {e}", file=sys.stderr)
         return 1
+    if cameras and m.input_kind != "sphere":
+        print(f"heal-swin export: error: --camera: {m.model_name} is a flat model; the projection is baked in only "
+              f"around sphere models ({args.out} written without end-to-end models)", file=sys.stderr)  # fmt: skip
+        return 2
     p = m.parity
     print(
         f"{args.checkpoint} -> {args.out}/1/model.onnx  ({m.model_name}, {m.task}, opset {m.opset}, sha256 {m.onnx_sha256[:12]}...)\n"
@@ -73,4 +96,15 @@ def run_export(args: argparse.Namespace) -> int:
         v = m.int8["validation"]
         key = "delta_miou" if m.task == "segmentation" else "delta_abs_rel"
         print(f"  int8    {args.out}/{m.int8['version']}/{m.int8['onnx_file']}: {key} {v.get(key)}, on {v['source']}")
+    for camera, cam_name in cameras:
+        try:
+            e = export_end_to_end(args.out, camera, cam_name, backend=args.triton_backend, max_batch_size=args.max_batch_size,
+                                  seed=args.seed, log=lambda s: print(f"  {s}", flush=True))  # fmt: skip
+        except EndToEndParityError as err:
+            print(f"heal-swin export: error: end-to-end parity check FAILED, {cam_name} not written: {err}", file=sys.stderr)
+            return 1
+        r = e.parity["results"]
+        key = "agreement" if m.task == "segmentation" else "max_rel"
+        print(f"  camera  {cam_name} -> {args.out.parent / e.name}/1/model.onnx (end to end, {args.triton_backend}; "
+              f"vs the Python pipeline {key} {', '.join(f'{x[key]:.6g}' for x in r)})")  # fmt: skip
     return 0

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
-__all__ = ["export_onnx", "check_parity", "ParityError"]
+__all__ = ["ParityError", "check_parity", "export_onnx"]
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"

@@ -31,8 +31,18 @@ Example (segmentation, sphere model)::
       "parity": {"rtol": 1e-3, "atol": 1e-4, "random": {"max_abs": .., "max_rel": .., "count": 3},
                  "real": {"max_abs": .., "max_rel": .., "count": 2, "source": "..."}},
       "int8": null,                            # or {"version": 2, "onnx_file", "onnx_sha256", "validation": {...}}
-      "dataset": "woodscape", "metadata": {...}, "exported_at": "...", "versions": {...}
+      "dataset": "woodscape", "metadata": {...}, "exported_at": "...", "versions": {...},
+      "end_to_end": null                       # or the end-to-end model of one camera (below)
     }
+
+An end-to-end model (``heal-swin export --camera``, folder ``REPO/<name>_<camera>/``) wraps the sphere
+model described by the fields above (``input_shape``... are the wrapped model's) between the baked-in
+samplings; ``end_to_end`` gives its own interface::
+
+    "end_to_end": {"camera": "FV", "image_size": [1280, 966], "calibration": {...WoodScape schema...},
+                   "sphere_model": "heal_swin_tiny-seg", "sampling": {"mode": "bilinear", "taps": 4},
+                   "input": {"name": "image", "datatype": "UINT8", "shape": [-1, 966, 1280, 3], "colour_order": "BGR"},
+                   "output": {"name": "mask", "datatype": "UINT8", "shape": [-1, 966, 1280], "no_prediction": 255}}
 """
 
 from __future__ import annotations
@@ -130,6 +140,7 @@ class Manifest:
     versions: dict[str, str] = field(default_factory=dict)  # software versions of the export
     model_versions: dict[str, str] = field(default_factory=lambda: {str(FP32_VERSION): "fp32"})
     format: str = FORMAT
+    end_to_end: dict[str, Any] | None = None  # the interface of an end-to-end model (see the module docstring)
 
     # ------------------------------------------------------------ derived
     @property
@@ -247,6 +258,8 @@ class Manifest:
                 raise bad("model_versions", f"version {v} 'int8' (the int8 model's version)", mv)
         elif "int8" in mv.values():
             raise bad("int8", "an object describing the int8 version named in model_versions", None)
+        if self.end_to_end is not None:
+            _check_end_to_end(self.end_to_end, self.task, bad)
         return self
 
     def precision_of(self, version: int) -> str | None:
@@ -262,6 +275,28 @@ class Manifest:
 
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_end_to_end(e2e: Any, task: str, bad: Any) -> None:
+    """The ``end_to_end`` object: camera, image size and the uint8 image -> mask/depth interface."""
+    if not isinstance(e2e, dict):
+        raise bad("end_to_end", "null or an object", e2e)
+    for key in ("camera", "sphere_model"):
+        if not isinstance(e2e.get(key), str) or not e2e[key]:
+            raise bad(f"end_to_end.{key}", "a non-empty string", e2e.get(key))
+    size = e2e.get("image_size")
+    if not isinstance(size, list) or len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+        raise bad("end_to_end.image_size", "[width, height] positive integers", size)
+    if not isinstance(e2e.get("calibration"), dict):
+        raise bad("end_to_end.calibration", "the camera's calibration (an object)", e2e.get("calibration"))
+    w, h = size
+    want = {"input": ("UINT8", [-1, h, w, 3]), "output": ("UINT8" if task == "segmentation" else "FP32", [-1, h, w])}
+    for key, (dtype, shape) in want.items():
+        t = e2e.get(key)
+        if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not t["name"]:
+            raise bad(f"end_to_end.{key}", "an object with a tensor 'name'", t)
+        if t.get("datatype") != dtype or t.get("shape") != shape:
+            raise bad(f"end_to_end.{key}", f"datatype {dtype!r}, shape {shape}", {k: t.get(k) for k in ("datatype", "shape")})
 
 
 _FIELDS = {f.name for f in fields(Manifest)}

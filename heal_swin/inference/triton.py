@@ -8,6 +8,10 @@ It is NVIDIA Triton's layout, so the same folder serves with Triton's onnxruntim
     REPO/<name>/2/model.onnx        version 2: the int8 model (``heal-swin export --int8``)
     REPO/cameras/<camera>.json      registered calibrations (our service only; Triton skips folders
                                     without a config.pbtxt... and logs them)
+    REPO/<name>_<camera>/           an end-to-end model of one camera (``heal-swin export --camera``):
+                                    uint8 (B, H, W, 3) BGR frame in, mask / depth (B, H, W) out;
+                                    platform onnxruntime_onnx, or with ``--triton-backend python``
+                                    backend "python" and ``1/model.py`` running ``1/model.onnx``
 
 Versions are the numeric subfolders; requests without a version get the highest one (Triton's
 rule; ``version_policy: all`` makes Triton load every version, as our service does).
@@ -22,8 +26,11 @@ from typing import Any
 from heal_swin.inference.manifest import INT8_NAME, MANIFEST_NAME, ONNX_NAME, Manifest
 
 __all__ = [
+    "BACKENDS",
     "CONFIG_NAME",
     "PLATFORM",
+    "PYTHON_MODEL_NAME",
+    "end_to_end_config_text",
     "model_config_text",
     "old_layout",
     "parse_pbtxt",
@@ -33,7 +40,9 @@ __all__ = [
 
 CONFIG_NAME = "config.pbtxt"
 PLATFORM = "onnxruntime_onnx"
-_DATATYPE = {"FP32": "TYPE_FP32"}  # our models take and give float32 tensors
+PYTHON_MODEL_NAME = "model.py"
+BACKENDS = ("onnxruntime", "python")
+_DATATYPE = {"FP32": "TYPE_FP32", "UINT8": "TYPE_UINT8"}  # KServe v2 datatype -> Triton config data_type
 
 
 def model_config_text(manifest: Manifest, max_batch_size: int = 8, max_queue_delay_us: int = 5000) -> str:
@@ -54,6 +63,43 @@ def model_config_text(manifest: Manifest, max_batch_size: int = 8, max_queue_del
         "version_policy: { all: { } }\n"
         f"input [\n{tensor(manifest.input_name, manifest.input_shape)}\n]\n"
         f"output [\n{tensor(manifest.output_name, manifest.output_shape)}\n]\n"
+        f"dynamic_batching {{\n  max_queue_delay_microseconds: {int(max_queue_delay_us)}\n}}\n"
+    )
+
+
+def end_to_end_config_text(manifest: Manifest, backend: str = "onnxruntime", max_batch_size: int = 8, max_queue_delay_us: int = 5000) -> str:
+    """``config.pbtxt`` of an end-to-end model (``manifest.end_to_end``): uint8 frame in, mask/depth out.
+
+    ``backend="onnxruntime"``: platform onnxruntime_onnx (NGC Triton: onnxruntime or TensorRT backends);
+    ``"python"``: Triton's Python backend running ``1/model.py`` on CPU (e.g. pytriton's tritonserver).
+    """
+    e2e = manifest.end_to_end
+    if not e2e:
+        raise ValueError(f"{manifest.name}: not an end-to-end model (manifest field 'end_to_end' is null)")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    if max_batch_size < 1:
+        raise ValueError(f"max_batch_size: expected a positive integer, got {max_batch_size}")
+
+    def tensor(t: dict[str, Any]) -> str:
+        dims = ", ".join(str(int(d)) for d in t["shape"][1:])
+        return f"  {{\n    name: {_quote(t['name'])}\n    data_type: {_DATATYPE[t['datatype']]}\n    dims: [ {dims} ]\n  }}"
+
+    engine = f"platform: {_quote(PLATFORM)}\n" if backend == "onnxruntime" else 'backend: "python"\n'
+    extra = "" if backend == "onnxruntime" else (
+        "instance_group [\n  {\n    kind: KIND_CPU\n    count: 1\n  }\n]\n"
+        'parameters: {\n  key: "intra_op_threads"\n  value: { string_value: "0" }\n}\n'
+    )
+    w, h = e2e["image_size"]
+    return (
+        f"# Triton model configuration written by heal-swin export --camera: the end-to-end model of camera\n"
+        f"# {e2e['camera']} ({w}x{h}, BGR uint8 frames) around {e2e['sphere_model']}; {MANIFEST_NAME} beside it.\n"
+        f"name: {_quote(manifest.name)}\n"
+        f"{engine}"
+        f"max_batch_size: {int(max_batch_size)}\n"
+        f"input [\n{tensor(e2e['input'])}\n]\n"
+        f"output [\n{tensor(e2e['output'])}\n]\n"
+        f"{extra}"
         f"dynamic_batching {{\n  max_queue_delay_microseconds: {int(max_queue_delay_us)}\n}}\n"
     )
 

@@ -11,6 +11,7 @@ import pytest
 
 from heal_swin.inference.manifest import Manifest
 from heal_swin.inference.triton import (
+    end_to_end_config_text,
     model_config_text,
     old_layout,
     parse_pbtxt,
@@ -78,13 +79,23 @@ def _model_config_class():
     policy.field.add(name="latest", number=1, type=F.TYPE_MESSAGE, label=one, type_name=".inference.ModelVersionPolicy.Latest")
     policy.field.add(name="all", number=2, type=F.TYPE_MESSAGE, label=one, type_name=".inference.ModelVersionPolicy.All")
     msg("ModelDynamicBatching", ("preferred_batch_size", F.TYPE_INT32, rep, None), ("max_queue_delay_microseconds", F.TYPE_UINT64, one, None))
-    msg(
+    group = msg("ModelInstanceGroup", ("count", F.TYPE_INT32, one, None))
+    kind = group.enum_type.add(name="Kind")
+    for i, n in enumerate(["KIND_AUTO", "KIND_GPU", "KIND_CPU", "KIND_MODEL"]):
+        kind.value.add(name=n, number=i)
+    group.field.add(name="kind", number=2, type=F.TYPE_ENUM, label=one, type_name=".inference.ModelInstanceGroup.Kind")
+    msg("ModelParameter", ("string_value", F.TYPE_STRING, one, None))
+    config = msg(
         "ModelConfig",
         ("name", F.TYPE_STRING, one, None), ("platform", F.TYPE_STRING, one, None),
         ("version_policy", F.TYPE_MESSAGE, one, ".inference.ModelVersionPolicy"), ("max_batch_size", F.TYPE_INT32, one, None),
         ("input", F.TYPE_MESSAGE, rep, ".inference.ModelInput"), ("output", F.TYPE_MESSAGE, rep, ".inference.ModelOutput"),
-        ("dynamic_batching", F.TYPE_MESSAGE, one, ".inference.ModelDynamicBatching"),
+        ("dynamic_batching", F.TYPE_MESSAGE, one, ".inference.ModelDynamicBatching"), ("backend", F.TYPE_STRING, one, None),
+        ("instance_group", F.TYPE_MESSAGE, rep, ".inference.ModelInstanceGroup"),
     )  # fmt: skip
+    entry = msg("ParametersEntry", ("key", F.TYPE_STRING, one, None), ("value", F.TYPE_MESSAGE, one, ".inference.ModelParameter"), parent=config)
+    entry.options.map_entry = True
+    config.field.add(name="parameters", number=20, type=F.TYPE_MESSAGE, label=rep, type_name=".inference.ModelConfig.ParametersEntry")
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("inference.ModelConfig"))
@@ -111,3 +122,35 @@ def test_versions_and_old_layout(tmp_path):
     (old / "model.int8.onnx").write_bytes(b"")
     assert old_layout(old) and not old_layout(tmp_path)
     assert reexport_hint(old) == f"heal-swin export --checkpoint MODEL.safetensors --out {old} --int8"
+
+
+def e2e_manifest(task: str = "segmentation") -> Manifest:
+    out = {"name": "mask", "datatype": "UINT8", "shape": [-1, 121, 160]} if task == "segmentation" else {"name": "depth", "datatype": "FP32", "shape": [-1, 121, 160]}
+    e2e = {"camera": "FV", "image_size": [160, 121], "calibration": {}, "sphere_model": "seg", "sampling": {"mode": "bilinear", "taps": 4},
+           "input": {"name": "image", "datatype": "UINT8", "shape": [-1, 121, 160, 3]}, "output": out}  # fmt: skip
+    kw = {} if task == "segmentation" else {"task": "depth", "out_chans": 1, "output_shape": [-1, 1, 512], "class_names": [], "class_colours": [],
+                                            "depth": {"log_mean": 1.0, "log_std": 0.5}}  # fmt: skip
+    return manifest(name="seg_FV", end_to_end=e2e, **kw)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "python"])
+@pytest.mark.parametrize("task", ["segmentation", "depth"])
+def test_end_to_end_config(backend, task):
+    """The end-to-end model's config: uint8 frame (H, W, 3) in, mask uint8 / depth FP32 (H, W) out, both backends."""
+    text_format = pytest.importorskip("google.protobuf.text_format")
+    text = end_to_end_config_text(e2e_manifest(task), backend=backend, max_batch_size=4)
+    cfg = text_format.Parse(text, _model_config_class()())
+    assert cfg.name == "seg_FV" and cfg.max_batch_size == 4
+    assert [(i.name, i.data_type, list(i.dims)) for i in cfg.input] == [("image", 2, [121, 160, 3])]  # TYPE_UINT8
+    want_out = ("mask", 2) if task == "segmentation" else ("depth", 11)  # TYPE_UINT8 / TYPE_FP32
+    assert [(o.name, o.data_type, list(o.dims)) for o in cfg.output] == [(*want_out, [121, 160])]
+    if backend == "onnxruntime":
+        assert cfg.platform == "onnxruntime_onnx" and not cfg.backend and not cfg.instance_group
+    else:
+        assert cfg.backend == "python" and not cfg.platform
+        assert [(g.kind, g.count) for g in cfg.instance_group] == [(2, 1)] and cfg.parameters["intra_op_threads"].string_value == "0"
+    assert parse_pbtxt(text)["input"][0]["dims"] == [121, 160, 3]
+    with pytest.raises(ValueError, match="not an end-to-end model"):
+        end_to_end_config_text(manifest())
+    with pytest.raises(ValueError, match="backend"):
+        end_to_end_config_text(e2e_manifest(task), backend="tensorrt")
