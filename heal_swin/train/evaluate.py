@@ -4,7 +4,8 @@ Segmentation: sphere mIoU over valid grid pixels (with and without void), per-cl
 mIoU on the fisheye image restricted to the grid's footprint (the paper's protocol): sphere
 models are back-projected, flat models are projected to the sphere. Depth: AbsRel, SqRel, RMSE,
 RMSElog, delta < 1.25^k on both domains, and the Chamfer distance between the predicted and true
-point clouds of the sphere pixels.
+point clouds of the sphere pixels. Every metric is also reported per incidence-angle bin
+(``*_by_incidence``: lens centre to rim, :mod:`heal_swin.train.incidence`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from heal_swin.geometry import SphereProjector
 from heal_swin.geometry.views import colorize_scalar, sphere_view
 from heal_swin.inference import processing as contract
 from heal_swin.io import save_image, save_json
+from heal_swin.train.incidence import BinnedConfusion, BinnedDepthErrors, incidence_deg
 from heal_swin.train.inference import Predictor
 from heal_swin.train.metrics import ConfusionMatrix, DepthErrors, chamfer_distance, segmentation_summary
 
@@ -43,6 +45,9 @@ def evaluate(
     flat_cm = ConfusionMatrix(k, IGNORE_INDEX, sync_on_compute=False) if seg else None
     sphere_err, flat_err = (DepthErrors(sync_on_compute=False), DepthErrors(sync_on_compute=False)) if not seg else (None, None)
     chamfers: list[float] = []
+    binned_sphere = BinnedConfusion(k, IGNORE_INDEX) if seg else BinnedDepthErrors()
+    binned_flat = BinnedConfusion(k, IGNORE_INDEX) if seg else BinnedDepthErrors()
+    sphere_angle = incidence_deg(predictor.grid.vectors())
     kept: list[dict[str, Any]] = []
     it = range(n)
     if progress:
@@ -54,17 +59,22 @@ def evaluate(
         cam = s["camera"]
         pred = predictor(s["image"], cam)
         proj = SphereProjector(cam, predictor.grid)
+        flat_angle = incidence_deg(cam.pixel_rays())
         if seg:
             lab = s["label"]
             sph_lab = contract.labels_to_sphere(lab, proj, IGNORE_INDEX)
             sphere_cm.update(torch.from_numpy(pred.sphere.astype(np.int64)), torch.from_numpy(sph_lab.astype(np.int64)))
             flat_lab = np.where(pred.flat_valid, lab, IGNORE_INDEX).astype(np.int64)
             flat_cm.update(torch.from_numpy(pred.flat.astype(np.int64)), torch.from_numpy(flat_lab))
+            binned_sphere.update(pred.sphere, sph_lab, sphere_angle)
+            binned_flat.update(pred.flat, flat_lab, flat_angle)
         else:
             depth = s["depth"]
             sph_depth = contract.depth_to_sphere(depth, proj)
             sphere_err.update(torch.from_numpy(pred.sphere), torch.from_numpy(sph_depth), torch.from_numpy(proj.valid_mask.copy()))
             flat_err.update(torch.from_numpy(pred.flat), torch.from_numpy(depth), torch.from_numpy(pred.flat_valid))
+            binned_sphere.update(pred.sphere, sph_depth, proj.valid_mask, sphere_angle)
+            binned_flat.update(pred.flat, depth, pred.flat_valid, flat_angle)
             ok = np.isfinite(sph_depth) & np.isfinite(pred.sphere)
             rays = predictor.grid.vectors()[ok]
             chamfers.append(chamfer_distance(rays * pred.sphere[ok, None], rays * sph_depth[ok, None]))
@@ -77,6 +87,8 @@ def evaluate(
             "sphere": segmentation_summary(sphere_cm.compute(), predictor.class_names),
             "flat": segmentation_summary(flat_cm.compute(), predictor.class_names),
             "confusion_sphere": sphere_cm.compute().tolist(),
+            "sphere_by_incidence": binned_sphere.summary(predictor.class_names),
+            "flat_by_incidence": binned_flat.summary(predictor.class_names),
         }
     else:
         result = {
@@ -85,6 +97,8 @@ def evaluate(
             "sphere": sphere_err.compute(),
             "flat": flat_err.compute(),
             "chamfer_m": float(np.nanmean(chamfers)) if chamfers else float("nan"),
+            "sphere_by_incidence": binned_sphere.summary(),
+            "flat_by_incidence": binned_flat.summary(),
         }
     result["model"] = predictor.info()
     result["_samples"] = kept
@@ -141,6 +155,10 @@ def write_report(result: dict[str, Any], predictor: Predictor, out: str | Path) 
         for key in result["sphere"]:
             lines.append(f"| {key} | {result['sphere'][key]:.4f} | {result['flat'][key]:.4f} |")
         lines += ["", f"Chamfer distance (sphere point clouds): {result['chamfer_m']:.3f} m"]
+    key = "miou" if result["task"] == "segmentation" else "abs_rel"
+    lines += ["", f"By incidence angle (lens centre to rim), {key}:", "", "| incidence | sphere | px | fisheye | px |", "|---|---|---|---|---|"]
+    for sb, fb in zip(result["sphere_by_incidence"], result["flat_by_incidence"]):
+        lines.append(f"| {sb['bin']} | {sb.get(key, float('nan')):.3f} | {sb['pixels']} | {fb.get(key, float('nan')):.3f} | {fb['pixels']} |")
     for s in samples:
         bgr = cv2.cvtColor(s["image"], cv2.COLOR_RGB2BGR)
         pred = s["pred"]

@@ -171,7 +171,11 @@ def test_predict_and_evaluate_cli(tiny_data, tmp_path, capsys):
     assert (out / "overlay.png").is_file() and (out / "sphere_mollweide.png").is_file()
     assert np.load(out / "sphere.npy").shape == (8 * 64,)
     assert main(["evaluate", "--checkpoint", str(run), "--split", "val", "--report", str(tmp_path / "rep")]) == 0
-    assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["samples"] == 4
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert metrics["samples"] == 4
+    # The incidence-angle bins partition the scored pixels, on the sphere and on the fisheye image.
+    for domain in ("sphere", "flat"):
+        assert sum(b["pixels"] for b in metrics[f"{domain}_by_incidence"]) == metrics[domain]["pixels"]
     # A calibration whose size does not match the image: one-line error, exit 2.
     data = json.loads(calib.read_text())
     data["intrinsic"]["width"] = 320.0
