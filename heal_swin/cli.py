@@ -137,6 +137,7 @@ _PLUGINS: tuple[tuple[str, str], ...] = (
     ("heal_swin.train.cli", "add_train_commands"),
     ("heal_swin.export.cli", "add_export_commands"),
     ("heal_swin.serve.cli", "add_serve_commands"),
+    ("heal_swin.calib.cli", "add_calib_commands"),
 )
 
 
