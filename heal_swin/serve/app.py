@@ -67,6 +67,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     install_error_handlers(app, lambda kind: state.metrics.errors.labels(kind).inc())
     for router in ROUTERS:
         app.include_router(router)
+    _add_schemas(app, kserve.openapi_components())
     if ops.STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=ops.STATIC_DIR), name="static")
 
@@ -79,6 +80,18 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.add_middleware(LastResortMiddleware, metrics=state.metrics)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app
+
+
+def _add_schemas(app: FastAPI, schemas: dict) -> None:
+    """Add component schemas to the OpenAPI document (bodies that routes parse themselves refer to them)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            build().setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def app_from_env() -> FastAPI:

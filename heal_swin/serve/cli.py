@@ -37,11 +37,15 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-bytes", type=int, default=None, help="request body limit (default 20 MiB)")
     p.add_argument("--no-warmup", action="store_true", help="report ready without warming up")
     p.add_argument("--log-level", default=None, help="uvicorn log level (default info)")
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE",
+        help="any setting of serve/config.yaml, e.g. providers=[CUDA,CPU] max_infer_batch=16 default_models.depth=NAME (values are YAML)",
+    )  # fmt: skip
     p.set_defaults(func=run_serve)
 
 
 def config_from_args(args: argparse.Namespace):
-    from heal_swin.serve.config import ConfigError, load_config
+    from heal_swin.serve.config import ConfigError, load_config, parse_overrides
 
     overrides = {
         "model_repository": str(args.model_repository) if args.model_repository else None,
@@ -58,7 +62,8 @@ def config_from_args(args: argparse.Namespace):
         "warmup": False if args.no_warmup else None,
         "log_level": args.log_level,
     }
-    config = load_config(args.config, overrides)
+    flags = {k: v for k, v in overrides.items() if v is not None}  # flags win over KEY=VALUE
+    config = load_config(args.config, {**parse_overrides(getattr(args, "overrides", None) or []), **flags})
     if args.model_repository is None and args.config is None:
         raise ConfigError("--model-repository: required (or a --config that sets model_repository)")
     return config
@@ -70,12 +75,19 @@ def run_serve(args: argparse.Namespace) -> int:
     from heal_swin.serve.repository import ModelRepository
 
     config = config_from_args(args)
-    ModelRepository(config.model_repository, precision=config.preferred_precision)  # fail fast, one line, before forking
+    repo = ModelRepository(config.model_repository, precision=config.preferred_precision)  # fail fast, one line, before forking
     if config.workers == 1:
         from heal_swin.serve.app import create_app
 
         uvicorn.run(create_app(config), host=config.host, port=config.port, log_level=config.log_level)
     else:
+        # Each worker loads the models itself; a file onnxruntime cannot load must be this one-line error
+        # (RepositoryError) here, not a traceback in every worker.
+        from heal_swin.serve.runtime import ModelRuntime
+
+        for versions in repo.versions.values():
+            for entry in versions.values():
+                ModelRuntime(entry, 1, 1)
         os.environ["HEAL_SWIN_SERVE_CONFIG"] = json.dumps(config.to_dict())
         uvicorn.run(
             "heal_swin.serve.app:app_from_env",

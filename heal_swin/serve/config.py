@@ -60,6 +60,15 @@ class ServeConfig(BaseModel):
     concurrent_batches: StrictInt = _int(2, 1, 64, "model runs in flight at once, batched or not")
     max_upload_bytes: StrictInt = _int(20 * 1024 * 1024, 1024, 1 << 34, "request bodies above this get 413")
     max_image_pixels: StrictInt = _int(4096 * 4096, 1, 1 << 31, "decoded images above this many pixels get 413")
+    max_infer_batch: StrictInt = _int(64, 1, 65536, "KServe v2: the largest batch (dimension 0) of a request")
+    max_tensor_elements: StrictInt = _int(
+        16 * 1024 * 1024, 1, 1 << 34, "KServe v2: the most tensor elements per request, inputs and outputs each (413 above)"
+    )
+    providers: list[Literal["TensorRT", "CUDA", "CPU"]] = Field(
+        default_factory=lambda: ["CPU"],
+        description="onnxruntime execution providers in order of preference; unavailable ones are skipped (one warning), CPU is the last resort",
+        json_schema_extra={"expected": "a list of TensorRT, CUDA, CPU"},
+    )
     warmup: StrictBool = Field(
         True, description="run every model (and precompute the registered cameras' maps) before reporting ready",
         json_schema_extra={"expected": "true or false"},

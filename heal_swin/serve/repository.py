@@ -7,6 +7,9 @@
       <model_name>/model.json          the manifest (heal_swin.inference.manifest)
       <model_name>/1/model.onnx        version 1, fp32 (+ model.onnx.data if the weights are external)
       <model_name>/2/model.onnx        version 2, int8 (optional, ``heal-swin export --int8``)
+      <other>/config.pbtxt + <other>/<version>/model.onnx
+                                       any ONNX model without our manifest (e.g. the end-to-end camera
+                                       models of ``heal-swin export --camera``): KServe v2 only
       cameras/<camera_name>.json       registered calibrations (WoodScape schema)
 
 Every version is loaded; requests without a version get the default one: the highest, or with
@@ -29,12 +32,13 @@ from heal_swin.geometry import FisheyeCamera
 from heal_swin.inference.manifest import (
     MANIFEST_NAME,
     OLD_FORMATS,
+    ONNX_NAME,
     Manifest,
     ManifestError,
     load_manifest,
     sha256_file,
 )
-from heal_swin.inference.triton import old_layout, reexport_hint, version_folders
+from heal_swin.inference.triton import CONFIG_NAME, old_layout, reexport_hint, version_folders
 
 __all__ = [
     "NAME_PATTERN",
@@ -83,7 +87,7 @@ def check_name(name: str, what: str) -> str:
 class ModelEntry:
     name: str
     folder: Path
-    manifest: Manifest
+    manifest: Manifest | None  # None: an ONNX model without our manifest (KServe v2 only)
     onnx_path: Path  # the file that will be served (fp32 or int8)
     precision: str
     version: int = 1
@@ -102,10 +106,14 @@ class ModelRepository:
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             if folder.name == CAMERAS_DIR:
                 continue
-            if not (folder / MANIFEST_NAME).is_file():
-                continue  # not one of our model folders (a Triton-only model, notes, ...)
-            check_name(folder.name, f"model folder in {self.root}:")
-            versions = self._load_model(folder, verify_checksums)
+            if (folder / MANIFEST_NAME).is_file():
+                check_name(folder.name, f"model folder in {self.root}:")
+                versions = self._load_model(folder, verify_checksums)
+            elif (folder / CONFIG_NAME).is_file() and any((folder / str(v) / ONNX_NAME).is_file() for v in version_folders(folder)):
+                check_name(folder.name, f"model folder in {self.root}:")
+                versions = self._load_raw(folder)  # any ONNX model in Triton's layout: served over KServe v2 only
+            else:
+                continue  # not a model folder we can serve (notes, a Triton model of another backend, ...)
             self.versions[folder.name] = versions
             self.models[folder.name] = _default_version(versions, precision)
         cams = self.root / CAMERAS_DIR
@@ -149,6 +157,15 @@ class ModelRepository:
             entries[version] = ModelEntry(folder.name, folder, manifest, path, manifest.precision_of(version) or "fp32", version)
         return entries
 
+    @staticmethod
+    def _load_raw(folder: Path) -> dict[int, ModelEntry]:
+        entries = {}
+        for version in version_folders(folder):
+            path = folder / str(version) / ONNX_NAME
+            if path.is_file():
+                entries[int(version)] = ModelEntry(folder.name, folder, None, path, "unknown", int(version))
+        return entries
+
     def model(self, name: str, version: int | str | None = None) -> ModelEntry:
         """The default version of a model, or the given one (a KServe v2 ``versions/{v}`` path)."""
         check_name(name, "model")
@@ -172,7 +189,8 @@ class ModelRepository:
         if task in defaults:
             return self.model(defaults[task])
         # Sphere models first (the service's purpose), then by name.
-        for entry in sorted(self.models.values(), key=lambda e: (e.manifest.input_kind != "sphere", e.name)):
+        ours = [e for e in self.models.values() if e.manifest is not None]
+        for entry in sorted(ours, key=lambda e: (e.manifest.input_kind != "sphere", e.name)):
             if entry.manifest.task == task:
                 return entry
         raise NotFoundError(f"no {task} model in the repository; models: {', '.join(self.models)}")

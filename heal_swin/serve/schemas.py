@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,13 +50,18 @@ class ServerMetadata(BaseModel):
     extensions: list[str]
 
 
+Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"]
+
+
 class RequestInput(BaseModel):
     model_config = ConfigDict(extra="ignore")
     name: str = Field(max_length=256)
-    shape: list[int] = Field(min_length=1, max_length=8)
-    datatype: Literal["FP32", "FP64", "FP16", "INT8", "INT16", "INT32", "INT64", "UINT8"] = "FP32"
-    data: list[Any] = Field(description="row-major values (flat or nested lists)")
-    parameters: dict[str, Any] | None = None
+    shape: list[Annotated[int, Field(ge=0, le=1 << 31)]] = Field(min_length=1, max_length=8)
+    datatype: Datatype = Field(description="must be the model's datatype for this input (GET /v2/models/{name}); nothing is converted")
+    data: list[Any] | None = Field(
+        default=None, description="row-major values (flat or nested lists); absent when parameters.binary_data_size is given"
+    )
+    parameters: dict[str, Any] | None = Field(default=None, description="binary_data_size: the input's bytes after the JSON header")
 
 
 class RequestOutput(BaseModel):
@@ -77,7 +82,8 @@ class ResponseOutput(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    data: list[float]
+    data: list[Any] | None = Field(default=None, description="row-major values, unless sent as binary data")
+    parameters: dict[str, Any] | None = Field(default=None, description="binary_data_size when sent as binary data")
 
 
 class InferResponse(BaseModel):
@@ -85,6 +91,7 @@ class InferResponse(BaseModel):
     model_version: str | None = None
     id: str | None = None
     outputs: list[ResponseOutput]
+    parameters: dict[str, Any] | None = None
 
 
 class LiveResponse(BaseModel):

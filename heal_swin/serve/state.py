@@ -24,7 +24,7 @@ from heal_swin.serve.errors import NotReadyError, WrongTaskError
 from heal_swin.serve.images import decode_image
 from heal_swin.serve.metrics import Metrics
 from heal_swin.serve.repository import ModelEntry, ModelRepository
-from heal_swin.serve.runtime import ModelRuntime
+from heal_swin.serve.runtime import PROVIDERS, ModelRuntime, available_providers, ort_version
 from heal_swin.serve.schemas import ModelSummary
 
 __all__ = ["Prepared", "ServiceState", "StateDep", "get_state"]
@@ -51,8 +51,11 @@ class ServiceState:
         threads, inter = config.session_threads, config.inter_op_threads
         # Every version has a session; the default version's is the one /v1 uses.
         self.version_runtimes: dict[tuple[str, int], ModelRuntime] = {
-            (name, v): ModelRuntime(e, threads, inter) for name, versions in self.repo.versions.items() for v, e in versions.items()
+            (name, v): ModelRuntime(e, threads, inter, config.providers)
+            for name, versions in self.repo.versions.items()
+            for v, e in versions.items()
         }
+        self._warn_providers()
         self.runtimes: dict[str, ModelRuntime] = {
             name: self.version_runtimes[name, e.version] for name, e in self.repo.models.items()
         }
@@ -61,8 +64,8 @@ class ServiceState:
         for (name, v), rt in self.version_runtimes.items():
             default = rt is self.runtimes[name]
             self.version_batchers[name, v] = MicroBatcher(
-                rt.run,
-                max_batch=max_batch if default else 1,
+                rt.run if rt.single_tensor else rt.run_feeds,  # several tensors: {name: array} per request, not batched
+                max_batch=max_batch if default and rt.single_tensor else 1,
                 max_wait_ms=config.max_wait_ms,
                 on_batch=lambda size, sec, n=name: self.metrics.observe_batch(n, size, sec),
                 name=name if default else f"{name}/{v}",
@@ -75,6 +78,18 @@ class ServiceState:
         for name in self.runtimes:
             self.metrics.ready.labels(name).set(0)
 
+    def _warn_providers(self) -> None:
+        """One warning line when a configured execution provider does not run the models here."""
+        if not self.version_runtimes:
+            return
+        used = sorted({p for rt in self.version_runtimes.values() for p in rt.providers})
+        missing = [p for p in self.config.providers if PROVIDERS[p] not in used]
+        if missing:
+            log.warning(
+                "execution provider(s) %s not available here (onnxruntime %s offers %s); the models run on %s",
+                ", ".join(missing), ort_version(), ", ".join(available_providers()), ", ".join(used),
+            )  # fmt: skip
+
     @property
     def ready(self) -> bool:
         return all(rt.ready for rt in self.version_runtimes.values())
@@ -86,7 +101,7 @@ class ServiceState:
             for name, rt in self.runtimes.items():
                 if self.config.warmup:
                     for cam in self.repo.cameras.values():
-                        if rt.manifest.input_kind == "sphere":
+                        if rt.manifest is not None and rt.manifest.input_kind == "sphere":
                             proj = pl.projector_for(cam, rt.manifest)
                             proj.forward_maps, proj.backward_maps()
                     log.info("model %s warmed up in %.2f s", name, rt.warm_up(sizes))
@@ -107,10 +122,24 @@ class ServiceState:
     # ------------------------------------------------------------ lookups
     def entry_for(self, task: str, name: str | None) -> ModelEntry:
         entry = self.repo.model(name) if name else self.repo.default_model(task, self.config.default_models)
+        if not self.serves_v1(entry.name):
+            raise WrongTaskError(
+                f"model {entry.name!r} is not a heal-swin {task} model with a fisheye pipeline (no model.json, or "
+                f"another interface); call it over KServe v2: /v2/models/{entry.name}/infer"
+            )
         if entry.manifest.task != task:
             other = "/v1/depth" if entry.manifest.task == "depth" else "/v1/segment"
             raise WrongTaskError(f"model {entry.name!r} is a {entry.manifest.task} model; use {other}")
         return entry
+
+    def serves_v1(self, name: str) -> bool:
+        """A model with our manifest whose ONNX interface is the manifest's: float32 (B, 3, ...) in, one output."""
+        rt = self.runtimes[name]
+        m = rt.manifest
+        return (
+            m is not None and rt.single_tensor and rt.inputs[0].datatype == "FP32"
+            and list(rt.inputs[0].shape[1:]) == list(m.input_shape[1:])
+        )  # fmt: skip
 
     def runtime(self, name: str) -> ModelRuntime:
         rt = self.runtimes[name]
@@ -128,7 +157,7 @@ class ServiceState:
         return entry, rt, self.version_batchers[key]
 
     def summary(self, name: str) -> ModelSummary:
-        """What /v1/models and the v2 metadata's parameters say about a model's default version."""
+        """What /v1/models says about a model's default version (models with a manifest)."""
         rt = self.runtimes[name]
         m = rt.manifest
         return ModelSummary(

@@ -152,3 +152,45 @@ def server(repo):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def make_frame_model(path: Path, height: int, width: int) -> Path:
+    """An ONNX model with the end-to-end models' interface and a second input/output of other datatypes.
+
+    inputs:  ``frame`` uint8 (B, H, W, 3), ``gain`` float32 (B, 1)
+    outputs: ``mask`` uint8 (B, H, W) = max over the colour channels, ``mean`` float32 (B, 1) = gain * mean(frame)
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("ReduceMax", ["frame", "ch"], ["mask"], keepdims=0),
+        helper.make_node("Cast", ["frame"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["f", "all"], ["m"], keepdims=0),
+        helper.make_node("Unsqueeze", ["m", "one"], ["m1"]),
+        helper.make_node("Mul", ["m1", "gain"], ["mean"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "frame_model",
+        [helper.make_tensor_value_info("frame", TensorProto.UINT8, ["batch", height, width, 3]),
+         helper.make_tensor_value_info("gain", TensorProto.FLOAT, ["batch", 1])],
+        [helper.make_tensor_value_info("mask", TensorProto.UINT8, ["batch", height, width]),
+         helper.make_tensor_value_info("mean", TensorProto.FLOAT, ["batch", 1])],
+        [numpy_helper.from_array(np.array([3], np.int64), "ch"), numpy_helper.from_array(np.array([1, 2, 3], np.int64), "all"),
+         numpy_helper.from_array(np.array([1], np.int64), "one")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="heal-swin tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def write_frame_model(repo: Path, name: str, height: int = 12, width: int = 16) -> Path:
+    """REPO/<name>/config.pbtxt + 1/model.onnx, no model.json: a model the service knows only from its ONNX graph."""
+    folder = repo / name
+    make_frame_model(folder / "1" / "model.onnx", height, width)
+    (folder / CONFIG_NAME).write_text(f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n')
+    return folder

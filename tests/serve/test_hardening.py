@@ -57,10 +57,10 @@ def test_absurd_calibration_uploads_are_422(client, frame):
     assert r.status_code == 200
 
 
-def _serve(repo: Path) -> subprocess.CompletedProcess:
+def _serve(repo: Path, *extra: str) -> subprocess.CompletedProcess:
     # A subprocess with a timeout: were the error missed, the server would start and never return.
     cmd = [sys.executable, "-m", "heal_swin.cli", "serve", "--model-repository", str(repo), "--port", str(free_port()),
-           "--no-warmup", "--log-level", "warning"]
+           "--no-warmup", "--log-level", "warning", *extra]
     return subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
@@ -93,6 +93,7 @@ def test_serve_corrupt_model_with_matching_checksum_is_one_line(tmp_path):
     m = load_manifest(tmp_path / "seg")
     save_manifest(tmp_path / "seg", m.__class__(**{**m.to_dict(), "onnx_sha256": sha256_file(onnx_path)}))
     _one_line_exit_2(_serve(tmp_path), str(onnx_path), "onnxruntime cannot load")
+    _one_line_exit_2(_serve(tmp_path, "--workers", "2"), str(onnx_path), "onnxruntime cannot load")  # before forking workers
     # In-process too (the app factory that uvicorn workers call): an InputError, not onnxruntime's.
     with pytest.raises(RepositoryError, match="cannot load"):
         create_app(ServeConfig(model_repository=tmp_path))

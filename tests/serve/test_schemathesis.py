@@ -28,6 +28,7 @@ OPERATIONS = [
     "GET /v2/health/live",
     "GET /v2/health/ready",
     "GET /v2/models/{name}",
+    "GET /v2/models/{name}/config",
     "GET /v2/models/{name}/ready",
     "POST /v2/models/{name}/infer",
     "GET /v2/models/{name}/versions/{version}",

@@ -91,6 +91,10 @@ def test_cli_parser_and_threads():
     cfg = config_from_args(args)
     assert cfg.workers == 2 and not cfg.batching and cfg.session_threads == 3
     assert config_from_args(parser.parse_args(["serve", "--model-repository", "m", "--batching"])).batching
+    cfg = config_from_args(parser.parse_args(["serve", "--model-repository", "m", "--port", "9", "port=7", "providers=[CUDA, CPU]", "max_infer_batch=3"]))
+    assert (cfg.port, cfg.providers, cfg.max_infer_batch) == (9, ["CUDA", "CPU"], 3)  # flags win over KEY=VALUE
+    with pytest.raises(ConfigError, match="field 'providers': expected a list of TensorRT, CUDA, CPU, got"):
+        config_from_args(parser.parse_args(["serve", "--model-repository", "m", "providers=[GPU]"]))
     assert ServeConfig(workers=64).session_threads == 1
     with pytest.raises(ConfigError, match="model-repository"):
         config_from_args(parser.parse_args(["serve"]))

@@ -167,4 +167,4 @@ async def list_models(state: StateDep) -> ModelList:
             defaults[task] = state.repo.default_model(task, state.config.default_models).name
         except InputError:
             defaults[task] = None
-    return ModelList(models=[state.summary(n) for n in state.runtimes], cameras=sorted(state.repo.cameras), defaults=defaults)
+    return ModelList(models=[state.summary(n) for n in state.runtimes if state.serves_v1(n)], cameras=sorted(state.repo.cameras), defaults=defaults)

@@ -11,18 +11,18 @@ Triton, unless the config prefers a precision); versions are the numeric folders
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import numpy as np
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from heal_swin import __version__
 from heal_swin.errors import InputError
 from heal_swin.inference.triton import PLATFORM
-from heal_swin.serve.errors import ERROR_RESPONSES, error_response
-from heal_swin.serve.repository import NotFoundError
+from heal_swin.serve import v2
+from heal_swin.serve.errors import ERROR_RESPONSES, PayloadTooLargeError, error_response
 from heal_swin.serve.schemas import (
     InferRequest,
     InferResponse,
@@ -35,9 +35,7 @@ from heal_swin.serve.schemas import (
 )
 from heal_swin.serve.state import ServiceState, StateDep
 
-__all__ = ["MAX_INFER_BATCH", "router"]
-
-MAX_INFER_BATCH = 64
+__all__ = ["openapi_components", "router"]
 
 router = APIRouter(prefix="/v2", tags=["v2"])
 _META_ERRORS = {400: ERROR_RESPONSES[400], 404: ERROR_RESPONSES[404]}
@@ -47,7 +45,7 @@ _INFER_ERRORS = {k: v for k, v in ERROR_RESPONSES.items() if k != 415}
 
 @router.get("", response_model=ServerMetadata, summary="Server metadata")
 async def server_metadata() -> ServerMetadata:
-    return ServerMetadata(name="heal-swin", version=__version__, extensions=[])
+    return ServerMetadata(name="heal-swin", version=__version__, extensions=["binary_tensor_data", "model_configuration"])
 
 
 @router.get("/health/live", response_model=LiveResponse, summary="Liveness")
@@ -64,12 +62,16 @@ async def ready(state: StateDep):
 
 def _metadata(state: ServiceState, name: str, version: str | None) -> ModelMetadata:
     entry, rt, _ = state.v2_model(name, version)
-    m = entry.manifest
-    params = {**state.summary(name).model_dump(), "precision": entry.precision, "version": str(entry.version)}
+    params: dict[str, Any] = {
+        "version": str(entry.version), "precision": entry.precision,
+        "execution_provider": rt.provider, "execution_providers": rt.providers,
+    }  # fmt: skip
+    if state.serves_v1(entry.name):
+        params.update({**state.summary(entry.name).model_dump(), "precision": entry.precision})
     return ModelMetadata(
-        name=name, versions=[str(v) for v in state.repo.versions[entry.name]], platform=PLATFORM,
-        inputs=[TensorMetadata(name=rt.input_name, datatype="FP32", shape=list(m.input_shape))],
-        outputs=[TensorMetadata(name=rt.output_name, datatype="FP32", shape=list(m.output_shape))],
+        name=entry.name, versions=[str(v) for v in state.repo.versions[entry.name]], platform=PLATFORM,
+        inputs=[TensorMetadata(name=t.name, datatype=t.datatype, shape=list(t.shape)) for t in rt.inputs],
+        outputs=[TensorMetadata(name=t.name, datatype=t.datatype, shape=list(t.shape)) for t in rt.outputs],
         parameters=params,
     )  # fmt: skip
 
@@ -81,44 +83,75 @@ def _ready(state: ServiceState, name: str, version: str | None):
     return ModelReadyResponse(name=name, ready=True)
 
 
-async def _infer(state: ServiceState, name: str, version: str | None, request: InferRequest):
-    entry, rt, batcher = state.v2_model(name, version, ready=True)
-    if len(request.inputs) != 1:
-        raise InputError(f"inputs: model {name!r} takes 1 input ({rt.input_name!r}), got {len(request.inputs)}")
-    inp = request.inputs[0]
-    if inp.name != rt.input_name:
-        raise InputError(f"inputs[0].name: expected {rt.input_name!r}, got {inp.name!r}")
-    want = list(rt.sample_shape)
-    if len(inp.shape) != 1 + len(want) or inp.shape[1:] != want or not 1 <= inp.shape[0] <= MAX_INFER_BATCH:
-        dims = ", ".join(map(str, want))
-        raise InputError(f"inputs[0].shape: expected [B, {dims}] with 1 <= B <= {MAX_INFER_BATCH}, got {inp.shape}")
-    for o in request.outputs or []:
-        if o.name != rt.output_name:
-            raise NotFoundError(f"outputs: model {name!r} has output {rt.output_name!r}, not {o.name!r}")
+def _config(state: ServiceState, name: str) -> dict:
+    """Triton's model configuration as JSON (what tritonclient's get_model_config reads), from the tensors."""
+    entry, rt, _ = state.v2_model(name, None)
 
-    def to_array() -> np.ndarray:
-        try:
-            arr = np.asarray(inp.data, dtype=np.float64)
-        except (ValueError, TypeError, OverflowError):
-            raise InputError("inputs[0].data: expected numbers (a flat or nested row-major list)") from None
-        if arr.size != math.prod(inp.shape):
-            raise InputError(f"inputs[0].data: expected {math.prod(inp.shape)} values for shape {inp.shape}, got {arr.size}")
-        if not np.all(np.isfinite(arr)) or np.abs(arr).max(initial=0) > 1e6:
-            raise InputError("inputs[0].data: values must be finite numbers of magnitude <= 1e6")
-        return arr.astype(np.float32).reshape(inp.shape)
+    def tensors(specs) -> list[dict]:
+        return [{"name": t.name, "data_type": f"TYPE_{'STRING' if t.datatype == 'BYTES' else t.datatype}", "dims": [str(d) for d in t.shape[1:]]} for t in specs]
 
-    x = await run_in_threadpool(to_array)
-    out = await batcher.submit(x)
-    if not np.all(np.isfinite(out)):
-        raise InputError("the model's output is not finite for this input")
-    body = {
-        "model_name": name, "model_version": str(entry.version), "id": request.id,
-        "outputs": [{"name": rt.output_name, "shape": list(out.shape), "datatype": "FP32", "data": out.ravel().tolist()}],
+    return {
+        "name": entry.name, "platform": PLATFORM, "backend": "onnxruntime",
+        "max_batch_size": state.config.max_infer_batch, "input": tensors(rt.inputs), "output": tensors(rt.outputs),
+        "version_policy": {"all": {}},
     }  # fmt: skip
-    return JSONResponse(body)
 
 
-_INFER_SUMMARY = "Inference on the raw model{} (Open Inference Protocol)"
+async def _infer(state: ServiceState, name: str, version: str | None, request: Request) -> Response:
+    entry, rt, batcher = state.v2_model(name, version, ready=True)
+    cfg = state.config
+    body = v2.decode_body(await request.body(), request.headers.get("content-encoding"), cfg.max_upload_bytes)
+
+    def parse() -> tuple[v2.Decoded, dict[str, np.ndarray], list]:
+        decoded = v2.parse_request(body, request.headers.get(v2.HEADER_LENGTH))
+        wanted = v2.requested_outputs(decoded, rt.outputs, entry.name)
+        arrays = v2.input_arrays(decoded, rt.inputs, entry.name, cfg.max_infer_batch, cfg.max_tensor_elements)
+        batch = next(iter(arrays.values())).shape[0]
+        expected = sum(batch * int(np.prod([d for d in o.shape[1:]])) for o, _ in wanted if all(d >= 0 for d in o.shape[1:]))
+        if expected > cfg.max_tensor_elements:
+            raise PayloadTooLargeError(f"outputs: {expected} tensor elements for batch {batch}, above the limit of {cfg.max_tensor_elements} (max_tensor_elements)")
+        return decoded, arrays, wanted
+
+    decoded, arrays, wanted = await run_in_threadpool(parse)
+    if rt.single_tensor:
+        results = [await batcher.submit(arrays[rt.input_name])]
+    else:
+        results = await batcher.submit(arrays)
+    del arrays
+    by_name = {spec.name: arr for spec, arr in zip(rt.outputs, results)}
+    outputs = []
+    total = 0
+    for spec, binary in wanted:
+        arr = by_name[spec.name]
+        total += arr.size
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise InputError(f"output {spec.name!r} of model {entry.name!r} is not finite for this input")
+        outputs.append((spec, binary, arr))
+    if total > cfg.max_tensor_elements:
+        raise PayloadTooLargeError(f"outputs: {total} tensor elements, above the limit of {cfg.max_tensor_elements} (max_tensor_elements)")
+    chunks, headers = await run_in_threadpool(v2.encode_response, entry.name, str(entry.version), decoded.request.id, outputs)
+    media = headers.pop("content-type")
+    if v2.HEADER_LENGTH in headers or all(binary for _, binary, _ in outputs):
+        return Response(b"".join(chunks), media_type=media, headers=headers)
+    return StreamingResponse(iterate_in_threadpool(chunks), media_type=media, headers=headers)
+
+
+_INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "a JSON InferRequest; with the binary tensor extension, the JSON header (length in the "
+        "Inference-Header-Content-Length request header) followed by the raw bytes of each input with parameters.binary_data_size",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}}},
+    }
+}
+_INFER_SUMMARY = "Inference{} (Open Inference Protocol: JSON tensors or the binary tensor extension)"
+
+
+def openapi_components() -> dict[str, Any]:
+    """The schemas the infer routes refer to (their body is parsed by :mod:`heal_swin.serve.v2`, not by FastAPI)."""
+    schema = InferRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+    return {**defs, "InferRequest": schema}
 
 
 @router.get("/models/{name}", response_model=ModelMetadata, responses=_META_ERRORS, summary="Model metadata (default version)")
@@ -126,13 +159,21 @@ async def model_metadata(name: str, state: StateDep) -> ModelMetadata:
     return _metadata(state, name, None)
 
 
+@router.get("/models/{name}/config", responses=_META_ERRORS, summary="Model configuration (Triton's model_configuration extension)")
+async def model_config(name: str, state: StateDep) -> dict:
+    return _config(state, name)
+
+
 @router.get("/models/{name}/ready", response_model=ModelReadyResponse, responses=_READY_ERRORS, summary="Model readiness (default version)")
 async def model_ready(name: str, state: StateDep):
     return _ready(state, name, None)
 
 
-@router.post("/models/{name}/infer", response_model=InferResponse, responses=_INFER_ERRORS, summary=_INFER_SUMMARY.format(" (default version)"))
-async def model_infer(name: str, request: InferRequest, state: StateDep) -> InferResponse:
+@router.post(
+    "/models/{name}/infer", response_model=InferResponse, responses=_INFER_ERRORS, openapi_extra=_INFER_BODY,
+    summary=_INFER_SUMMARY.format(" on the default version"),
+)  # fmt: skip
+async def model_infer(name: str, request: Request, state: StateDep) -> Response:
     return await _infer(state, name, None, request)
 
 
@@ -146,6 +187,9 @@ async def version_ready(name: str, version: str, state: StateDep):
     return _ready(state, name, version)
 
 
-@router.post("/models/{name}/versions/{version}/infer", response_model=InferResponse, responses=_INFER_ERRORS, summary=_INFER_SUMMARY.format(" of a version"))
-async def version_infer(name: str, version: str, request: InferRequest, state: StateDep) -> InferResponse:
+@router.post(
+    "/models/{name}/versions/{version}/infer", response_model=InferResponse, responses=_INFER_ERRORS, openapi_extra=_INFER_BODY,
+    summary=_INFER_SUMMARY.format(" on a version"),
+)  # fmt: skip
+async def version_infer(name: str, version: str, request: Request, state: StateDep) -> Response:
     return await _infer(state, name, version, request)

@@ -1,0 +1,58 @@
+"""``running_service(config)``: the heal-swin service on a real uvicorn on 127.0.0.1 (a free port), in a thread.
+
+Used by the KServe v2 client tests here and meant for other suites that run the same client test
+against several servers (e.g. tritonserver and ours)::
+
+    from tests.serve.kserve_server import running_service
+    with running_service(ServeConfig(model_repository=repo)) as url:   # "127.0.0.1:PORT"
+        client = tritonclient.http.InferenceServerClient(url)
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import uvicorn
+
+from heal_swin.serve.app import create_app
+from heal_swin.serve.config import ServeConfig
+
+__all__ = ["free_port", "running_service"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_service(config: ServeConfig, timeout: float = 60.0) -> Iterator[str]:
+    """Serve ``config`` until the block ends; yields ``host:port`` once every model is ready."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="heal-swin-test-server", daemon=True)
+    thread.start()
+    url = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if not thread.is_alive():
+                raise RuntimeError("the service stopped while starting")
+            try:
+                if httpx.get(f"http://{url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the service was not ready after {timeout:g} s")
+            time.sleep(0.05)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
