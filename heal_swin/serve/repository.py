@@ -189,7 +189,8 @@ class ModelRepository:
         if task in defaults:
             return self.model(defaults[task])
         # Sphere models first (the service's purpose), then by name.
-        ours = [e for e in self.models.values() if e.manifest is not None]
+        # End-to-end camera models (uint8 frames in, KServe v2 only) are never a /v1 default.
+        ours = [e for e in self.models.values() if e.manifest is not None and getattr(e.manifest, "end_to_end", None) is None]
         for entry in sorted(ours, key=lambda e: (e.manifest.input_kind != "sphere", e.name)):
             if entry.manifest.task == task:
                 return entry

@@ -205,3 +205,43 @@ def test_execution_providers_fall_back_with_one_warning(kserve_repo, caplog):
     with caplog.at_level(logging.WARNING, logger="heal_swin.serve"):
         create_app(ServeConfig(model_repository=kserve_repo, warmup=False))  # CPU only: nothing to warn about
     assert not [r for r in caplog.records if r.name == "heal_swin.serve"]
+
+
+def test_end_to_end_export_served_over_v2_matches_v1(tmp_path, frame):
+    """``heal-swin export --camera``'s folder (uint8 frame in, uint8 mask out) served as it is: the mask that
+    tritonclient gets equals /v1/segment's for the same frame and the sphere model it was built around."""
+
+    from fastapi.testclient import TestClient
+
+    from heal_swin.export.end_to_end import export_end_to_end
+    from heal_swin.serve.app import create_app
+
+    write_model(tmp_path, "seg16", "segmentation", "sphere", nside=16)
+    image, camera, png, calib = frame
+    export_end_to_end(tmp_path / "seg16", camera, "front")
+    e2e = tmp_path / "seg16_front"
+    assert (e2e / "model.json").is_file() and (e2e / "1" / "model.onnx").is_file()
+    cfg = ServeConfig(model_repository=tmp_path, warmup=False)
+    with TestClient(create_app(cfg)) as tc:
+        r = tc.post("/v1/segment", files={"image": ("f.png", png, "image/png"), "calibration": ("c.json", calib, "application/json")})
+        assert r.status_code == 200
+        want = cv2_decode(r.content)
+        assert tc.get("/v1/models").json()["defaults"]["segmentation"] == "seg16"  # never the end-to-end model
+    with running_service(cfg) as u:
+        c = httpclient.InferenceServerClient(u)
+        meta = c.get_model_metadata("seg16_front")
+        h, w = image.shape[:2]
+        assert meta["inputs"][0]["datatype"] == "UINT8" and meta["inputs"][0]["shape"] == [-1, h, w, 3]
+        inp = httpclient.InferInput(meta["inputs"][0]["name"], [1, h, w, 3], "UINT8")
+        inp.set_data_from_numpy(image[None])
+        res = c.infer("seg16_front", [inp])
+        mask = res.as_numpy(meta["outputs"][0]["name"])
+        c.close()
+    assert mask.dtype == np.uint8 and mask.shape == (1, h, w)
+    assert (mask[0] == want).mean() >= 0.999, (mask[0] != want).sum()
+
+
+def cv2_decode(data: bytes) -> np.ndarray:
+    import cv2
+
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
