@@ -664,7 +664,7 @@ def scene_camera(base: FisheyeCamera, jitter: tuple[float, float, float]) -> Fis
     return FisheyeCamera(
         k=base.k, cx_offset=base.cx_offset, cy_offset=base.cy_offset, aspect_ratio=base.aspect_ratio,
         width=base.width, height=base.height, quaternion=tuple(matrix_to_quaternion(rot)), translation=tuple(t),
-        name=base.name, source=base.source,
+        name=base.name, source=base.source, model=base.model,
     )  # fmt: skip
 
 
@@ -933,7 +933,7 @@ def _noise_bank(n: int) -> np.ndarray:
 def _intrinsic_only(camera: FisheyeCamera) -> FisheyeCamera:
     """Drop the extrinsics so that the ray cache is keyed by the intrinsics only."""
     return FisheyeCamera(
-        camera.k, camera.cx_offset, camera.cy_offset, camera.aspect_ratio, camera.width, camera.height
+        camera.k, camera.cx_offset, camera.cy_offset, camera.aspect_ratio, camera.width, camera.height, model=camera.model
     )
 
 

@@ -171,3 +171,14 @@ def test_service_accepts_converted_calibrations(tmp_path, ucm_calib):
     logits = sess.run(None, {"input": pl.model_input(bgr, m, camera)[None]})[0][0]
     np.testing.assert_array_equal(mask, pl.classes_to_image(pl.classes_from_logits(logits), m, camera, (W, H)))
     assert math.isfinite(camera.max_incidence_angle) and camera.max_incidence_angle > math.pi / 2
+
+
+def test_synthetic_renderer_accepts_converted_cameras(opencv_calib):
+    # export --camera checks its parity on a street scene rendered through the calibration (the
+    # renderer used to rebuild the camera as a radial_poly one and failed on any other lens model).
+    from heal_swin.data.synthetic import make_scene, render_scene
+
+    camera = FisheyeCamera.from_json(opencv_calib)
+    rng = np.random.default_rng(0)
+    out = render_scene(make_scene(rng, cameras=("FV",)), camera, rng)
+    assert out["image"].shape == (H, W, 3) and out["label"].shape == (H, W) and out["depth"].shape == (H, W)
