@@ -47,7 +47,7 @@ def quantize_int8(src: str | Path, dst: str | Path) -> Path:
         pre = Path(tmp) / "pre.onnx"
         try:
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        except Exception:  # pre-processing is an optimisation; quantise the original if it fails
+        except Exception:  # noqa: BLE001 (pre-processing is an optimisation; quantise the original if it fails)
             pre = Path(src)
         quantize_dynamic(str(pre), str(dst), weight_type=QuantType.QInt8)
     return dst

@@ -1,0 +1,90 @@
+"""A real Triton Inference Server (pytriton's ``tritonserver``, Python backend) on a repository heal-swin wrote.
+
+The repository: hand-built sphere models ``seg`` and ``depth`` (tests/export/sphere_models.py), their
+end-to-end models for camera ``small`` exported with ``--triton-backend python`` (``seg_small``,
+``depth_small``) and the camera registered as ``cameras/small.json``. ``tritonserver`` loads only the
+end-to-end models (it has no onnxruntime backend for the sphere ones). The server runs on 127.0.0.1
+with free ports, is always stopped, and its log is printed under a failing test.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from heal_swin.export.end_to_end import export_end_to_end
+from heal_swin.export.tritonserver import TritonServer
+from tests.export.sphere_models import write_sphere_folder
+from tests.export.test_end_to_end import SMALL
+
+E2E_MODELS = ("seg_small", "depth_small")
+_SERVERS: list[TritonServer] = []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def deploy_repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deploy_repo")
+    write_sphere_folder(root, "seg", "segmentation", nside=8)
+    write_sphere_folder(root, "depth", "depth", nside=8, seed=1)
+    for name in ("seg", "depth"):
+        export_end_to_end(root / name, SMALL, "small", backend="python", max_batch_size=4)
+    (root / "cameras").mkdir()
+    (root / "cameras" / "small.json").write_text(json.dumps(SMALL.to_dict()))
+    return root
+
+
+@pytest.fixture(scope="session")
+def service_repo(tmp_path_factory, deploy_repo):
+    """The same sphere models and camera without the end-to-end folders (what ``heal-swin serve`` runs the pipeline on)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("service_repo")
+    for name in ("seg", "depth", "cameras"):
+        shutil.copytree(deploy_repo / name, root / name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tritonserver(deploy_repo, tmp_path_factory):
+    server = TritonServer(deploy_repo, E2E_MODELS, tmp_path_factory.mktemp("tritonserver"), free_port(), free_port())
+    _SERVERS.append(server)
+    try:
+        server.start(timeout=120)
+        yield server
+    finally:
+        server.stop()
+        _SERVERS.remove(server)
+
+
+@pytest.fixture(scope="session")
+def service_client(service_repo):
+    """Our service in-process (FastAPI TestClient), ready."""
+    from fastapi.testclient import TestClient
+
+    from heal_swin.serve.app import create_app
+    from heal_swin.serve.config import ServeConfig
+
+    with TestClient(create_app(ServeConfig(model_repository=service_repo))) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/v2/health/ready").status_code != 200:
+            assert time.monotonic() < deadline, "service not ready after 60 s"
+            time.sleep(0.05)
+        yield client
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _SERVERS:
+        for server in _SERVERS:
+            report.sections.append((f"tritonserver log ({server.log_path})", server.log[-8000:]))
