@@ -32,13 +32,16 @@ __all__ = ["TritonServer", "command", "find_pytriton", "prepare_backends", "serv
 
 
 def find_pytriton() -> Path:
-    """The ``pytriton`` package folder (its ``tritonserver/`` has the binary); a clear error when not installed."""
+    """The ``pytriton`` package folder (its ``tritonserver/`` has the binary; env ``HEAL_SWIN_PYTRITON`` overrides)."""
     import importlib.util
 
-    spec = importlib.util.find_spec("pytriton")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("tritonserver: the PyPI package nvidia-pytriton is not installed (pip install nvidia-pytriton)")
-    root = Path(next(iter(spec.submodule_search_locations)))
+    if os.environ.get("HEAL_SWIN_PYTRITON"):
+        root = Path(os.environ["HEAL_SWIN_PYTRITON"])
+    else:
+        spec = importlib.util.find_spec("pytriton")
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError("tritonserver: the PyPI package nvidia-pytriton is not installed (pip install nvidia-pytriton)")
+        root = Path(next(iter(spec.submodule_search_locations)))
     if not (root / "tritonserver" / "bin" / "tritonserver").is_file():
         raise FileNotFoundError(f"tritonserver: no binary at {root / 'tritonserver/bin/tritonserver'}")
     return root

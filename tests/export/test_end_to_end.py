@@ -28,7 +28,7 @@ from tests.export.sphere_models import write_sphere_folder
 
 FV = FisheyeCamera.from_json(WOODSCAPE_FV)
 SMALL = FV.scaled(160, 121)
-STANDARD_OPS = {"Reshape", "Gather", "Cast", "Mul", "Add", "Round", "Clip", "Where", "Transpose", "ArgMax", "Exp"}
+STANDARD_OPS = {"Reshape", "Gather", "GatherElements", "Cast", "Mul", "Add", "Round", "Clip", "Transpose", "ArgMax", "Exp", "Shape", "Slice", "Concat", "Expand"}
 
 
 def session(model) -> ort.InferenceSession:
