@@ -21,7 +21,7 @@ from heal_swin.models.registry import create_model
 
 pytestmark = pytest.mark.slow
 
-TOL = dict(rtol=1e-3, atol=1e-4)
+TOL = {"rtol": 1e-3, "atol": 1e-4}
 
 
 def export(tmp, name: str, meta: dict, args: list[str] = (), **kwargs) -> tuple[int, object]:
@@ -99,7 +99,7 @@ def test_s2cnn_depth_export(tmp):
     m = check_folder(s2_depth, "depth", "sphere")
     assert m.depth == {"log_mean": 2.5, "log_std": 0.7} and m.out_chans == 1 and m.int8 is None
     assert m.model_versions == {"1": "fp32"}
-    x, camera = demo_input(m)
+    x, _ = demo_input(m)
     model, _ = load_model(tmp / "s2_depth.safetensors")
     with torch.no_grad():
         z = model(torch.from_numpy(x)).numpy()[0, 0]

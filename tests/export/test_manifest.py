@@ -86,5 +86,5 @@ def test_service_does_not_import_torch():
         "heal_swin.inference.manifest, heal_swin.inference.processing, heal_swin.inference.demo; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
