@@ -241,3 +241,21 @@ def test_bad_lens_fields_are_named(fv_calib, intr, field):
     with pytest.raises(CalibrationError) as e:
         FisheyeCamera.from_dict(d, source="x.json")
     assert e.value.field == field and str(e.value).startswith(f"x.json: field '{field}'") and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("model", list(CAMERAS))
+def test_flip_and_crop_are_exact_for_every_lens_model(model):
+    from heal_swin.data.transforms import flip_camera
+    from heal_swin.data.woodscape import crop_camera
+
+    cam = camera(model)
+    rays = cam.pixel_rays()[::9, ::11].reshape(-1, 3)
+    uv = cam.project(rays)
+    # The mirrored image sees (-X, Y, Z) at pixel (W - 1 - u, v).
+    flipped = flip_camera(cam)
+    assert flipped.model == model
+    np.testing.assert_allclose(flipped.project(rays * [-1, 1, 1]), np.stack([W - 1 - uv[:, 0], uv[:, 1]], -1), atol=1e-9)
+    # Removing 3 rows at the top and bottom moves every pixel up by 3.
+    cropped = crop_camera(cam, 3)
+    assert cropped.model == model and cropped.height == H - 6
+    np.testing.assert_allclose(cropped.project(rays), uv - [0, 3], atol=1e-9)
