@@ -26,7 +26,12 @@ from fastapi_offline import FastAPIOffline
 from heal_swin import __version__
 from heal_swin.serve.config import ServeConfig
 from heal_swin.serve.errors import install_error_handlers
-from heal_swin.serve.middleware import BodyMiddleware, LastResortMiddleware, MetricsMiddleware
+from heal_swin.serve.middleware import (
+    AdmissionMiddleware,
+    BodyMiddleware,
+    LastResortMiddleware,
+    MetricsMiddleware,
+)
 from heal_swin.serve.routers import fisheye, kserve, ops
 from heal_swin.serve.state import ServiceState
 
@@ -76,7 +81,9 @@ def create_app(config: ServeConfig) -> FastAPI:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
-    app.add_middleware(BodyMiddleware, max_bytes=config.max_upload_bytes)
+    app.add_middleware(AdmissionMiddleware, admission=state.admission, stage="slot", metrics=state.metrics)
+    app.add_middleware(BodyMiddleware, max_bytes=config.max_upload_bytes, timeout_s=config.body_timeout_s, idle_s=config.body_idle_s)
+    app.add_middleware(AdmissionMiddleware, admission=state.admission, stage="enter", metrics=state.metrics)
     app.add_middleware(LastResortMiddleware, metrics=state.metrics)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     return app

@@ -73,7 +73,22 @@ class ServeConfig(BaseModel):
         True, description="run every model (and precompute the registered cameras' maps) before reporting ready",
         json_schema_extra={"expected": "true or false"},
     )  # fmt: skip
-    projector_cache_size: StrictInt = _int(16, 1, 4096, "calibrations whose sampling maps stay in memory (LRU)")
+    memory_budget_bytes: StrictInt = _int(
+        4 << 30, 64 << 20, 1 << 40, "the process's memory: start-up refuses a config whose worst case does not fit (heal_swin.serve.memory)"
+    )
+    cache_bytes: StrictInt = _int(1 << 30, 1 << 20, 1 << 40, "sampling maps and other precomputed arrays kept in memory (LRU by bytes)")
+    max_inflight_requests: StrictInt = _int(2, 1, 1024, "inference requests processed at once (raise it with batching)")
+    max_queued_requests: StrictInt = _int(16, 0, 65536, "inference requests waiting for a slot; more get 503 + Retry-After")
+    queue_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="a queued request waiting longer gets 503 + Retry-After",
+        json_schema_extra={"expected": "a number of seconds in (0, 3600]"},
+    )  # fmt: skip
+    body_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="a request body must arrive within this (408)", json_schema_extra={"expected": "a number of seconds in (0, 3600]"}
+    )
+    body_idle_s: float = Field(
+        10.0, gt=0, le=3600, description="... and never stall longer than this (408)", json_schema_extra={"expected": "a number of seconds in (0, 3600]"}
+    )
     default_models: dict[Literal["segmentation", "depth"], str] = Field(
         default_factory=dict, description="task -> model name used when a request names none",
         json_schema_extra={"expected": "a mapping {segmentation|depth: model name}"},
@@ -85,7 +100,7 @@ class ServeConfig(BaseModel):
         "info", description="uvicorn's", json_schema_extra={"expected": "one of critical, error, warning, info, debug, trace"}
     )
 
-    @field_validator("max_wait_ms", mode="before")
+    @field_validator("max_wait_ms", "queue_timeout_s", "body_timeout_s", "body_idle_s", mode="before")
     @classmethod
     def _number(cls, v: Any) -> Any:
         if isinstance(v, bool) or not isinstance(v, (int, float)):

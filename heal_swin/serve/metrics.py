@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -37,6 +39,13 @@ class Metrics:
         )
         self.ready = Gauge("heal_swin_model_ready", "1 when the model is loaded and warmed up", ["model"], registry=r)
         self.errors = Counter("heal_swin_request_errors", "Rejected requests by error kind", ["kind"], registry=r)
+
+    def watch_memory(self, rss: Callable[[], int], caches: Callable[[], int | None]) -> None:
+        """Gauges read at scrape time: the process's resident bytes and the caches' bytes."""
+        Gauge("heal_swin_process_resident_bytes", "Resident set size of this process", registry=self.registry).set_function(rss)
+        Gauge("heal_swin_cache_bytes", "Bytes held by the byte-bounded caches (-1: entry-counted)", registry=self.registry).set_function(
+            lambda: float(-1 if (n := caches()) is None else n)
+        )
 
     def observe_batch(self, model: str, size: int, seconds: float) -> None:
         self.batch_size.labels(model).observe(size)

@@ -4,6 +4,9 @@
 * :class:`LastResortMiddleware` turns an exception that escaped every handler (a bug) into a JSON
   500 and does *not* re-raise it: Starlette's ServerErrorMiddleware re-raises, and uvicorn then
   closes the client's keep-alive connection; here the next request on it is served normally.
+* :class:`AdmissionMiddleware` (``stage="enter"``, outside the body reader) refuses an inference
+  request with 503 + Retry-After before its body is read when the service is full, and (``stage="slot"``,
+  inside it) holds one of the ``max_inflight_requests`` processing slots while the request runs.
 * :class:`BodyMiddleware` reads the request body before the app sees it: 413 above the limit
   whether the client sent ``Content-Length`` or a chunked body (the same message), 408 when the body
   does not arrive within ``timeout_s`` (or stalls for ``idle_s``), so slow uploads cannot hold the
@@ -18,9 +21,11 @@ import logging
 import time
 from typing import Any
 
+from heal_swin.serve.errors import RETRY_AFTER_S, BusyError
+from heal_swin.serve.memory import Admission, is_inference
 from heal_swin.serve.metrics import Metrics
 
-__all__ = ["BodyMiddleware", "LastResortMiddleware", "MetricsMiddleware", "send_json"]
+__all__ = ["AdmissionMiddleware", "BodyMiddleware", "LastResortMiddleware", "MetricsMiddleware", "send_json"]
 
 log = logging.getLogger("heal_swin.serve")
 
@@ -155,3 +160,36 @@ class BodyMiddleware:
             return await receive()  # after the body: wait for the disconnect
 
         await self.app(scope, replay, send)
+
+
+class AdmissionMiddleware:
+    """Inference requests through :class:`~heal_swin.serve.memory.Admission` (see the module docstring)."""
+
+    def __init__(self, app: Any, admission: Admission, stage: str, metrics: Metrics | None = None) -> None:
+        self.app = app
+        self.admission = admission
+        self.stage = stage
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not is_inference(scope):
+            return await self.app(scope, receive, send)
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
+        if self.stage == "enter":
+            try:
+                self.admission.enter()
+            except BusyError as e:
+                if self.metrics is not None:
+                    self.metrics.errors.labels("BusyError").inc()
+                return await send_json(send, 503, {"error": str(e)}, {**headers, "Connection": "close"})  # body unread
+            try:
+                return await self.app(scope, receive, send)
+            finally:
+                self.admission.leave()
+        try:
+            async with self.admission.slot():
+                await self.app(scope, receive, send)
+        except BusyError as e:
+            if self.metrics is not None:
+                self.metrics.errors.labels("BusyError").inc()
+            await send_json(send, 503, {"error": str(e)}, headers)

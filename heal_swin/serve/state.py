@@ -22,6 +22,7 @@ from heal_swin.serve.batching import MicroBatcher
 from heal_swin.serve.config import ServeConfig
 from heal_swin.serve.errors import NotReadyError, WrongTaskError
 from heal_swin.serve.images import decode_image
+from heal_swin.serve.memory import Admission, apply_cache_budget, cache_bytes_in_use, check_budget, rss_bytes
 from heal_swin.serve.metrics import Metrics
 from heal_swin.serve.repository import ModelEntry, ModelRepository
 from heal_swin.serve.runtime import PROVIDERS, ModelRuntime, available_providers, ort_version
@@ -73,7 +74,12 @@ class ServiceState:
                 concurrency=config.concurrent_batches,
             )
         self.batchers = {name: self.version_batchers[name, rt.entry.version] for name, rt in self.runtimes.items()}
-        self.cameras = pl.LRU(max(8, config.projector_cache_size * 4))  # parsed calibration uploads, by hash
+        self.cameras = pl.LRU(256)  # parsed calibration uploads by hash (small objects; the maps are cached by bytes)
+        model_bytes = sum(_file_bytes(rt.entry.onnx_path) for rt in self.version_runtimes.values())
+        self.memory_parts = check_budget(config, model_bytes)
+        log.info("memory budget %d MiB; caches: %s", config.memory_budget_bytes >> 20, apply_cache_budget(config))
+        self.admission = Admission(config.max_inflight_requests, config.max_queued_requests, config.queue_timeout_s)
+        self.metrics.watch_memory(rss_bytes, cache_bytes_in_use)
         self.warm_error: str | None = None
         for name in self.runtimes:
             self.metrics.ready.labels(name).set(0)
@@ -202,6 +208,11 @@ class ServiceState:
             except (CalibrationError, ValueError) as e:
                 raise ImageSizeError(f"calibration cannot be scaled to {w}x{h}: {e}") from None
         return Prepared(image, camera, pl.model_input(image, m, camera))
+
+
+def _file_bytes(onnx_path) -> int:
+    """The model file and its external weights (``model.onnx.data``), if any."""
+    return sum(p.stat().st_size for p in onnx_path.parent.glob(onnx_path.name + "*") if p.is_file())
 
 
 def get_state(request: Request) -> ServiceState:

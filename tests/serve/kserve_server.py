@@ -22,7 +22,7 @@ import uvicorn
 from heal_swin.serve.app import create_app
 from heal_swin.serve.config import ServeConfig
 
-__all__ = ["free_port", "running_service"]
+__all__ = ["free_port", "running_app", "running_service"]
 
 
 def free_port() -> int:
@@ -34,8 +34,15 @@ def free_port() -> int:
 @contextmanager
 def running_service(config: ServeConfig, timeout: float = 60.0) -> Iterator[str]:
     """Serve ``config`` until the block ends; yields ``host:port`` once every model is ready."""
+    with running_app(create_app(config), timeout) as url:
+        yield url
+
+
+@contextmanager
+def running_app(app, timeout: float = 60.0) -> Iterator[str]:
+    """Serve an app made by ``create_app`` (possibly altered by the test) on a free port; yields ``host:port``."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="heal-swin-test-server", daemon=True)
     thread.start()
     url = f"127.0.0.1:{port}"
