@@ -1,22 +1,24 @@
 """Geometry benchmark: fisheye <-> HEALPix projection with precomputed maps vs the naive way.
 
-    python bench/bench_geometry.py [--calib CALIB.json] [--nside 256] [--repeat 20]
+    python bench/bench_geometry.py [--calib CALIB.json] [--nside 256] [--repeat 20] [--area-nsides 32,64]
 
 Prints a table and writes bench/results/geometry.json. Without --calib it uses the WoodScape FV
 calibration values (1280x966). "naive" recomputes the sampling per call with healpy and numpy (what
 a per-image script does); "python loop" samples pixel by pixel in Python on a subset, extrapolated.
+The anti-aliasing table compares ``to_sphere(..., "area")`` with ``"bilinear"`` (and with the
+``cv2.remap`` bilinear the taps replaced) at grids coarser than the image, calls interleaved.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import healpy as hp
 import numpy as np
@@ -79,11 +81,64 @@ def python_loop_to_sphere(camera: FisheyeCamera, grid: HealpixGrid, image: np.nd
     return time.perf_counter() - t0
 
 
+def _cv2_bilinear(camera: FisheyeCamera, grid: HealpixGrid) -> Callable[[np.ndarray], np.ndarray]:
+    """The projector's bilinear before the sampling taps: one ``cv2.remap`` at the pixel centres."""
+    import cv2
+
+    rays = grid.vectors()
+    uv, ok = camera.project(rays), camera.sees(rays)
+    cols = min(grid.npix, 4096)
+    u = np.where(ok, np.clip(uv[:, 0], 0, camera.width - 1), -16).astype(np.float32).reshape(-1, cols)
+    v = np.where(ok, np.clip(uv[:, 1], 0, camera.height - 1), -16).astype(np.float32).reshape(-1, cols)
+    return lambda img: cv2.remap(img, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def area_rows(camera: FisheyeCamera, nsides: list[int], image: np.ndarray, repeat: int) -> dict[str, dict]:
+    """Per nside: area vs bilinear maps and projection, measured interleaved (ratios within one run)."""
+    from heal_swin.geometry.taps import area_level
+
+    out = {}
+    for nside in nsides:
+        grid = HealpixGrid(nside)
+        proj = SphereProjector(camera, grid)
+        cold = {"area": [], "bilinear": []}
+        for _ in range(max(1, repeat // 10)):
+            for mode in ("bilinear", "area"):
+                projector_module.clear_memory_cache()
+                t0 = time.perf_counter()
+                proj.taps(mode)
+                cold[mode].append(time.perf_counter() - t0)
+        proj.taps("bilinear"), proj.taps("area")
+        remap = _cv2_bilinear(camera, grid)
+        calls = {
+            "area": lambda p=proj: p.to_sphere(image, "area"),
+            "bilinear": lambda p=proj: p.to_sphere(image),
+            "cv2": lambda r=remap: r(image),
+        }
+        warm = {k: [] for k in calls}
+        for _ in range(repeat):
+            for k, fn in calls.items():
+                t0 = time.perf_counter()
+                fn()
+                warm[k].append(time.perf_counter() - t0)
+        med = {k: 1e3 * statistics.median(v) for k, v in warm.items()}
+        out[str(nside)] = {
+            "level": area_level(camera, grid),
+            "area_taps": proj.taps("area").taps,
+            "maps_ms": {k: 1e3 * statistics.median(v) for k, v in cold.items()},
+            "project_ms": med,
+            "area / bilinear": med["area"] / med["bilinear"],
+            "bilinear / cv2.remap": med["bilinear"] / med["cv2"],
+        }
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calib", type=Path, default=None)
     ap.add_argument("--nside", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--area-nsides", default="32,64,128", help="grids for the area vs bilinear table")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "geometry.json")
     args = ap.parse_args()
 
@@ -102,7 +157,7 @@ def main() -> int:
 
     def fwd_only() -> None:
         projector_module.clear_memory_cache()
-        proj.forward_maps
+        _ = proj.forward_maps
 
     def bwd_only() -> None:
         projector_module.clear_memory_cache()
@@ -139,14 +194,22 @@ def main() -> int:
     print()
     for k, v in ratios.items():
         print(f"speed-up {k:40s} {v:8.1f}x")
+    area = area_rows(camera, [int(n) for n in args.area_nsides.split(",") if n], image, args.repeat)
+    print(f"\nAnti-aliased projection (uint8 RGB {camera.width}x{camera.height}), load {os.getloadavg()[0]:.1f}")
+    print(f"{'nside':>5s} {'L':>2s} {'K':>4s} {'maps bil ms':>11s} {'maps area ms':>12s} {'cv2 ms':>7s} {'bil ms':>7s} {'area ms':>8s} {'area/bil':>8s} {'bil/cv2':>7s}")
+    for n, r in area.items():
+        m, p = r["maps_ms"], r["project_ms"]
+        print(f"{n:>5s} {r['level']:2d} {r['area_taps']:4d} {m['bilinear']:11.1f} {m['area']:12.1f} {p['cv2']:7.2f} {p['bilinear']:7.2f} {p['area']:8.2f} {r['area / bilinear']:8.1f} {r['bilinear / cv2.remap']:7.1f}")
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
         "image": [camera.width, camera.height],
         "nside": grid.nside,
         "base_pixels": list(grid.base_pixels),
         "rows": {name.strip(): r for name, r in rows},
         "ratios": ratios,
+        "area_vs_bilinear": area,
+        "load_average": os.getloadavg(),
     }
     save_json(args.out, result)
     print(f"\nwrote {args.out}")

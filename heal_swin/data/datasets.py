@@ -10,7 +10,7 @@ One class, :class:`FisheyeDataset`, two views:
     ``camera``       str camera name (FV, RV, MVL, MVR); ``name`` str sample id (``NNNNN_CAM``)
 
 ``view="sphere"`` — projected on the fly onto ``grid`` with the cached sampling maps
-(image bilinear, label and depth nearest):
+(image bilinear or area, see ``resample``; label and depth nearest):
     ``image``  float32 (3, N), normalised, 0 outside the image
     ``label``  int64 (N,), ``IGNORE_INDEX`` outside the image (``valid`` False)
     ``valid``  bool (N,) grid pixels that see the image
@@ -82,6 +82,9 @@ class FisheyeDataset(Dataset):
         split: ``train``, ``val``, ``test`` or ``all`` (split files when present, else seeded).
         view: ``flat`` or ``sphere``.
         grid: HEALPix grid for the sphere view (default nside 64, base pixels 0-7).
+        resample: how the image goes onto the grid: ``bilinear`` (point sampling at pixel centres)
+            or ``area`` (footprint mean, anti-aliased for grids coarser than the image). Labels
+            and depth are always nearest (class ids and depth edges must not be mixed).
         cameras: keep only these cameras.
         size: optional (width, height) to resize flat samples to (calibration scaled).
         strips: WoodScape green strips: ``keep`` (void), ``ignore`` (IGNORE_INDEX), ``crop``.
@@ -101,6 +104,7 @@ class FisheyeDataset(Dataset):
         split: str = "train",
         view: View = "flat",
         grid: HealpixGrid | None = None,
+        resample: Literal["bilinear", "area"] = "bilinear",
         cameras: Sequence[str] | None = None,
         size: tuple[int, int] | None = None,
         strips: Literal["keep", "ignore", "crop"] = "keep",
@@ -123,6 +127,9 @@ class FisheyeDataset(Dataset):
         self.spec = self.index.spec
         self.view = view
         self.grid = grid if grid is not None else HealpixGrid(64)
+        if resample not in contract.RESAMPLE:
+            raise ValueError(f"resample: expected one of {', '.join(contract.RESAMPLE)}, got {resample!r}")
+        self.resample = resample
         self.size = tuple(size) if size is not None else None
         self.strips = strips
         self.transform = transform
@@ -188,7 +195,7 @@ class FisheyeDataset(Dataset):
         proj = SphereProjector(cam, self.grid, cache_dir=self.cache_dir)
         valid = proj.valid_mask
         sph: dict[str, Any] = {"valid": valid.copy()}
-        sph["image"] = contract.sphere_input(s["image"], proj, self.mean, self.std)  # (3, N)
+        sph["image"] = contract.sphere_input(s["image"], proj, self.mean, self.std, resample=self.resample)  # (3, N)
         if s["label"] is not None:
             sph["label"] = contract.labels_to_sphere(s["label"], proj, IGNORE_INDEX).astype(np.int64)
         if s["depth"] is not None:

@@ -278,6 +278,7 @@ def export_checkpoint(
             input_shape=[-1, 3, *spatial], output_shape=[-1, out_chans, *spatial], onnx_sha256="0" * 64, opset=1,
             nside=grid.nside if kind == "sphere" else None,
             base_pixels=list(grid.base_pixels) if kind == "sphere" else None,
+            resample=meta.get("resample", "bilinear"),
             img_size=list(spatial) if kind == "flat" else None,
             class_names=class_names, class_colours=class_colours,
             normalisation={"colour_order": "RGB", "scale": 1 / 255, "mean": mean, "std": std},

@@ -1,275 +1,76 @@
-"""Fisheye image <-> HEALPix sphere sampling with precomputed maps.
+"""Fisheye image <-> HEALPix sphere sampling with precomputed, cached maps.
 
 The sphere of one camera is its camera frame: a unit ray (X, Y, Z) is the HEALPix vector (x, y, z),
 so the optical axis is the north pole. Every map depends only on (camera intrinsics, nside, base
-pixels, image size); it is computed once, kept in an in-memory LRU and optionally on disk, and
-applied with ``cv2.remap`` or one gather.
-
-Back-projection with ``mode="bilinear"`` interpolates on the sphere in each base face's own
-(x, y) coordinates (the HEALPix projection of the face onto a square). The faces are laid out in
-an *atlas*: one ``(nside+2)^2`` tile per base face, whose one-pixel border holds the pixels across
-the seam from the neighbouring faces, so interpolation is continuous across face edges. Border
-pixels whose neighbour is outside the grid's base pixels repeat the edge pixel.
+pixels, image size); it is computed once, kept in the byte-bounded in-memory LRU
+``geometry.maps`` (:mod:`heal_swin.cache`) and optionally on disk, and applied as one gather:
+forward (image -> sphere) through :class:`~heal_swin.geometry.taps.SamplingTaps`, backward
+(sphere -> image) through :class:`~heal_swin.geometry.maps.BackwardMaps` and ``cv2.remap``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import warnings
-from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from threading import Lock
-from typing import Callable, Literal
+from typing import Literal
 
 import cv2
-import healpy as hp
 import numpy as np
 
+from heal_swin.cache import DiskCache, LRUCache
 from heal_swin.errors import InputError
 from heal_swin.geometry.camera import FisheyeCamera
-from heal_swin.geometry.healpix import HealpixGrid, face_coordinates
-from heal_swin.io import atomic_open
+from heal_swin.geometry.healpix import HealpixGrid
+from heal_swin.geometry.maps import CV_DTYPES, BackwardMaps, as_layout, compute_backward_maps, remap_nearest
+from heal_swin.geometry.taps import SamplingTaps, area_taps, bilinear_taps, nearest_taps
 
-__all__ = ["SphereProjector", "ImageSizeError", "ForwardMaps", "BackwardMaps", "clear_memory_cache", "memory_cache_size", "set_memory_cache_size"]
+__all__ = [
+    "MAP_CACHE",
+    "RESAMPLE_MODES",
+    "BackwardMaps",
+    "ImageSizeError",
+    "SamplingTaps",
+    "SphereProjector",
+    "clear_memory_cache",
+    "memory_cache_size",
+    "set_memory_cache_size",
+]
 
 Mode = Literal["bilinear", "nearest"]
-_CACHE_FORMAT = 2
-_OUTSIDE = -16.0  # remap coordinate that lies off any image: BORDER_CONSTANT fills it
-_CV_MAX = 32000  # cv2.remap needs each map dimension below SHRT_MAX
-_CV_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+Resample = Literal["nearest", "bilinear", "area"]
+RESAMPLE_MODES: tuple[str, ...] = ("nearest", "bilinear", "area")
+_CACHE_FORMAT = 3
+_TAPS: dict[str, Callable[[FisheyeCamera, HealpixGrid], SamplingTaps]] = {
+    "nearest": nearest_taps,
+    "bilinear": bilinear_taps,
+    "area": area_taps,
+}
 
 
 class ImageSizeError(InputError):
     """An image whose size does not match the calibration."""
 
 
-# ---------------------------------------------------------------- the maps
-@dataclass(frozen=True)
-class ForwardMaps:
-    """Sampling of the image at every grid pixel.
-
-    Attributes:
-        map_u, map_v: (R, Cc) float32 remap coordinates, N = R * Cc grid pixels in NESTED order;
-            valid ones are clamped into the image, invalid ones point off the image.
-        nearest: (N,) int64 flat index ``v * W + u`` of the nearest image pixel (0 where invalid).
-        valid: (N,) bool, the grid pixel's ray lands inside the image.
-    """
-
-    map_u: np.ndarray
-    map_v: np.ndarray
-    nearest: np.ndarray
-    valid: np.ndarray
-
-
-@dataclass(frozen=True)
-class BackwardMaps:
-    """Sampling of the sphere at every image pixel (for one output image size).
-
-    Attributes:
-        nearest: (H, W) int64 grid pixel containing each image pixel's ray; -1 outside the grid.
-        atlas_x, atlas_y: (H, W) float32 remap coordinates into the atlas (off the atlas when outside).
-        atlas_index: (Ha, Wa) int64 grid pixel shown at each atlas position.
-        nearest_src, atlas_src: (H, W, 2) and (Ha, Wa, 2) int16 (column, row) of ``nearest`` and
-            ``atlas_index`` in the values viewed as a 2-D image (``_forward_layout``), so that both
-            gathers run as multi-threaded ``cv2.remap`` calls; empty when N is too large for int16.
-    """
-
-    nearest: np.ndarray
-    atlas_x: np.ndarray
-    atlas_y: np.ndarray
-    atlas_index: np.ndarray
-    nearest_src: np.ndarray
-    atlas_src: np.ndarray
-
-    @property
-    def footprint(self) -> np.ndarray:
-        """(H, W) bool: image pixels whose ray falls inside the grid."""
-        return self.nearest >= 0
-
-
-# ------------------------------------------------------------- computation
-def _forward_layout(n: int) -> tuple[int, int]:
-    cols = min(n, 4096)
-    return n // cols, cols
-
-
-def compute_forward_maps(camera: FisheyeCamera, grid: HealpixGrid) -> ForwardMaps:
-    """Project every grid pixel centre into the image (see ``ForwardMaps``)."""
-    rays = grid.vectors()
-    uv = camera.project(rays)
-    valid = camera.sees(rays)
-    w, h = camera.width, camera.height
-    u = np.where(valid, np.clip(uv[:, 0], 0, w - 1), _OUTSIDE)
-    v = np.where(valid, np.clip(uv[:, 1], 0, h - 1), _OUTSIDE)
-    ui = np.clip(np.floor(uv[:, 0] + 0.5), 0, w - 1).astype(np.int64)
-    vi = np.clip(np.floor(uv[:, 1] + 0.5), 0, h - 1).astype(np.int64)
-    nearest = np.where(valid, vi * w + ui, 0)
-    shape = _forward_layout(grid.npix)
-    return ForwardMaps(
-        map_u=u.astype(np.float32).reshape(shape),
-        map_v=v.astype(np.float32).reshape(shape),
-        nearest=nearest,
-        valid=valid,
-    )
-
-
-def _atlas_layout(grid: HealpixGrid) -> tuple[int, int, int]:
-    """(tile size, tile columns, tile rows) of the atlas."""
-    tile = grid.nside + 2
-    cols = min(len(grid.base_pixels), 4)
-    rows = -(-len(grid.base_pixels) // cols)
-    return tile, cols, rows
-
-
-def compute_atlas_index(grid: HealpixGrid) -> np.ndarray:
-    """(Ha, Wa) grid pixel at every atlas position, seams padded from the neighbouring faces."""
-    nside = grid.nside
-    tile, cols, rows = _atlas_layout(grid)
-    pos = np.arange(-1, nside + 1)
-    ix, iy = np.meshgrid(pos, pos, indexing="ij")  # tile[r, c] = face pixel (x = r - 1, y = c - 1)
-    cx, cy = np.clip(ix, 0, nside - 1), np.clip(iy, 0, nside - 1)
-    border = (ix != cx) | (iy != cy)
-    atlas = np.zeros((rows * tile, cols * tile), dtype=np.int64)
-    vec = grid.vectors()
-    for slot, face in enumerate(grid.base_pixels):
-        inner_pix = grid.local_index(hp.xyf2pix(nside, cx, cy, np.full_like(cx, face), nest=True))
-        idx = inner_pix.copy()
-        if nside > 1:
-            # Step from the edge pixel away from the face's interior: lands in the pixel across the seam.
-            mx = np.clip(2 * cx - ix, 0, nside - 1)
-            my = np.clip(2 * cy - iy, 0, nside - 1)
-            mirror = grid.local_index(hp.xyf2pix(nside, mx[border], my[border], np.full(border.sum(), face), nest=True))
-            edge = inner_pix[border]
-            d = 2 * vec[edge] - vec[mirror]
-            across = grid.local_index(hp.vec2pix(nside, d[:, 0], d[:, 1], d[:, 2], nest=True))
-            idx[border] = np.where(across >= 0, across, edge)
-        r0, c0 = (slot // cols) * tile, (slot % cols) * tile
-        atlas[r0 : r0 + tile, c0 : c0 + tile] = idx
-    return atlas
-
-
-def compute_backward_maps(camera: FisheyeCamera, grid: HealpixGrid) -> BackwardMaps:
-    """Locate every image pixel's ray on the grid (see ``BackwardMaps``)."""
-    rays = camera.pixel_rays().reshape(-1, 3)
-    ok = np.all(np.isfinite(rays), axis=-1)
-    rays = np.where(ok[:, None], rays, [0.0, 0.0, 1.0])
-    face, x, y = face_coordinates(grid.nside, rays)
-    slot = grid.face_slot(face)
-    inside = ok & (slot >= 0)
-    gx, gy = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
-    nearest = grid.local_index(hp.xyf2pix(grid.nside, gx, gy, face, nest=True))
-    nearest = np.where(inside, nearest, -1)
-    tile, cols, _ = _atlas_layout(grid)
-    s = np.maximum(slot, 0)
-    r0 = (s // cols) * tile + 1
-    c0 = (s % cols) * tile + 1
-    shape = (camera.height, camera.width)
-    atlas_index = compute_atlas_index(grid)
-    return BackwardMaps(
-        nearest=nearest.reshape(shape),
-        atlas_x=np.where(inside, c0 + y - 0.5, _OUTSIDE).astype(np.float32).reshape(shape),
-        atlas_y=np.where(inside, r0 + x - 0.5, _OUTSIDE).astype(np.float32).reshape(shape),
-        atlas_index=atlas_index,
-        nearest_src=_layout_position(nearest.reshape(shape), grid.npix),
-        atlas_src=_layout_position(atlas_index, grid.npix),
-    )
-
-
-def _layout_position(index: np.ndarray, n: int) -> np.ndarray:
-    """(..., 2) int16 (column, row) of grid pixels in the (R, Cc) layout; off-layout for -1."""
-    rows, cols = _forward_layout(n)
-    if rows >= _CV_MAX:
-        return np.zeros((0, 0, 2), dtype=np.int16)
-    col = np.where(index >= 0, index % cols, _OUTSIDE)
-    row = np.where(index >= 0, index // cols, _OUTSIDE)
-    return np.stack([col, row], axis=-1).astype(np.int16)
-
-
-def _as_layout(values: np.ndarray) -> np.ndarray:
-    rows, cols = _forward_layout(values.shape[0])
-    return np.ascontiguousarray(values).reshape(rows, cols, *values.shape[1:])
-
-
-def _remap_nearest(src: np.ndarray, positions: np.ndarray, fill: float) -> np.ndarray:
-    out = cv2.remap(src, positions, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * 4)
-    if fill != 0 and src.ndim == 3 and src.shape[2] > 4:  # cv2's border value has only 4 channels
-        out[positions[..., 1] < 0] = fill
-    return out
-
-
-# ------------------------------------------------------------------ caching
-class _MapCache:
-    """Thread-safe LRU of computed maps, backed by an optional on-disk ``.npz`` cache."""
-
-    def __init__(self, maxsize: int = 8) -> None:
-        self.maxsize = maxsize
-        self._items: OrderedDict[str, object] = OrderedDict()
-        self._lock = Lock()
-
-    def get(self, key: str, compute: Callable[[], object], cls: type, cache_dir: Path | None) -> object:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        value = _load(cache_dir, key, cls) if cache_dir is not None else None
-        if value is None:
-            value = compute()
-            if cache_dir is not None:
-                _save(cache_dir, key, value)
-        for arr in vars(value).values():
-            arr.setflags(write=False)
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-# Enough for every camera of a multi-vehicle dataset (WoodScape has dozens of distinct
-# intrinsics, doubled by flip augmentation); each entry holds the maps of one calibration.
-_CACHE = _MapCache(maxsize=int(os.environ.get("HEAL_SWIN_MAP_CACHE_SIZE", "64")))
+# Every map of every calibration in this process; a bound in bytes (env HEAL_SWIN_MAP_CACHE_BYTES,
+# default 2 GiB: a 1280x966 camera's backward maps plus its nside-256 taps are ~45 MB).
+MAP_CACHE = LRUCache(int(os.environ.get("HEAL_SWIN_MAP_CACHE_BYTES", str(2 << 30))), name="geometry.maps")
 
 
 def clear_memory_cache() -> None:
     """Drop every map held in memory (the disk cache is left alone)."""
-    _CACHE.clear()
+    MAP_CACHE.clear()
 
 
 def memory_cache_size() -> int:
-    """How many calibrations' maps the in-memory LRU keeps."""
-    return _CACHE.maxsize
+    """Deprecated: the entry bound of the map cache (0: bounded in bytes only, ``MAP_CACHE.max_bytes``)."""
+    return MAP_CACHE.max_items or 0
 
 
 def set_memory_cache_size(n: int) -> None:
-    """Keep the maps of up to ``n`` calibrations in memory (a service with many cameras wants more)."""
-    if n < 1:
-        raise ValueError(f"map cache size: expected >= 1, got {n}")
-    _CACHE.maxsize = int(n)
-
-
-def _load(cache_dir: Path, key: str, cls: type) -> object | None:
-    path = cache_dir / f"{key}.npz"
-    if not path.exists():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return cls(**{name: f[name] for name in cls.__dataclass_fields__})
-    except Exception:  # a corrupt or stale cache entry is recomputed, never fatal
-        return None
-
-
-def _save(cache_dir: Path, key: str, value: object) -> None:
-    try:
-        with atomic_open(cache_dir / f"{key}.npz") as f:  # readers never see a partial file
-            np.savez(f, **vars(value))
-    except OSError as e:  # a read-only or full cache directory costs speed, not correctness
-        warnings.warn(f"map cache {cache_dir}: could not write {key}.npz ({e.strerror})", stacklevel=3)
+    """Deprecated: also bound the map cache to ``n`` entries; set ``MAP_CACHE.max_bytes`` instead."""
+    MAP_CACHE.max_items = n
 
 
 def _cache_key(kind: str, camera: FisheyeCamera, grid: HealpixGrid) -> str:
@@ -277,7 +78,29 @@ def _cache_key(kind: str, camera: FisheyeCamera, grid: HealpixGrid) -> str:
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
 
 
-# ---------------------------------------------------------------- projector
+def _fields(value: object) -> dict[str, np.ndarray]:
+    return {name: getattr(value, name) for name in value.__dataclass_fields__}
+
+
+def _cached(key: str, compute: Callable[[], object], cls: type, cache_dir: Path | None) -> object:
+    def load_or_compute() -> object:
+        if cache_dir is None:
+            value = compute()
+        else:
+            arrays = DiskCache(cache_dir).load(key)
+            value = None
+            if arrays is not None and set(arrays) == set(cls.__dataclass_fields__):
+                value = cls(**arrays)
+            if value is None:
+                value = compute()
+                DiskCache(cache_dir).save(key, _fields(value))  # atomic: readers never see a partial file
+        for arr in _fields(value).values():
+            arr.setflags(write=False)
+        return value
+
+    return MAP_CACHE.get(key, load_or_compute)
+
+
 class SphereProjector:
     """Moves images between one fisheye camera and a HEALPix grid.
 
@@ -295,16 +118,24 @@ class SphereProjector:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else (Path(env) if env else None)
 
     # ------------------------------------------------------------- maps
+    def taps(self, mode: Resample = "bilinear") -> SamplingTaps:
+        """The forward sampling ``mode`` (nearest, bilinear or area) as taps: index (N, K) int32
+        into the image flattened to (H*W, C), weight (N, K) float32, valid (N,) bool."""
+        if mode not in _TAPS:
+            raise ValueError(f"mode: expected one of {', '.join(RESAMPLE_MODES)}, got {mode!r}")
+        key = _cache_key(f"taps-{mode}", self.camera, self.grid)
+        return _cached(key, lambda: _TAPS[mode](self.camera, self.grid), SamplingTaps, self.cache_dir)
+
     @property
-    def forward_maps(self) -> ForwardMaps:
-        key = _cache_key("fwd", self.camera, self.grid)
-        return _CACHE.get(key, lambda: compute_forward_maps(self.camera, self.grid), ForwardMaps, self.cache_dir)
+    def forward_maps(self) -> SamplingTaps:
+        """The bilinear taps (what ``to_sphere`` uses by default); computing them warms the cache."""
+        return self.taps("bilinear")
 
     def backward_maps(self, out_size: tuple[int, int] | None = None) -> BackwardMaps:
         """Maps for back-projection to an image of ``out_size = (width, height)`` (default: camera size)."""
         cam = self._camera_for(out_size)
         key = _cache_key("bwd", cam, self.grid)
-        return _CACHE.get(key, lambda: compute_backward_maps(cam, self.grid), BackwardMaps, self.cache_dir)
+        return _cached(key, lambda: compute_backward_maps(cam, self.grid), BackwardMaps, self.cache_dir)
 
     def _camera_for(self, out_size: tuple[int, int] | None) -> FisheyeCamera:
         if out_size is None or tuple(out_size) == self.camera.image_size:
@@ -313,8 +144,8 @@ class SphereProjector:
 
     @property
     def valid_mask(self) -> np.ndarray:
-        """(N,) bool: grid pixels that see the image."""
-        return self.forward_maps.valid
+        """(N,) bool: grid pixels that see the image (their centre's ray lands inside it)."""
+        return self.taps("nearest").valid
 
     def footprint(self, out_size: tuple[int, int] | None = None) -> np.ndarray:
         """(H, W) bool: image pixels whose ray falls inside the grid."""
@@ -338,58 +169,40 @@ class SphereProjector:
             )
         return img
 
-    def to_sphere(self, image: np.ndarray, mode: Mode = "bilinear", fill: float = 0) -> np.ndarray:
+    def to_sphere(self, image: np.ndarray, mode: Resample = "bilinear", fill: float = 0) -> np.ndarray:
         """Sample an image at every grid pixel.
 
         Args:
-            image: (H, W) or (H, W, C) array at the camera's size. ``bilinear`` for photographs,
-                ``nearest`` for label images (keeps the set of values; any dtype).
+            image: (H, W) or (H, W, C) array at the camera's size. ``bilinear`` (point sampling at
+                the pixel centre) or ``area`` (the mean over the pixel's footprint: anti-aliased,
+                for grids coarser than the image) for photographs; ``nearest`` for label images
+                (keeps the set of values; any dtype). See :mod:`heal_swin.geometry.taps`.
             fill: value of grid pixels outside the image.
 
         Returns:
-            (N,) or (N, C) array of the image's dtype, NESTED order (``bilinear`` on an integer
-            dtype cv2 cannot remap returns float32).
+            (N,) or (N, C) array, NESTED order: the image's dtype for ``nearest`` and for
+            uint8/uint16/int16/float32/float64 images (rounded), float32 otherwise.
         """
         img = self._check_image(image, "image")
-        maps = self.forward_maps
-        n = self.grid.npix
-        if mode == "nearest":
-            flat = img.reshape(-1, *img.shape[2:])
-            out = np.take(flat, maps.nearest, axis=0)
-            out[~maps.valid] = fill
+        taps = self.taps(mode)
+        if mode == "nearest":  # a plain gather keeps any dtype exactly
+            out = np.take(img.reshape(-1, *img.shape[2:]), taps.index[:, 0], axis=0)
+            out[~taps.valid] = fill
             return out
-        if mode != "bilinear":
-            raise ValueError(f"mode: expected 'bilinear' or 'nearest', got {mode!r}")
-        src = img if img.dtype.type in _CV_DTYPES else img.astype(np.float32)
-        chunks = []
-        for r0 in range(0, maps.map_u.shape[0], _CV_MAX):
-            chunks.append(
-                cv2.remap(
-                    src,
-                    maps.map_u[r0 : r0 + _CV_MAX],
-                    maps.map_v[r0 : r0 + _CV_MAX],
-                    cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_CONSTANT,
-                    borderValue=(fill,) * 4,
-                )
-            )
-        out = chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=0)
-        out = out.reshape(n, *img.shape[2:])
-        if fill != 0 and img.ndim == 3 and img.shape[2] > 4:  # cv2's border value has only 4 channels
-            out[~maps.valid] = fill
-        return out
+        return taps.apply(img, fill)
 
     def to_sphere_depth(self, depth: np.ndarray) -> np.ndarray:
         """(N,) float32 depth (metres along the ray), nearest; ``inf`` where invalid or off-image.
 
+        Nearest, not area: a mean across a depth edge would be a surface that is not there.
         Input depth that is not finite or not positive counts as invalid.
         """
         d = self._check_image(depth, "depth")
         if d.ndim != 2:
             raise ImageSizeError(f"depth: expected an (H, W) array, got shape {d.shape}")
-        maps = self.forward_maps
-        out = np.take(d.reshape(-1), maps.nearest).astype(np.float32)
-        bad = ~maps.valid | ~np.isfinite(out) | (out <= 0)
+        taps = self.taps("nearest")
+        out = np.take(d.reshape(-1), taps.index[:, 0]).astype(np.float32)
+        bad = ~taps.valid | ~np.isfinite(out) | (out <= 0)
         out[bad] = np.inf
         return out
 
@@ -415,24 +228,37 @@ class SphereProjector:
         """
         vals = np.asarray(values)
         if vals.ndim not in (1, 2) or vals.shape[0] != self.grid.npix:
-            raise ValueError(f"values: expected shape ({self.grid.npix},) or ({self.grid.npix}, C), got {vals.shape}")
+            raise ValueError(
+                f"values: expected shape ({self.grid.npix},) or ({self.grid.npix}, C), got {vals.shape}"
+            )
         if mode not in ("bilinear", "nearest"):
             raise ValueError(f"mode: expected 'bilinear' or 'nearest', got {mode!r}")
         maps = self.backward_maps(out_size)
         h, w = maps.nearest.shape
-        as_image = maps.nearest_src.size > 0 and vals.dtype.type in _CV_DTYPES
+        as_image = maps.nearest_src.size > 0 and vals.dtype.type in CV_DTYPES
         if mode == "nearest":
             if as_image:  # the gather as one multi-threaded remap of the values seen as an image
-                return _remap_nearest(_as_layout(vals), maps.nearest_src, fill)
+                return remap_nearest(as_layout(vals), maps.nearest_src, fill)
             # Labels as int32/int64/bool (or huge grids): a plain gather keeps the dtype exactly.
             idx = maps.nearest.reshape(-1)
             out = np.take(vals, np.maximum(idx, 0), axis=0)
             out[idx < 0] = fill
             return out.reshape(h, w, *vals.shape[1:])
-        src = vals if vals.dtype.type in _CV_DTYPES else vals.astype(np.float32)
+        src = vals if vals.dtype.type in CV_DTYPES else vals.astype(np.float32)
         # Lay the faces out as an atlas with seam borders, then interpolate inside it.
-        atlas = _remap_nearest(_as_layout(src), maps.atlas_src, 0) if as_image else np.take(src, maps.atlas_index, axis=0)
-        out = cv2.remap(atlas, maps.atlas_x, maps.atlas_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * 4)
+        atlas = (
+            remap_nearest(as_layout(src), maps.atlas_src, 0)
+            if as_image
+            else np.take(src, maps.atlas_index, axis=0)
+        )
+        out = cv2.remap(
+            atlas,
+            maps.atlas_x,
+            maps.atlas_y,
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(fill,) * 4,
+        )
         if fill != 0 and atlas.ndim == 3 and atlas.shape[2] > 4:  # cv2's border value has only 4 channels
             out[maps.nearest < 0] = fill
         return out

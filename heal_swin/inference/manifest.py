@@ -18,6 +18,7 @@ Example (segmentation, sphere model)::
       "input_kind": "sphere",                  # or "flat"
       "nside": 64, "base_pixels": [0, ..., 7], # sphere models (NESTED order); null for flat
       "img_size": null,                        # [H, W] for flat models
+      "resample": "bilinear",                  # sphere models: image -> grid, "bilinear" or "area"
       "in_chans": 3, "out_chans": 10,
       "input_name": "input", "output_name": "output",
       "input_shape": [-1, 3, 32768], "output_shape": [-1, 10, 32768],   # -1 = dynamic batch
@@ -120,6 +121,7 @@ class Manifest:
     nside: int | None = None
     base_pixels: list[int] | None = None
     img_size: list[int] | None = None
+    resample: str = "bilinear"  # sphere models: image -> grid sampling, "bilinear" or "area"
     class_names: list[str] = field(default_factory=list)
     class_colours: list[list[int]] = field(default_factory=list)
     normalisation: dict[str, Any] = field(
@@ -196,6 +198,8 @@ class Manifest:
                 or len(set(bp)) != len(bp)
             ):
                 raise bad("base_pixels", "a list of distinct integers 0..11", bp)
+            if self.resample not in ("bilinear", "area"):
+                raise bad("resample", "'bilinear' or 'area'", self.resample)
             spatial: list[int] = [self.npix or 0]
         else:
             sz = self.img_size

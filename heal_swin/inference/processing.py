@@ -3,7 +3,8 @@
 Training's dataset, evaluation, ``predict``, export, quantisation and the service all call these,
 so that every one of them feeds a model the same way:
 
-- sphere models: fisheye image (uint8) -> ``SphereProjector.to_sphere`` (bilinear, uint8) -> scaled to
+- sphere models: fisheye image (uint8) -> ``SphereProjector.to_sphere`` (the manifest's ``resample``:
+  bilinear or area, uint8; labels and depth nearest) -> scaled to
   [0, 1] -> ``(x - mean) / std`` -> ``(3, N)`` float32, grid pixels outside the image 0 (after
   normalisation); outputs ``(K, N)`` go back onto the fisheye image with ``to_image(nearest)``.
 - flat models: the image is resized with ``cv2.INTER_AREA`` (what training does) to the model's
@@ -16,20 +17,19 @@ manifest); ``model_input``, ``classes_to_image``, ``depth_from_output``... take 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
+from heal_swin.cache import LRUCache
 from heal_swin.geometry import FisheyeCamera, HealpixGrid, SphereProjector
 from heal_swin.inference.manifest import Manifest
 
 __all__ = [
     "LRU",
     "NO_CLASS",
+    "RESAMPLE",
     "classes_from_logits",
     "classes_to_image",
     "colour_overlay",
@@ -54,38 +54,19 @@ __all__ = [
     "sphere_to_image",
 ]
 
+RESAMPLE = ("bilinear", "area")  # how images go onto the sphere (labels and depth: nearest)
 NO_CLASS = 255  # class-mask value of image pixels without a prediction (outside the grid footprint)
 
 
-class LRU:
-    """A small thread-safe LRU cache: ``get(key, compute)``."""
-
-    def __init__(self, maxsize: int = 32) -> None:
-        self.maxsize = max(1, int(maxsize))
-        self._items: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
-
-    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return self._items[key]
-            self.misses += 1
-        value = compute()
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.maxsize:
-                self._items.popitem(last=False)
-        return value
-
-    def __len__(self) -> int:
-        return len(self._items)
+def LRU(maxsize: int = 32) -> LRUCache:
+    """Deprecated: an LRUCache bounded to ``maxsize`` entries (use :class:`heal_swin.cache.LRUCache`)."""
+    return LRUCache(1 << 40, max_items=max(1, int(maxsize)))
 
 
-_PROJECTORS = LRU(64)
-_VIEWS = LRU(16)
+# Projector handles hold no arrays (their maps live in the geometry's ``geometry.maps`` cache):
+# bounded by the per-entry overhead, 64 MiB / 256 B = 256k calibrations x grids.
+_PROJECTORS = LRUCache(64 << 20, name="inference.projectors")
+_VIEWS = LRUCache(256 << 20, name="inference.views")  # picture index maps, (H, W) int64 each
 
 
 # ------------------------------------------------------------------ core (no manifest)
@@ -126,9 +107,23 @@ def resize_nearest(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(values, tuple(size), interpolation=cv2.INTER_NEAREST)
 
 
-def sphere_input(image: np.ndarray, proj: SphereProjector, mean, std, scale: float = 1 / 255, reverse_channels: bool = False) -> np.ndarray:
-    """(H, W, 3) uint8 fisheye image -> (3, N) float32 normalised on ``proj``'s grid, 0 where the grid does not see it."""
-    x = normalise_pixels(proj.to_sphere(image, mode="bilinear", fill=0), mean, std, scale, reverse_channels)
+def sphere_input(
+    image: np.ndarray,
+    proj: SphereProjector,
+    mean,
+    std,
+    scale: float = 1 / 255,
+    reverse_channels: bool = False,
+    resample: str = "bilinear",
+) -> np.ndarray:
+    """(H, W, 3) uint8 fisheye image -> (3, N) float32 normalised on ``proj``'s grid, 0 where the grid does not see it.
+
+    ``resample``: ``bilinear`` (point sampling at pixel centres) or ``area`` (footprint mean,
+    anti-aliased for grids coarser than the image); both are ``proj.taps(resample)``.
+    """
+    if resample not in RESAMPLE:
+        raise ValueError(f"resample: expected one of {', '.join(RESAMPLE)}, got {resample!r}")
+    x = normalise_pixels(proj.to_sphere(image, mode=resample, fill=0), mean, std, scale, reverse_channels)
     x[:, ~proj.valid_mask] = 0.0  # a constant the model learnt for "no image", whatever the mean
     return x
 
@@ -200,7 +195,7 @@ def model_input(image: np.ndarray, manifest: Manifest, camera: FisheyeCamera | N
     args = _norm_args(manifest, colour_order)
     if manifest.input_kind == "sphere":
         assert camera is not None
-        return sphere_input(image, projector_for(camera, manifest), *args)
+        return sphere_input(image, projector_for(camera, manifest), *args, resample=manifest.resample)
     return flat_input(image, manifest.img_size, *args)
 
 

@@ -37,6 +37,7 @@ class DataConfig:
     nside: int = 32
     base_pixels: list[int] = field(default_factory=lambda: list(range(8)))
     surround: bool = False  # one sample per frame: its cameras fused on the vehicle sphere (heal_swin.data.surround); base_pixels 0..11
+    resample: Literal["bilinear", "area"] = "bilinear"  # sphere view: image -> grid (labels, depth: nearest)
     image_size: list[int] | None = None  # [width, height] to resize to before projecting (None: native)
     cameras: list[str] | None = None
     batch_size: int = 4

@@ -62,6 +62,7 @@ class Predictor:
         self.grid = getattr(self.model, "grid", None) or HealpixGrid(int(nside), tuple(base))
         self.mean: list[float] = [float(v) for v in self.meta.get("mean", IMAGENET_MEAN)]
         self.std: list[float] = [float(v) for v in self.meta.get("std", IMAGENET_STD)]
+        self.resample: str = self.meta.get("resample", "bilinear")
         self.class_names: list[str] = list(self.meta.get("class_names", []))
         self.class_colours: list[list[int]] = [list(c) for c in self.meta.get("class_colours", [])]
 
@@ -84,7 +85,7 @@ class Predictor:
         footprint = proj.footprint()
         fill = IGNORE_INDEX if self.task == "segmentation" else np.inf
         if self.kind == "sphere":
-            out = self._run(contract.sphere_input(image_rgb, proj, self.mean, self.std))  # (3, N) in
+            out = self._run(contract.sphere_input(image_rgb, proj, self.mean, self.std, resample=self.resample))  # (3, N) in
             sphere, scores = self._postprocess(out)
             flat = contract.sphere_to_image(sphere, proj, fill)
         else:

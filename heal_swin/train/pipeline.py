@@ -77,6 +77,7 @@ def build_dataset(cfg: TrainConfig, split: str, train: bool = False, view: str |
         split=split,
         view=view,  # type: ignore[arg-type]
         grid=grid,
+        resample=d.resample,
         cameras=d.cameras,
         size=tuple(d.image_size) if d.image_size else None,
         strips="ignore" if d.dataset == "woodscape" else "keep",
@@ -185,6 +186,7 @@ def build_task(cfg: TrainConfig, stats: dict[str, Any], class_names: list[str], 
         "std": list(IMAGENET_STD),
         "nside": d.nside,
         "base_pixels": list(d.base_pixels),
+        "resample": d.resample,
         "image_size": d.image_size,
         "surround": d.surround,
     }

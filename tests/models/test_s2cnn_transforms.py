@@ -209,6 +209,7 @@ def test_disk_cache_round_trip(tmp_path, monkeypatch):
     files = list((tmp_path / "s2cnn").glob("demo-*.npz"))
     assert len(files) == 1 and not list((tmp_path / "s2cnn").glob("*.tmp"))
     files[0].write_bytes(b"corrupt")
+    _cache.MEMORY.clear()  # the in-memory layer would serve it otherwise
     c = _cache.cached_arrays("demo", {"x": 1}, build)
     assert len(calls) == 2 and np.array_equal(c["a"], a["a"])
     _cache.cached_arrays("demo", {"x": 2}, build)

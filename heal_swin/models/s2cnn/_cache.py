@@ -1,10 +1,10 @@
-"""Optional on-disk cache for precomputed float64 arrays (transform matrices, resampling maps).
+"""Caches of the S2CNN's precomputed float64 arrays (transform matrices, resampling maps).
 
-In-memory caching is done by ``functools.lru_cache`` on the builders; this module adds a disk
-layer when the environment variable ``HEAL_SWIN_CACHE_DIR`` names a directory. Files are
-``<dir>/s2cnn/<name>-<sha256>.npz`` where the hash covers the name, the parameters and
-``FORMAT_VERSION``; writes go to a temporary file first and are moved in with ``os.replace`` so
-that concurrent processes never see a half-written file.
+In memory: the byte-bounded LRU ``s2cnn.arrays`` (:mod:`heal_swin.cache`; env
+``HEAL_SWIN_S2CNN_CACHE_BYTES``, default 1 GiB). On disk, when the environment variable
+``HEAL_SWIN_CACHE_DIR`` names a directory: ``<dir>/s2cnn/<name>-<sha256>.npz`` through
+:class:`heal_swin.cache.DiskCache` (atomic writes, normal permissions, no pickle), where the hash
+covers the name, the parameters and ``FORMAT_VERSION``.
 """
 
 from __future__ import annotations
@@ -12,18 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "cache_key", "cached_arrays"]
+from heal_swin.cache import DiskCache, LRUCache
+
+__all__ = ["FORMAT_VERSION", "MEMORY", "cache_key", "cached_arrays"]
 
 FORMAT_VERSION = 1
 _ENV = "HEAL_SWIN_CACHE_DIR"
+MEMORY = LRUCache(int(os.environ.get("HEAL_SWIN_S2CNN_CACHE_BYTES", str(1 << 30))), name="s2cnn.arrays")
 
 
 def cache_key(name: str, params: dict[str, Any]) -> str:
@@ -41,33 +42,17 @@ def _readonly(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def cached_arrays(
     name: str, params: dict[str, Any], build: Callable[[], dict[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
-    """Return ``build()``, read from / written to the disk cache when ``HEAL_SWIN_CACHE_DIR`` is set.
+    """``build()`` (read-only arrays), from memory, else from / to the disk cache when ``HEAL_SWIN_CACHE_DIR`` is set.
 
     A corrupt or unreadable cache file is ignored and rebuilt; a failing write is not an error
     (the cache is an optimisation only).
     """
+    key = f"{name}-{cache_key(name, params)[:40]}"
     root = os.environ.get(_ENV)
-    if not root:
-        return _readonly(build())
-    folder = Path(root) / "s2cnn"
-    path = folder / f"{name}-{cache_key(name, params)[:40]}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return _readonly({k: z[k] for k in z.files})
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError):
-            pass  # fall through and rebuild
-    arrays = build()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}-", suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except OSError:
-        pass
-    return _readonly(arrays)
+
+    def load_or_build() -> dict[str, np.ndarray]:
+        if not root:
+            return _readonly(build())
+        return _readonly(DiskCache(Path(root) / "s2cnn").get(key, build))
+
+    return MEMORY.get((root, key), load_or_build)

@@ -13,8 +13,6 @@ plus a weighted sum -- no healpy on the hot path and an export-friendly graph.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import healpy as hp
 import numpy as np
 import torch
@@ -40,7 +38,6 @@ def _build_hp_to_dh(nside: int, base: tuple[int, ...], b: int) -> dict[str, np.n
     return {"index": np.where(local >= 0, local, 0).astype(np.int64), "weight": w, "valid": valid}
 
 
-@lru_cache(maxsize=16)
 def healpix_to_dh_map(
     nside: int, base_pixels: tuple[int, ...], b: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,7 +77,6 @@ def _build_dh_to_hp(nside: int, base: tuple[int, ...], b: int) -> dict[str, np.n
     return {"index": np.stack(idx, axis=1), "weight": np.stack(wts, axis=1)}
 
 
-@lru_cache(maxsize=16)
 def dh_to_healpix_map(nside: int, base_pixels: tuple[int, ...], b: int) -> tuple[np.ndarray, np.ndarray]:
     """Bilinear DH -> HEALPix map: index (N, 4) int64 into the flattened ``(2b·2b)`` DH grid, weight (N, 4)."""
     base = tuple(int(x) for x in base_pixels)
