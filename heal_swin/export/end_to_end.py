@@ -144,7 +144,7 @@ def export_end_to_end(
     w, h = camera.image_size
     log(f"end-to-end model for camera {camera_name} ({w}x{h}) around {m.name} ...")
     proj = pl.projector_for(camera, m)
-    taps = pipeline_taps(proj)
+    taps = pipeline_taps(proj, m.resample)
     sphere = onnx.load(str(model_folder / str(FP32_VERSION) / m.onnx_file))
     norm = m.normalisation
     e2e = build_end_to_end(

@@ -86,8 +86,8 @@ def test_any_number_of_taps(repo):
     proj = pl.projector_for(SMALL, m)
     img = frames(SMALL)[1]
     n, hw = proj.grid.npix, SMALL.width * SMALL.height
-    fwd = proj.forward_maps
-    nearest = Taps(fwd.nearest[:, None].astype(np.int64), fwd.valid[:, None].astype(np.float32), fwd.valid)
+    fwd = proj.taps("nearest")
+    nearest = Taps(fwd.index.astype(np.int64), fwd.weight, fwd.valid)
     rng = np.random.default_rng(0)
     w7 = rng.uniform(0, 1, (n, 7)).astype(np.float32)
     random7 = Taps(rng.integers(0, hw, (n, 7)), (w7 / w7.sum(1, keepdims=True)).astype(np.float32), rng.uniform(size=n) < 0.8)

@@ -181,7 +181,7 @@ def test_maps_are_cached_per_camera_in_memory_and_on_disk(rig, tmp_path):
     b = VehicleSphere(CameraRig.from_cameras(dict(zip(rig.names, rig.cameras))), vehicle_grid(8), cache_dir=tmp_path)
     assert a.maps is b.maps
     a.to_sphere([np.zeros((H, W), np.float32)] * 4)
-    assert len(list(tmp_path.glob("fwd-*.npz"))) == 4  # one forward map per camera
+    assert len(list(tmp_path.glob("taps-bilinear-*.npz"))) == 4  # one forward map per camera
     moved = VehicleSphere(rig, vehicle_grid(8), radius=10.0)
     assert moved.maps is not a.maps
 
