@@ -4,8 +4,8 @@ The masks (and depth) Triton returns for raw fisheye frames equal what our own s
 the same frames (``POST /v1/segment`` / ``/v1/depth``, in-process): same camera, same sphere model,
 the projection once in Python (service) and once inside the ONNX graph (Triton, Python backend).
 
-The server fixture is parametrised by the server kind, so the same client checks can run against
-other KServe v2 servers; gRPC only where the server speaks it.
+The server fixture is parametrised by the server kind: the same client checks run against tritonserver
+(HTTP and gRPC) and against ``heal-swin serve`` (HTTP; it serves the end-to-end models over KServe v2).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from tests.export.test_end_to_end import SMALL, frames
 
 W, H = SMALL.image_size
-CASES = [("tritonserver", "http"), ("tritonserver", "grpc")]
+CASES = [("tritonserver", "http"), ("tritonserver", "grpc"), ("heal-swin serve", "http")]  # our service has no gRPC
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,9 @@ def server(request):
     kind = request.param
     if kind == "tritonserver":
         ts = request.getfixturevalue("tritonserver")
-        return {"http": f"127.0.0.1:{ts.http_port}", "grpc": f"127.0.0.1:{ts.grpc_port}"}
+        return {"kind": kind, "http": f"127.0.0.1:{ts.http_port}", "grpc": f"127.0.0.1:{ts.grpc_port}"}
+    if kind == "heal-swin serve":
+        return {"kind": kind, "http": request.getfixturevalue("heal_swin_serve")}
     raise ValueError(kind)
 
 
@@ -100,7 +102,9 @@ def test_masks_equal_the_service(client, test_frames, service_outputs):
     assert np.any(want == 255) and len(np.unique(want[want != 255])) > 1  # a footprint and a real prediction
 
 
-@pytest.mark.parametrize(("server", "protocol"), CASES, indirect=["server"])
+# Not against heal-swin serve: it answers 422 "output 'depth' ... is not finite" (NaN outside the footprint),
+# even for binary outputs, which carry NaN fine.
+@pytest.mark.parametrize(("server", "protocol"), CASES[:2], indirect=["server"])
 def test_depth_equals_the_service(client, test_frames, service_outputs):
     mod, c = client
     got = infer(mod, c, "depth_small", test_frames, "depth")
@@ -120,20 +124,24 @@ def model_counts(c, model: str) -> tuple[int, int]:
 
 @pytest.mark.parametrize(("server", "protocol"), CASES, indirect=["server"])
 def test_concurrent_requests_are_batched_correctly(server, protocol, test_frames, service_outputs):
-    """8 requests in flight: dynamic batching hands several to one execute(); each gets its own frame's mask."""
+    """8 requests in flight: dynamic batching hands several to one execute(); each gets its own frame's mask.
+
+    ``seg_small_batching`` is ``seg_small`` with a 0.5 s batching window (see conftest).
+    """
     mod = client_module(protocol)
     c = mod.InferenceServerClient(server[protocol], **({"concurrency": 8} if protocol == "http" else {}))
-    before = model_counts(c, "seg_small")
+    model = "seg_small_batching"
+    before = model_counts(c, model) if server["kind"] == "tritonserver" else None
     order = [i % len(test_frames) for i in range(8)]
     pending = []
     for i in order:
         inp = mod.InferInput("image", [1, H, W, 3], "UINT8")
         inp.set_data_from_numpy(test_frames[i][None])
         if protocol == "http":
-            pending.append(c.async_infer("seg_small", [inp]))
+            pending.append(c.async_infer(model, [inp]))
         else:
             box: queue.Queue = queue.Queue()
-            c.async_infer("seg_small", [inp], callback=lambda result, error, box=box: box.put((result, error)))
+            c.async_infer(model, [inp], callback=lambda result, error, box=box: box.put((result, error)))
             pending.append(box)
     for i, p in zip(order, pending):
         if protocol == "http":
@@ -142,8 +150,9 @@ def test_concurrent_requests_are_batched_correctly(server, protocol, test_frames
             result, error = p.get(timeout=60)
             assert error is None, error
         np.testing.assert_array_equal(result.as_numpy("mask")[0], service_outputs[0][i])
-    after = model_counts(c, "seg_small")
-    assert after[0] - before[0] == 8 and after[1] - before[1] < 8, (before, after)  # some requests shared an execution
+    if server["kind"] == "tritonserver":  # Triton's statistics: some requests shared an execution of model.py
+        after = model_counts(c, model)
+        assert after[0] - before[0] == 8 and after[1] - before[1] < 8, (before, after)
     c.close()
 
 
