@@ -5,6 +5,7 @@
                    matrix (``camera_matrix`` / ``K`` / ``cameraMatrix``), the 4 ``cv2.fisheye``
                    coefficients (``distortion_coefficients`` / ``D`` / ``dist_coeffs``) and the image
                    size (``image_width`` + ``image_height``, or ``image_size`` = [w, h]). Identity extrinsic.
+                   ROS camera_info YAML ({rows, cols, data} matrices, distortion_model equidistant) too.
 ``kalibr``         Kalibr's camchain YAML (``camchain.yaml`` / ``camchain-imucam.yaml``), camera ``--camera``
                    (default cam0): ``camera_model`` + ``distortion_model`` pinhole+equidistant (KB),
                    pinhole+none (UCM, alpha 0), omni+radtan / omni+none / pinhole+radtan (Mei, xi 0 for
@@ -22,12 +23,14 @@ share. Every problem is a :class:`CalibrationError` naming the file and the fiel
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from heal_swin.geometry import calibration as _lim
@@ -134,8 +137,14 @@ def _fs_node(fs, keys: tuple[str, ...]):
 
 
 def _fs_numbers(node, src: str, fld: str) -> np.ndarray:
-    if node.isMap():  # an opencv-matrix
-        mat = node.mat()
+    if node.isMap():
+        data = node.getNode("data")
+        if node.getNode("dt").empty() and data.isSeq():  # ROS camera_info: {rows, cols, data}
+            return _fs_numbers(data, src, f"{fld}.data")
+        try:  # an opencv-matrix
+            mat = node.mat()
+        except cv2.error:
+            mat = None
         if mat is None:
             raise CalibrationError(src, fld, "an opencv-matrix", "an unreadable map")
         return np.asarray(mat, dtype=np.float64).ravel()
@@ -153,17 +162,17 @@ def _fs_numbers(node, src: str, fld: str) -> np.ndarray:
 
 
 def read_opencv_fisheye(path: str | Path) -> Conversion:
-    """OpenCV fisheye (Kannala-Brandt) calibration from a FileStorage YAML/JSON file."""
-    import cv2
-
+    """OpenCV fisheye (Kannala-Brandt) calibration from a FileStorage YAML/JSON file (or a ROS camera_info YAML)."""
     src = str(path)
     _read_bytes(path)  # existence and size limits before OpenCV parses it
     try:
         fs = cv2.FileStorage(src, cv2.FILE_STORAGE_READ)
     except (cv2.error, SystemError) as e:  # the binding may wrap cv2.error in a SystemError
         cause = e.__cause__ if isinstance(e, SystemError) and e.__cause__ is not None else e
-        msg = (getattr(cause, "err", None) or str(cause)).strip().splitlines()[-1]
-        msg = msg.split("in function", 1)[-1].strip(" '")[:120]  # e.g. "cam.yaml(10): Incorrect indentation"
+        # OpenCV's parser says "...error: (-212:Parsing error) skipSpaces in function 'cam.yaml(10): Incorrect indentation'"
+        text = re.sub(r"^.*?error: \([^)]*\) ", "", " ".join(str(cause).split()))
+        m = re.fullmatch(r"(.*?) in function '(.*)'", text)
+        msg = (m[2] if m else text).replace(src, Path(src).name)[:120]
         raise CalibrationError(src, "<file>", "an OpenCV FileStorage YAML or JSON file", msg) from None
     try:
         if not fs.isOpened():
@@ -185,6 +194,9 @@ def read_opencv_fisheye(path: str | Path) -> Conversion:
             why = f"{d.size} values" + (" (the pinhole model's k1 k2 p1 p2 [k3 ...]?)" if d.size in (5, 8, 12, 14) else "")
             raise CalibrationError(src, dkey, "4 cv2.fisheye coefficients k1..k4", why)
         size = _opencv_size(fs, src)
+        dm = fs.getNode("distortion_model")  # ROS camera_info names its model
+        if not dm.empty() and dm.isString() and dm.string() not in ("equidistant", "fisheye", "kannala_brandt"):
+            raise CalibrationError(src, "distortion_model", "equidistant (cv2.fisheye's model)", dm.string())
     finally:
         fs.release()
     with _source_fields({"intrinsic.k1..k4": dkey, "intrinsic.k*": dkey, "intrinsic.*": kkey, "fx": kkey, "fy": kkey}):

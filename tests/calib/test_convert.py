@@ -75,6 +75,21 @@ def test_opencv_filestorage_file_converts_exactly(tmp_path, capsys, suffix, keys
     np.testing.assert_allclose(rays[front, :2] / rays[front, 2:], und[front], atol=1e-9)
 
 
+def test_ros_camera_info_yaml_converts_exactly(tmp_path, capsys):
+    path = tmp_path / "camera_info.yaml"
+    path.write_text(yaml.safe_dump({
+        "image_width": 1280, "image_height": 800, "camera_name": "front", "distortion_model": "equidistant",
+        "camera_matrix": {"rows": 3, "cols": 3, "data": K.ravel().tolist()},
+        "distortion_coefficients": {"rows": 1, "cols": 4, "data": D.tolist()},
+    }, default_flow_style=None))
+    cam, _, _ = convert(tmp_path, capsys, "opencv-fisheye", path)
+    rays = _front_rays(5000, 85.0, seed=7)
+    ref, _ = cv2.fisheye.projectPoints(rays.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), K, D)
+    np.testing.assert_allclose(cam.project(rays), ref.reshape(-1, 2), atol=1e-9, rtol=0)
+    path.write_text(path.read_text().replace("equidistant", "plumb_bob"))
+    assert "field 'distortion_model': expected equidistant" in fails(tmp_path, capsys, "opencv-fisheye", path)
+
+
 # ---------------------------------------------------------------- Kalibr
 def _kalibr_equidistant(p, intr, dist):
     fu, fv, pu, pv = intr
@@ -107,6 +122,10 @@ CAMCHAIN = {
              "distortion_coeffs": [], "resolution": [512, 512], "T_cam_imu": T_CAM_IMU},
     "cam3": {"camera_model": "eucm", "distortion_model": "none", "intrinsics": [0.58, 1.05, 158.3, 158.2, 254.9, 256.9],
              "distortion_coeffs": [], "resolution": [512, 512], "T_cam_imu": T_CAM_IMU},
+    "cam4": {"camera_model": "pinhole", "distortion_model": "radtan", "intrinsics": [458.6, 457.3, 367.2, 248.4],
+             "distortion_coeffs": [-0.283, 0.074, 0.0, 0.0], "resolution": [752, 480], "T_cam_imu": T_CAM_IMU},
+    "cam5": {"camera_model": "pinhole", "distortion_model": "none", "intrinsics": [458.6, 457.3, 367.2, 248.4],
+             "resolution": [752, 480], "T_cam_imu": T_CAM_IMU},
 }
 
 
@@ -125,7 +144,10 @@ def test_kalibr_camchain_converts_exactly(tmp_path, capsys, name):
     rays = _front_rays(50_000, 150.0, seed=2)
     if c["camera_model"] == "pinhole":
         rays = rays[(rays[:, 2] > 0.05) & cam.sees(rays)]
-        ref = _kalibr_equidistant(rays, c["intrinsics"], c["distortion_coeffs"])
+        if c["distortion_model"] == "equidistant":
+            ref = _kalibr_equidistant(rays, c["intrinsics"], c["distortion_coeffs"])
+        else:  # the pinhole projection is the omni one with xi = 0
+            ref = _kalibr_omni_radtan(rays, [0.0, *c["intrinsics"]], c.get("distortion_coeffs", [0.0] * 4))
     elif c["camera_model"] == "omni":
         rays = rays[cam.sees(rays)]
         ref = _kalibr_omni_radtan(rays, c["intrinsics"], c["distortion_coeffs"])
@@ -259,7 +281,8 @@ def test_bad_files_are_one_line_errors_naming_file_and_field(tmp_path, capsys):
     fs.release()
     err = fails(tmp_path, capsys, "opencv-fisheye", fs_path)
     assert "field 'distortion_coefficients'" in err and "5 values" in err
-    assert "field '<file>'" in fails(tmp_path, capsys, "opencv-fisheye", broken)
+    err = fails(tmp_path, capsys, "opencv-fisheye", broken)
+    assert "field '<file>'" in err and "broken.yaml(" in err and "skipSpaces" not in err
     skew = tmp_path / "skew.yaml"
     fs = cv2.FileStorage(str(skew), cv2.FILE_STORAGE_WRITE)
     fs.write("image_size", (1280, 800))
