@@ -15,7 +15,7 @@ import numpy as np
 
 from heal_swin.errors import InputError
 
-__all__ = ["HealpixGrid", "GridError", "face_coordinates", "DEFAULT_BASE_PIXELS"]
+__all__ = ["DEFAULT_BASE_PIXELS", "GridError", "HealpixGrid", "face_coordinates"]
 
 DEFAULT_BASE_PIXELS: tuple[int, ...] = tuple(range(8))
 _MAX_NSIDE = 1 << 13
@@ -79,11 +79,6 @@ class HealpixGrid:
         return self.nside.bit_length() - 1
 
     @property
-    def pixel_area(self) -> float:
-        """Solid angle of one pixel in steradians."""
-        return 4.0 * np.pi / (12 * self.pixels_per_face)
-
-    @property
     def key(self) -> str:
         """Short stable string identifying the grid (for cache keys and file names)."""
         return f"nside{self.nside}_base{'-'.join(map(str, self.base_pixels))}"
@@ -124,13 +119,13 @@ class HealpixGrid:
         return _face_xy(self.nside, self.base_pixels)
 
     # ---------------------------------------------------- quad-tree levels
-    def coarser(self, levels: int = 1) -> "HealpixGrid":
+    def coarser(self, levels: int = 1) -> HealpixGrid:
         """The grid ``levels`` steps up the quad-tree (nside / 2**levels), same base pixels."""
         if levels < 0 or (self.nside >> levels) < 1:
             raise GridError(f"levels: expected 0..{self.order} for nside {self.nside}, got {levels}")
         return HealpixGrid(self.nside >> levels, self.base_pixels)
 
-    def finer(self, levels: int = 1) -> "HealpixGrid":
+    def finer(self, levels: int = 1) -> HealpixGrid:
         """The grid ``levels`` steps down the quad-tree (nside * 2**levels)."""
         return HealpixGrid(self.nside << levels, self.base_pixels)
 
@@ -143,10 +138,6 @@ class HealpixGrid:
         """(N, 4**levels) indices of each pixel's descendants in ``finer(levels)``."""
         k = 4**levels
         return np.arange(self.npix, dtype=np.int64)[:, None] * k + np.arange(k, dtype=np.int64)
-
-    def contains_face(self, face: np.ndarray) -> np.ndarray:
-        """Boolean array: which base faces (0..11) are part of the grid."""
-        return _face_slots(self.base_pixels)[np.asarray(face)] >= 0
 
     def face_slot(self, face: np.ndarray) -> np.ndarray:
         """Position of base faces (0..11) in ``base_pixels``; -1 if not in the grid."""

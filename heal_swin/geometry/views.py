@@ -13,7 +13,7 @@ import numpy as np
 
 from heal_swin.geometry.healpix import HealpixGrid
 
-__all__ = ["sphere_view", "colorize_scalar"]
+__all__ = ["colorize_scalar", "sphere_view"]
 
 Projection = Literal["mollweide", "orthographic"]
 

@@ -18,7 +18,7 @@ def test_vectors_equal_healpy_nested(nside, base):
     np.testing.assert_array_equal(grid.global_index, expected_global)
     np.testing.assert_allclose(grid.vectors(), np.stack(hp.pix2vec(nside, expected_global, nest=True), -1), atol=0)
     np.testing.assert_array_equal(grid.ring_index(), hp.nest2ring(nside, expected_global))
-    x, y, f = hp.pix2xyf(nside, expected_global, nest=True)
+    x, y, _f = hp.pix2xyf(nside, expected_global, nest=True)
     np.testing.assert_array_equal(grid.face_xy(), np.stack([x, y], -1))
     assert grid.npix == len(base) * nside**2
 
