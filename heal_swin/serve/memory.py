@@ -32,7 +32,7 @@ log = logging.getLogger("heal_swin.serve")
 # measures the server's RSS under the worst request mix against the budget (BENCHMARKS.md).
 _PER_UPLOAD_BYTE = 2  # the body, and its copy when multipart parsing spools it
 _PER_IMAGE_PIXEL = 40  # decoded BGR, model-size copies, mask/overlay, PNG encoding, map computation for a new size
-_PER_TENSOR_ELEMENT = 24  # v2: input + output float32, their copies, and JSON text of the output streamed in slices
+_PER_TENSOR_ELEMENT = 12  # v2: input + output float32 and a copy (JSON output text is streamed in slices)
 _BACKWARD_MAP_BYTES_PER_PIXEL = 40  # the largest cache entry: back-projection maps of one image size
 _RUNTIME_BYTES = 160 << 20  # Python, numpy, OpenCV, onnxruntime, FastAPI before any model
 

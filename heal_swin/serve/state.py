@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -28,7 +29,7 @@ from heal_swin.serve.repository import ModelEntry, ModelRepository
 from heal_swin.serve.runtime import PROVIDERS, ModelRuntime, available_providers, ort_version
 from heal_swin.serve.schemas import ModelSummary
 
-__all__ = ["Prepared", "ServiceState", "StateDep", "get_state"]
+__all__ = ["Prepared", "RunStats", "ServiceState", "StateDep", "get_state"]
 
 log = logging.getLogger("heal_swin.serve")
 
@@ -40,6 +41,16 @@ class Prepared:
     image: np.ndarray
     camera: FisheyeCamera | None
     x: np.ndarray
+
+
+@dataclass
+class RunStats:
+    """Model runs of one version (Triton's statistics extension): samples, runs, seconds, last run (ms since epoch)."""
+
+    inferences: int = 0
+    executions: int = 0
+    seconds: float = 0.0
+    last_ms: int = 0
 
 
 class ServiceState:
@@ -61,6 +72,7 @@ class ServiceState:
             name: self.version_runtimes[name, e.version] for name, e in self.repo.models.items()
         }
         max_batch = config.max_batch_size if config.batching else 1
+        self.stats: dict[tuple[str, int], RunStats] = {}
         self.version_batchers: dict[tuple[str, int], MicroBatcher] = {}
         for (name, v), rt in self.version_runtimes.items():
             default = rt is self.runtimes[name]
@@ -68,7 +80,7 @@ class ServiceState:
                 rt.run if rt.single_tensor else rt.run_feeds,  # several tensors: {name: array} per request, not batched
                 max_batch=max_batch if default and rt.single_tensor else 1,
                 max_wait_ms=config.max_wait_ms,
-                on_batch=lambda size, sec, n=name: self.metrics.observe_batch(n, size, sec),
+                on_batch=lambda size, sec, key=(name, v): self._observe(key, size, sec),
                 name=name if default else f"{name}/{v}",
                 concurrent_batches=config.concurrent_batches,
                 concurrency=config.concurrent_batches,
@@ -83,6 +95,14 @@ class ServiceState:
         self.warm_error: str | None = None
         for name in self.runtimes:
             self.metrics.ready.labels(name).set(0)
+
+    def _observe(self, key: tuple[str, int], size: int, seconds: float) -> None:
+        self.metrics.observe_batch(key[0], size, seconds)
+        st = self.stats.setdefault(key, RunStats())
+        st.inferences += size
+        st.executions += 1
+        st.seconds += seconds
+        st.last_ms = int(time.time() * 1000)
 
     def _warn_providers(self) -> None:
         """One warning line when a configured execution provider does not run the models here."""

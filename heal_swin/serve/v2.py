@@ -238,7 +238,7 @@ def _json_text(head: dict, json_tensors: list[tuple[int, np.ndarray]]) -> Iterat
         for start in range(0, flat.size, 65536):
             part = flat[start : start + 65536]
             values = part.tolist() if part.dtype != np.float16 else part.astype(np.float32).tolist()
-            if part.dtype.kind == "f":
+            if part.dtype.kind == "f" and not np.isfinite(part).all():  # NaN = no prediction (depth outside the grid)
                 values = [v if math.isfinite(v) else None for v in values]
             piece = json.dumps(values)[1:-1]
             yield (b"," if start else b"") + piece.encode()

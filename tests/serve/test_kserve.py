@@ -90,6 +90,9 @@ def test_infer_sphere_model_versions(client, kserve_repo, binary):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
         r = res.get_response()
         assert r["model_version"] == (version or "2") and r["id"] == "r1"
+    stats = {s["version"]: s for s in client.get_inference_statistics("seg")["model_stats"]}
+    assert stats["1"]["inference_count"] >= 2 and stats["2"]["inference_count"] >= 4  # 2 samples per request
+    assert stats["2"]["execution_count"] >= 2 and stats["2"]["inference_stats"]["success"]["count"] == stats["2"]["inference_count"]
 
 
 def test_infer_end_to_end_interface(client, kserve_repo):

@@ -30,6 +30,8 @@ OPERATIONS = [
     "GET /v2/models/{name}",
     "GET /v2/models/{name}/config",
     "GET /v2/models/{name}/ready",
+    "GET /v2/models/{name}/stats",
+    "GET /v2/models/{name}/versions/{version}/stats",
     "POST /v2/models/{name}/infer",
     "GET /v2/models/{name}/versions/{version}",
     "GET /v2/models/{name}/versions/{version}/ready",

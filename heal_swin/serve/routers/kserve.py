@@ -19,7 +19,6 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from heal_swin import __version__
-from heal_swin.errors import InputError
 from heal_swin.inference.triton import PLATFORM
 from heal_swin.serve import v2
 from heal_swin.serve.errors import ERROR_RESPONSES, PayloadTooLargeError, error_response
@@ -33,7 +32,7 @@ from heal_swin.serve.schemas import (
     ServerMetadata,
     TensorMetadata,
 )
-from heal_swin.serve.state import ServiceState, StateDep
+from heal_swin.serve.state import RunStats, ServiceState, StateDep
 
 __all__ = ["openapi_components", "router"]
 
@@ -45,7 +44,7 @@ _INFER_ERRORS = {k: v for k, v in ERROR_RESPONSES.items() if k != 415}
 
 @router.get("", response_model=ServerMetadata, summary="Server metadata")
 async def server_metadata() -> ServerMetadata:
-    return ServerMetadata(name="heal-swin", version=__version__, extensions=["binary_tensor_data", "model_configuration"])
+    return ServerMetadata(name="heal-swin", version=__version__, extensions=["binary_tensor_data", "model_configuration", "statistics"])
 
 
 @router.get("/health/live", response_model=LiveResponse, summary="Liveness")
@@ -124,8 +123,6 @@ async def _infer(state: ServiceState, name: str, version: str | None, request: R
     for spec, binary in wanted:
         arr = by_name[spec.name]
         total += arr.size
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            raise InputError(f"output {spec.name!r} of model {entry.name!r} is not finite for this input")
         outputs.append((spec, binary, arr))
     if total > cfg.max_tensor_elements:
         raise PayloadTooLargeError(f"outputs: {total} tensor elements, above the limit of {cfg.max_tensor_elements} (max_tensor_elements)")
@@ -162,6 +159,28 @@ async def model_metadata(name: str, state: StateDep) -> ModelMetadata:
 @router.get("/models/{name}/config", responses=_META_ERRORS, summary="Model configuration (Triton's model_configuration extension)")
 async def model_config(name: str, state: StateDep) -> dict:
     return _config(state, name)
+
+
+@router.get("/models/{name}/stats", responses=_META_ERRORS, summary="Inference statistics (Triton's statistics extension)")
+async def model_stats(name: str, state: StateDep) -> dict:
+    entry = state.repo.model(name)
+    return {"model_stats": [_stats(state, entry.name, v) for v in state.repo.versions[entry.name]]}
+
+
+@router.get("/models/{name}/versions/{version}/stats", responses=_META_ERRORS, summary="Inference statistics of a version")
+async def version_stats(name: str, version: str, state: StateDep) -> dict:
+    entry = state.repo.model(name, version)
+    return {"model_stats": [_stats(state, entry.name, entry.version)]}
+
+
+def _stats(state: ServiceState, name: str, version: int) -> dict:
+    st = state.stats.get((name, version)) or RunStats()
+    ns = int(st.seconds * 1e9)
+    return {
+        "name": name, "version": str(version), "last_inference": st.last_ms,
+        "inference_count": st.inferences, "execution_count": st.executions,
+        "inference_stats": {"success": {"count": st.inferences, "ns": ns}, "compute_infer": {"count": st.executions, "ns": ns}},
+    }  # fmt: skip
 
 
 @router.get("/models/{name}/ready", response_model=ModelReadyResponse, responses=_READY_ERRORS, summary="Model readiness (default version)")
