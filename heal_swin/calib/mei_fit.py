@@ -5,7 +5,7 @@ calibrations), and radtan's tangential terms r1, r2 are not. When they are non-z
 Kalibr model is sampled over the whole image (every pixel of a grid, step ``max(W, H) / 64`` for the
 fit and ``max(W, H) / 256`` for the report), each pixel is unprojected exactly (Newton on the
 distortion, then Mei's closed-form lift), and (fu, fv, pu, pv, xi, k1, k2) of the radial model are
-fitted by Levenberg-Marquardt to reproject those rays onto their pixels. The reprojection error over
+fitted by Levenberg-Marquardt (``scipy.optimize.least_squares``; the ``calib`` extra) to reproject those rays onto their pixels. The reprojection error over
 the report grid (max and mean, pixels) is returned; a fit worse than ``max_error`` is refused.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 from heal_swin.geometry.calibration import CalibrationError
 from heal_swin.geometry.camera import FisheyeCamera
 
-__all__ = ["fit_mei_radtan", "kalibr_omni_radtan_project", "kalibr_omni_radtan_unproject"]
+__all__ = ["fit_mei_radtan", "kalibr_omni_radtan_unproject"]
 
 
 def _distort(m: np.ndarray, dist: tuple[float, ...]) -> np.ndarray:
@@ -43,18 +43,12 @@ def _distort_jacobian(m: np.ndarray, dist: tuple[float, ...]) -> np.ndarray:
     return j
 
 
-def kalibr_omni_radtan_project(rays: np.ndarray, intr: tuple[float, ...], dist: tuple[float, ...]) -> np.ndarray:
-    """Kalibr's omni + radtan projection of points ``(n, 3)`` (intr = xi, fu, fv, pu, pv) -> ``(n, 2)`` pixels."""
-    xi, fu, fv, pu, pv = intr
-    p = np.asarray(rays, dtype=np.float64)
-    d = np.linalg.norm(p, axis=-1)
-    m = p[..., :2] / (p[..., 2] + xi * d)[..., None]
-    md = _distort(m, dist)
-    return np.stack([fu * md[..., 0] + pu, fv * md[..., 1] + pv], -1)
-
-
 def kalibr_omni_radtan_unproject(px: np.ndarray, intr: tuple[float, ...], dist: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inverse of ``kalibr_omni_radtan_project``: unit rays ``(n, 3)`` and a bool ``(n,)`` of pixels that have one."""
+    """Kalibr's omni + radtan unprojection of pixels ``(n, 2)`` (intr = xi, fu, fv, pu, pv; dist = k1, k2, r1, r2).
+
+    Exact: Newton on the distortion (analytic 2x2 Jacobian) to 1e-15, then Mei's closed-form lift.
+    Returns unit rays ``(n, 3)`` and a bool ``(n,)`` of the pixels that have one.
+    """
     xi, fu, fv, pu, pv = intr
     md = np.stack([(px[:, 0] - pu) / fu, (px[:, 1] - pv) / fv], -1)
     m = md.copy()
@@ -89,27 +83,15 @@ def _radial_project(rays: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.stack([f * m[:, 0] * g + pu, fv * m[:, 1] * g + pv], -1)
 
 
-def _levenberg_marquardt(rays: np.ndarray, px: np.ndarray, q: np.ndarray, iters: int = 100) -> np.ndarray:
-    def residual(q: np.ndarray) -> np.ndarray:
-        return (_radial_project(rays, q) - px).ravel()
+def _least_squares(rays: np.ndarray, px: np.ndarray, q0: np.ndarray, src: str) -> np.ndarray:
+    try:
+        from scipy.optimize import least_squares
+    except ModuleNotFoundError:
+        from heal_swin.errors import InputError
 
-    r = residual(q)
-    lam = 1e-3
-    for _ in range(iters):
-        h = 1e-7 * np.maximum(1.0, np.abs(q))
-        jac = np.stack([(residual(q + h[i] * np.eye(len(q))[i]) - r) / h[i] for i in range(len(q))], -1)
-        jtj, jtr = jac.T @ jac, jac.T @ r
-        step = np.linalg.solve(jtj + lam * np.diag(np.diag(jtj) + 1e-12), -jtr)
-        new = residual(q + step)
-        if np.all(np.isfinite(new)) and new @ new < r @ r:
-            q, r, lam = q + step, new, max(lam / 10, 1e-12)
-            if np.abs(step).max() < 1e-12 * np.abs(q).max():
-                break
-        else:
-            lam *= 10
-            if lam > 1e12:
-                break
-    return q
+        raise InputError(f"{src}: fitting radtan's tangential terms needs scipy: pip install 'heal-swin[calib]'") from None
+    res = least_squares(lambda q: (_radial_project(rays, q) - px).ravel(), q0, method="lm", x_scale="jac", xtol=1e-12, ftol=1e-12)
+    return res.x
 
 
 def fit_mei_radtan(
@@ -130,7 +112,7 @@ def fit_mei_radtan(
                                f"{int((~ok).sum())} of {ok.size} sampled pixels have no ray")
     fit_rays, _ = kalibr_omni_radtan_unproject(fit_px, intr, dist)
     xi, fu, fv, pu, pv = intr
-    q = _levenberg_marquardt(fit_rays, fit_px, np.array([fu, fv, pu, pv, xi, dist[0], dist[1]], dtype=np.float64))
+    q = _least_squares(fit_rays, fit_px, np.array([fu, fv, pu, pv, xi, dist[0], dist[1]], dtype=np.float64), src)
     err = np.linalg.norm(_radial_project(rays, q) - eval_px, axis=-1)
     report = {"max_px": float(err.max()), "mean_px": float(err.mean()), "threshold_px": float(max_error),
               "pixels": int(err.size), "grid_step_px": int(eval_step)}

@@ -117,11 +117,11 @@ class FisheyeCamera:
                 f"maximum {rho_max:.1f} px at theta {theta_max:.1f} deg",
             )
         what, why = ("field of view covers", "field of view ends") if lens.limited_by_fov else ("rho(theta) increases up to", "rho(theta) stops increasing")
+        got = f"{why} at theta {theta_max:.1f} deg ({rho_max:.1f} px)"
+        if lens.theta_max >= math.pi * (1 - 1e-12):
+            got = f"theta reaches 180 deg at {rho_max:.1f} px"
         raise CalibrationError(
-            self.source,
-            lens.RANGE_FIELD,
-            f"a {self.model} lens whose {what} the image corner radius {needed:.1f} px",
-            f"{why} at theta {theta_max:.1f} deg ({rho_max:.1f} px)",
+            self.source, lens.RANGE_FIELD, f"a {self.model} lens whose {what} the image corner radius {needed:.1f} px", got
         )
 
     @property

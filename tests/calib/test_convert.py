@@ -201,6 +201,12 @@ def test_kalibr_tangential_distortion_is_fitted_and_reported(tmp_path, capsys):
     assert "cam0.distortion_coeffs" in err and "within 0.5 px" in err and "max " in err
 
 
+def test_tangential_fit_without_scipy_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "scipy.optimize", None)  # as if scipy were not installed
+    chain = {"cam0": {**CAMCHAIN["cam1"], "distortion_coeffs": [-0.21, 0.12, 0.0004, -0.0003]}}
+    assert "pip install 'heal-swin[calib]'" in fails(tmp_path, capsys, "kalibr", _write_yaml(tmp_path, chain))
+
+
 # ---------------------------------------------------------------- basalt
 def _basalt(tmp_path, ctype: str, intr: dict, res=(512, 512)):
     data = {"value0": {

@@ -220,6 +220,9 @@ def test_a_lens_not_monotonic_over_the_image_is_named():
     assert e.value.field == "intrinsic.k1..k4" and "stops increasing at theta 74.0 deg (258.2 px)" in str(e.value)
     cam = FisheyeCamera.from_focal("kannala_brandt", 300.0, 300.0, 199.5, 149.5, 400, 300, (-0.2, 0, 0, 0))
     assert cam.theta_monotonic == pytest.approx(1 / math.sqrt(0.6), abs=1e-12)
+    # An increasing lens whose 180 deg ends inside the image: rho(pi) = 50 pi = 157.1 px < 400 px.
+    with pytest.raises(CalibrationError, match=r"got 'theta reaches 180 deg at 157.1 px'"):
+        FisheyeCamera.from_focal("kannala_brandt", 50.0, 50.0, 319.5, 239.5, 640, 480, (0, 0, 0, 0))
 
 
 @pytest.mark.parametrize(
