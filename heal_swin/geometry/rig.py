@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from heal_swin.errors import InputError
+from heal_swin.geometry.calibration import parse_calibration_json
 from heal_swin.geometry.camera import FisheyeCamera
 from heal_swin.geometry.healpix import HealpixGrid
 from heal_swin.geometry.projector import SphereProjector
@@ -195,6 +196,20 @@ class CameraRig:
         if not isinstance(cams, Mapping) or not cams:
             raise RigError(f"{source}: field 'cameras': expected an object {{name: calibration}}, got {type(cams).__name__}")
         return cls.from_cameras({str(n): FisheyeCamera.from_dict(c, source=f"{source}: cameras.{n}") for n, c in cams.items()})
+
+    @classmethod
+    def from_json_text(cls, data: str | bytes, source: str = "<rig>") -> CameraRig:
+        """Parse rig JSON (a file's or an upload's bytes) within the calibration reader's size and depth limits."""
+        return cls.from_dict(parse_calibration_json(data, source), source=source)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> CameraRig:
+        """Read a rig JSON file (``to_dict``'s schema)."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise RigError(f"{path}: cannot read the rig file ({e.strerror or type(e).__name__})") from None
+        return cls.from_json_text(data, source=str(path))
 
     @classmethod
     def from_files(cls, files: Mapping[str, str | Path]) -> CameraRig:

@@ -31,10 +31,13 @@ from heal_swin.inference.processing import LRU, NO_CLASS, classes_from_logits, n
 __all__ = [
     "SurroundError",
     "SurroundPrediction",
+    "finish_surround",
+    "manifest_input",
     "panorama",
     "panorama_index",
     "predict_surround",
     "surround_classes",
+    "surround_grid",
     "surround_input",
     "surround_labels",
     "surround_masks",
@@ -171,6 +174,34 @@ class SurroundPrediction:
     picture: np.ndarray
 
 
+def surround_grid(manifest: Manifest) -> HealpixGrid:
+    """The vehicle-sphere grid of a surround model; SurroundError unless a segmentation sphere model on all 12 base pixels."""
+    if manifest.task != "segmentation" or manifest.input_kind != "sphere":
+        raise SurroundError(f"model {manifest.name!r}: expected a segmentation sphere model, got {manifest.task} on {manifest.input_kind}")
+    if list(manifest.base_pixels or []) != list(ALL_BASE_PIXELS):
+        raise SurroundError(f"model {manifest.name!r}: a surround model needs all 12 base pixels 0..11, got {manifest.base_pixels}")
+    return HealpixGrid(int(manifest.nside), ALL_BASE_PIXELS)
+
+
+def manifest_input(frames: Mapping[str, np.ndarray] | Sequence[np.ndarray], sphere: VehicleSphere, manifest: Manifest, colour_order: str = "BGR") -> np.ndarray:
+    """(3, N) model input of the frames (in ``colour_order``) normalised as the manifest says."""
+    norm = manifest.normalisation
+    reverse = norm.get("colour_order", "RGB") != colour_order
+    return surround_input(frames, sphere, manifest.mean, manifest.std, float(norm.get("scale", 1 / 255)), reverse)
+
+
+def finish_surround(logits: np.ndarray, sphere: VehicleSphere, manifest: Manifest, picture_width: int = 1024) -> SurroundPrediction:
+    """(K, N) logits on the vehicle sphere -> classes, a mask per camera and the panorama in the class colours."""
+    logits = np.asarray(logits)
+    if logits.ndim != 2 or logits.shape[1] != sphere.grid.npix:
+        raise SurroundError(f"model {manifest.name!r}: expected output (K, {sphere.grid.npix}), got {logits.shape}")
+    classes = classes_from_logits(logits)
+    classes[~sphere.valid_mask] = NO_CLASS
+    picture = panorama(palette_of(manifest.class_colours)[classes], sphere.grid, picture_width)
+    picture[panorama(~sphere.valid_mask, sphere.grid, picture_width)] = 96  # directions no camera sees
+    return SurroundPrediction(classes, surround_masks(classes, sphere), sphere.source, picture)
+
+
 def predict_surround(
     frames: Mapping[str, np.ndarray] | Sequence[np.ndarray],
     rig: CameraRig,
@@ -188,14 +219,8 @@ def predict_surround(
         manifest: a segmentation sphere model on all 12 base pixels.
         run: ``(1, 3, N) float32 -> (1, K, N)`` logits (an onnxruntime session, a torch model, ...).
     """
-    if manifest.task != "segmentation" or manifest.input_kind != "sphere":
-        raise SurroundError(f"model {manifest.name}: expected a segmentation sphere model, got {manifest.task} on {manifest.input_kind}")
-    grid = HealpixGrid(int(manifest.nside), tuple(manifest.base_pixels))
-    sphere = vehicle_sphere_for(rig, grid, radius)
-    norm = manifest.normalisation
-    reverse = norm.get("colour_order", "RGB") != colour_order
-    classes = surround_classes(frames, sphere, run, manifest.mean, manifest.std, float(norm.get("scale", 1 / 255)), reverse)
-    pal = palette_of(manifest.class_colours)
-    picture = panorama(pal[classes], grid, picture_width)
-    picture[panorama(~sphere.valid_mask, grid, picture_width)] = 96
-    return SurroundPrediction(classes, surround_masks(classes, sphere), sphere.source, picture)
+    sphere = vehicle_sphere_for(rig, surround_grid(manifest), radius)
+    logits = np.asarray(run(manifest_input(frames, sphere, manifest, colour_order)[None]))
+    if logits.ndim != 3 or logits.shape[0] != 1:
+        raise SurroundError(f"model {manifest.name!r}: expected output (1, K, {sphere.grid.npix}), got {logits.shape}")
+    return finish_surround(logits[0], sphere, manifest, picture_width)

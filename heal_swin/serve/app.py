@@ -2,6 +2,7 @@
 
 Endpoints (one router module each, :mod:`heal_swin.serve.routers`):
     POST /v1/segment, /v1/depth        fisheye image + calibration -> mask / overlay / depth / HEALPix JSON
+    POST /v1/surround                  the frames of a camera rig -> a mask per camera + a 360° panorama
     GET  /v1/models                    models, registered cameras and defaults (the demo page uses it)
     GET  /v2, /v2/health/live, /v2/health/ready, /v2/models/{name}[/versions/{v}][/ready]
     POST /v2/models/{name}[/versions/{v}]/infer   Open Inference Protocol (KServe v2) on the raw models
@@ -32,13 +33,13 @@ from heal_swin.serve.middleware import (
     LastResortMiddleware,
     MetricsMiddleware,
 )
-from heal_swin.serve.routers import fisheye, kserve, ops
+from heal_swin.serve.routers import fisheye, kserve, ops, surround
 from heal_swin.serve.state import ServiceState
 
 __all__ = ["ROUTERS", "app_from_env", "create_app"]
 
 # The routers every app includes; a new one is one more entry here.
-ROUTERS = (fisheye.router, kserve.router, ops.router)
+ROUTERS = (fisheye.router, kserve.router, ops.router, surround.router)
 
 
 def create_app(config: ServeConfig) -> FastAPI:

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 
 OPERATIONS = [
     "POST /v1/segment",
+    "POST /v1/surround",
     "POST /v1/depth",
     "GET /v1/models",
     "GET /v2",
