@@ -22,7 +22,8 @@ mei               f xi k1 k2                 f s (1 + k1 s^2 + k2 s^4), s = sin 
 Each model also gives ``theta_max``, the largest angle up to which ``rho`` is strictly increasing
 and defined (the field of view it can represent), ``rho_max = rho(theta_max)`` (may be ``inf``) and
 an exact inverse ``theta(rho)``: closed form for UCM / EUCM / DS (Usenko et al.'s unprojection),
-vectorised Newton to machine precision for the polynomial models.
+vectorised Newton to machine precision for the polynomial models (Mei: on its plane radius, then
+the closed-form lift).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import numpy as np
 
 from heal_swin.geometry import calibration as _lim
 from heal_swin.geometry.calibration import CalibrationError, first_positive_root, in_range
-from heal_swin.geometry.lens_base import LensModel, _coeffs, _f
+from heal_swin.geometry.lens_base import LensModel, _coeffs, _f, solve_monotonic
 
 __all__ = ["DoubleSphere", "ExtendedUnifiedCamera", "Mei", "UnifiedCamera"]
 
@@ -242,10 +242,34 @@ class Mei(LensModel):
             return math.acos(-1 / xi), 1 / math.sqrt(xi * xi - 1)
         return math.acos(-xi), math.inf
 
-    def _theta_of_s(self, s: float) -> float:
+    def _theta_of_s(self, s):
+        # Mei's lift of the plane point at radius s back to the unit sphere (closed form).
         xi = self.values[1]
-        k = (xi + math.sqrt(1 + (1 - xi * xi) * s * s)) / (1 + s * s)
-        return math.atan2(k * s, k - xi)
+        with np.errstate(invalid="ignore"):
+            k = (xi + np.sqrt(np.maximum(1 + (1 - xi * xi) * s * s, 0.0))) / (1 + s * s)
+            return np.arctan2(k * s, k - xi)
+
+    def theta_of_rho(self, rho):
+        """Newton on the radial polynomial s (1 + k1 s^2 + k2 s^4) = rho / f, then the closed-form lift."""
+        _, _, k1, k2 = self.values
+        t = np.asarray(rho, dtype=np.float64) / self.values[0]
+
+        def g(s):
+            s2 = s * s
+            return s * (1 + s2 * (k1 + s2 * k2))
+
+        def dg(s):
+            s2 = s * s
+            return 1 + s2 * (3 * k1 + s2 * 5 * k2)
+
+        s_hi = min(self._s_turn(), self._theta_s_max()[1])
+        if math.isinf(s_hi):  # g increases without bound: bracket the largest radius asked for
+            top = float(np.nanmax(t, initial=0.0)) if np.isfinite(t).any() else 0.0
+            s_hi = 1.0
+            while g(s_hi) < top and s_hi < 1e150:
+                s_hi *= 2
+        s = solve_monotonic(g, dg, s_hi / (1 - 1e-12), t)
+        return np.where(t <= self.rho_max / self.values[0], self._theta_of_s(s), np.nan)
 
     def _s_turn(self) -> float:
         _, _, k1, k2 = self.values
@@ -257,7 +281,7 @@ class Mei(LensModel):
     def theta_max(self) -> float:
         theta_s, s_max = self._theta_s_max()
         s_turn = self._s_turn()
-        return self._theta_of_s(s_turn) if s_turn < s_max else theta_s
+        return float(self._theta_of_s(s_turn)) if s_turn < s_max else theta_s
 
     @property
     def rho_max(self) -> float:
