@@ -177,7 +177,7 @@ def export_end_to_end(
             "calibration": camera.to_dict(),
             "sphere_model": m.name,
             "sphere_onnx_sha256": m.onnx_sha256,
-            "sampling": {"mode": "bilinear", "taps": taps.k},
+            "sampling": {"mode": m.resample, "taps": taps.k},
             "input": {"name": IMAGE_INPUT, "datatype": "UINT8", "shape": [-1, h, w, 3], "colour_order": "BGR"},
             "output": io_out,
             "triton_backend": backend,

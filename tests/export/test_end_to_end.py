@@ -47,6 +47,7 @@ def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     write_sphere_folder(root, "seg", "segmentation", nside=8)
     write_sphere_folder(root, "depth", "depth", nside=8, seed=1)
+    write_sphere_folder(root, "seg_area", "segmentation", nside=8, seed=3, resample="area")
     write_sphere_folder(root, "seg_bgr", "segmentation", nside=4, seed=2,
                         normalisation={"colour_order": "BGR", "scale": 1 / 200, "mean": [0.1, 0.5, 0.9], "std": [0.3, 0.2, 0.7]})  # fmt: skip
     return root
@@ -65,13 +66,15 @@ def test_taps_reproduce_to_sphere(camera):
         assert np.array_equal(taps.apply(img), proj.to_sphere(img, "bilinear"))
 
 
-@pytest.mark.parametrize("name", ["seg", "seg_bgr"])
+@pytest.mark.parametrize("name", ["seg", "seg_bgr", "seg_area"])
 def test_sphere_input_equals_model_input(repo, name):
     """The graph's input half gives ``model_input``'s float32 tensor bit for bit (RGB and BGR models)."""
     m = load_manifest(repo / name)
     proj = pl.projector_for(SMALL, m)
     norm = m.normalisation
-    g = build_sphere_input(pipeline_taps(proj), SMALL.image_size, mean=m.mean, std=m.std, scale=norm["scale"],
+    taps = pipeline_taps(proj, m.resample)
+    assert taps.k == 4 if m.resample == "bilinear" else taps.k > 4  # area: the footprint of a coarse grid pixel
+    g = build_sphere_input(taps, SMALL.image_size, mean=m.mean, std=m.std, scale=norm["scale"],
                            reverse_channels=norm["colour_order"] != "BGR")  # fmt: skip
     imgs = frames(SMALL)
     got = session(g).run(None, {"image": imgs})[0]
@@ -108,15 +111,18 @@ def test_any_number_of_taps(repo):
 def e2e_for(repo, name: str, camera: FisheyeCamera):
     m = load_manifest(repo / name)
     proj = pl.projector_for(camera, m)
-    model = build_end_to_end(onnx.load(str(repo / name / "1" / "model.onnx")), pipeline_taps(proj), proj.backward_maps().nearest,
+    model = build_end_to_end(onnx.load(str(repo / name / "1" / "model.onnx")), pipeline_taps(proj, m.resample), proj.backward_maps().nearest,
                              task=m.task, mean=m.mean, std=m.std, scale=m.normalisation["scale"],
                              reverse_channels=m.normalisation["colour_order"] != "BGR", depth=m.depth)  # fmt: skip
     sphere = ort.InferenceSession(str(repo / name / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
     return m, model, sphere
 
 
-@pytest.mark.parametrize("camera", [SMALL, FV], ids=["160x121", "woodscape-1280x966"])
-@pytest.mark.parametrize("name", ["seg", "depth", "seg_bgr"])
+CASES = [(name, cam) for cam in ("160x121", "woodscape-1280x966") for name in ("seg", "depth", "seg_bgr")] + [("seg_area", "160x121")]
+
+
+# (area taps of a coarse grid on a 1280x966 image take a minute to compute: area runs on the small camera)
+@pytest.mark.parametrize(("name", "camera"), [pytest.param(n, SMALL if c == "160x121" else FV, id=f"{n}-{c}") for n, c in CASES])
 def test_end_to_end_matches_pipeline(repo, name, camera):
     m, model, sphere = e2e_for(repo, name, camera)
     onnx.checker.check_model(model, full_check=True)
