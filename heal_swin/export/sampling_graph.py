@@ -4,8 +4,8 @@ The sphere model's graph is wrapped between two precomputed samplings, baked in 
 (standard ONNX ops only: Gather, GatherElements, Cast, Mul, Add, Round, Clip, Transpose, ArgMax, Exp and
 shape plumbing: Shape, Slice, Concat, Expand, Reshape):
 
-- **in**: ``image`` uint8 ``(B, H, W, 3)`` BGR -> K gathers of the image flattened to ``(B, H*W, 3)``
-  at the taps' indices, weighted and summed one tap after the other in float32 (the order of the
+- **in**: ``image`` uint8 ``(B, H, W, 3)`` BGR -> planes ``(B, 3, H*W)`` in the model's channel order
+  -> K gathers at the taps' indices, weighted and summed one tap after the other in float32 (the order of the
   numpy path, so the sums round identically), rounded half-to-even and clipped to 0..255 (what a
   uint8 ``to_sphere`` returns) -> normalised through a 256-entry lookup table per channel (the table
   holds ``normalise_pixels`` of every uint8 value, so the graph cannot round differently; pixels the
@@ -139,24 +139,32 @@ class _Graph:
 
 
 def _sample_in(g: _Graph, taps: Taps, image: str, hw: int, lut: np.ndarray, src_channels: Sequence[int], out: str) -> None:
-    """image (B, H, W, 3) uint8 -> ``out`` (B, 3, N) float32: the model's normalised sphere input."""
+    """image (B, H, W, 3) uint8 -> ``out`` (B, 3, N) float32: the model's normalised sphere input.
+
+    Planar from the start (one transpose of the frame, channels in the model's order), so each tap is
+    one GatherElements and the weights (N,) broadcast over the trailing axis: 2x faster in
+    onnxruntime than gathering (B, N, 3) pixels and weighting them with (N, 1).
+    """
     from onnx import TensorProto
 
+    n = int(taps.index.shape[0])
     flat = g.op("Reshape", [image, g.const("image_shape", np.array([-1, hw, 3], np.int64))])
+    planes = g.op("Gather", [g.op("Transpose", [flat], perm=[0, 2, 1]), g.const("channels", np.asarray(src_channels, np.int64))], axis=1)
+    batch = g.op("Slice", [g.op("Shape", [image]), g.const("b0", np.array([0], np.int64)), g.const("b1", np.array([1], np.int64))])
+    shape = g.op("Concat", [batch, g.const("planes_n", np.array([3, n], np.int64))], axis=0)
     acc = None
     for k in range(taps.k):  # one tap at a time: the float32 sums round as in the numpy path
-        px = g.op("Gather", [flat, g.const(f"tap{k}_index", taps.index[:, k].astype(np.int64))], axis=1)
-        term = g.op("Mul", [g.op("Cast", [px], to=TensorProto.FLOAT), g.const(f"tap{k}_weight", taps.weight[:, k, None].astype(np.float32))])
+        index = g.op("Expand", [g.const(f"tap{k}_index", taps.index[None, None, :, k].astype(np.int64)), shape])
+        px = g.op("Cast", [g.op("GatherElements", [planes, index], axis=2)], to=TensorProto.FLOAT)
+        term = g.op("Mul", [px, g.const(f"tap{k}_weight", taps.weight[:, k].astype(np.float32))])
         acc = term if acc is None else g.op("Add", [acc, term])
     u8 = g.op("Clip", [g.op("Round", [acc]), g.const("zero", np.array(0, np.float32)), g.const("u8max", np.array(255, np.float32))])
-    model_order = g.op("Gather", [u8, g.const("channels", np.asarray(src_channels, np.int64))], axis=2)
     # Table rows: channel c at c * 256, and 256 zeros at 768 for the pixels the grid does not see
     # (the pipeline sets them to +0.0 after normalising): one Add selects both, no Where.
-    offsets = np.where(taps.valid[:, None], np.arange(3, dtype=np.int64) * 256, 768)
-    lut_index = g.op("Add", [g.op("Cast", [model_order], to=TensorProto.INT64), g.const("lut_offset", offsets)])
+    offsets = np.where(taps.valid[None, :], np.arange(3, dtype=np.int64)[:, None] * 256, 768)
+    lut_index = g.op("Add", [g.op("Cast", [u8], to=TensorProto.INT64), g.const("lut_offset", offsets)])
     table = np.concatenate([lut.reshape(-1), np.zeros(256, np.float32)])
-    seen = g.op("Gather", [g.const("lut", table), lut_index], axis=0)
-    g.op("Transpose", [seen], out, perm=[0, 2, 1])
+    g.op("Gather", [g.const("lut", table), lut_index], out, axis=0)
 
 
 def _sample_out(g: _Graph, values: str, npix: int, nearest: np.ndarray, fill: np.ndarray, shape: tuple[int, int], out: str) -> None:
