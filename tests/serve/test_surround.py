@@ -135,3 +135,75 @@ def test_bad_requests_are_one_line_4xx(setup, case, status, words):
     assert r.status_code == status, r.text
     msg = json.dumps(r.json())
     assert words in msg and "Traceback" not in msg
+
+
+@pytest.fixture(scope="module")
+def surround_server(setup):
+    """``heal-swin serve`` on the surround repository (a real process, for the browser)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.serve.conftest import ROOT, free_port
+
+    _, repo, *_ = setup
+    port = free_port()
+    cmd = [sys.executable, "-m", "heal_swin.cli", "serve", "--model-repository", str(repo), "--port", str(port), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read().decode()[-2000:]}")
+            try:
+                if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server not ready after 60 s"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_demo_page_surround_tab(setup, surround_server, tmp_path):
+    from tests.serve.test_browser import ARGS, CHROMIUM
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -e '.[dev]')")
+    _, _, _, rig, frames = setup
+    paths = []
+    for name, img in frames.items():
+        paths.append(str(tmp_path / f"00042_{name}.png"))
+        cv2.imwrite(paths[-1], img)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(surround_server + "/")
+        page.click("#sv-run")  # no frames yet: a message, no request
+        page.wait_for_function("document.body.dataset.svDone !== undefined", timeout=20000)
+        assert page.evaluate("document.body.dataset.svDone") == "error" and "frames" in page.inner_text("#sv-status")
+        page.evaluate("delete document.body.dataset.svDone")
+        page.set_input_files("#sv-frames", paths)
+        page.fill("#sv-rig-name", "testcar")
+        page.click("#sv-run")
+        page.wait_for_function("document.body.dataset.svDone !== undefined", timeout=30000)
+        assert page.evaluate("document.body.dataset.svDone") == "1", page.inner_text("#sv-status")
+        assert page.evaluate("[document.getElementById('sv-panorama').naturalWidth, document.getElementById('sv-panorama').naturalHeight]") == [1024, 512]
+        sizes = page.evaluate("[...document.querySelectorAll('#sv-out canvas')].map(c => [c.width, c.height])")
+        assert sizes == [[W, H]] * 4
+        assert page.locator("#sv-out figcaption").all_inner_texts()[1:] == [f"{n} (back-projected)" for n in rig.names]
+        assert not errors, errors
+        browser.close()
