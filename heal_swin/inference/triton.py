@@ -6,8 +6,9 @@ It is NVIDIA Triton's layout, so the same folder serves with Triton's onnxruntim
     REPO/<name>/model.json          our manifest (heal_swin.inference.manifest): classes, grid, ...
     REPO/<name>/1/model.onnx        version 1: the fp32 model (+ model.onnx.data for external weights)
     REPO/<name>/2/model.onnx        version 2: the int8 model (``heal-swin export --int8``)
-    REPO/cameras/<camera>.json      registered calibrations (our service only; Triton skips folders
-                                    without a config.pbtxt... and logs them)
+    REPO/cameras/<camera>.json      registered calibrations (our service only; Triton refuses to start
+                                    on a folder without a config.pbtxt unless models are loaded by
+                                    name: ``--model-control-mode=explicit --load-model=NAME``)
     REPO/<name>_<camera>/           an end-to-end model of one camera (``heal-swin export --camera``):
                                     uint8 (B, H, W, 3) BGR frame in, mask / depth (B, H, W) out;
                                     platform onnxruntime_onnx, or with ``--triton-backend python``
