@@ -2,6 +2,7 @@
 
     python bench/bench_serve.py                       # defaults below (a few minutes on 2 cores)
     python bench/bench_serve.py --quick               # smaller, for a smoke run
+    python bench/bench_serve.py --soak                # memory soak: 16 clients, 2 minutes, RSS vs the budget (no torch)
 
 1. Model latency, batch 1, per model: torch eager (no_grad), onnxruntime fp32 and int8 (dynamic quantisation),
    median of ``--repeats`` runs after warm-up, with onnxruntime's threads = all cores.
@@ -88,7 +89,7 @@ def model_latency(repo: Path, exported: dict, repeats: int, log) -> list[dict]:
         x = np.random.default_rng(0).standard_normal((1, *m.input_shape[1:]), dtype=np.float32)
         xt = torch.from_numpy(x)
 
-        def eager():
+        def eager(model=model, xt=xt):
             with torch.no_grad():
                 model(xt)
 
@@ -102,8 +103,8 @@ def model_latency(repo: Path, exported: dict, repeats: int, log) -> list[dict]:
             "input": m.input_shape[1:],
             "params": int(sum(p.numel() for p in model.parameters())),
             "torch_eager_ms": median_ms(eager, repeats),
-            "ort_fp32_ms": median_ms(lambda: fp32.run(None, {"input": x}), repeats),
-            "ort_int8_ms": median_ms(lambda: int8.run(None, {"input": x}), repeats),
+            "ort_fp32_ms": median_ms(lambda fp32=fp32, x=x: fp32.run(None, {"input": x}), repeats),
+            "ort_int8_ms": median_ms(lambda int8=int8, x=x: int8.run(None, {"input": x}), repeats),
             "int8_agreement": m.int8["validation"].get("agreement"),
         }
         rows.append(row)
@@ -200,7 +201,7 @@ def make_frame(size: tuple[int, int]) -> tuple[bytes, dict]:
     from heal_swin.serve.demo import render_frames
 
     (cam, image, _, _), = render_frames(1, size, seed=3)
-    ok, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    _ok, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
     return jpg.tobytes(), cam.to_dict()
 
 
@@ -220,6 +221,190 @@ def print_tables(results: dict) -> None:
         print(f"| {'on' if r['batching'] else 'off'} | {r['runs_in_flight']} x {r['ort_threads']} | {r['concurrency']} | {r['requests']} | {r['req_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} | {mb} |")
 
 
+# ------------------------------------------------------------------ memory soak (no torch)
+SOAK_DOC = """--soak: 16 clients for --soak-seconds against `heal-swin serve` with a memory budget, mixing
+good frames (the registered camera's size), large frames of a new size every request (resize=true:
+new sampling maps each time, up to max_image_pixels) and large KServe v2 batches (binary tensors,
+the most elements max_tensor_elements allows); the server's RSS is sampled every 0.2 s."""
+
+
+def soak_model(folder: Path, nside: int, classes: int = 10) -> None:
+    """A sphere model in the exported layout (a small real ONNX graph: 1x1 conv + per-sample mean term)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from heal_swin.inference.manifest import Manifest, save_manifest, sha256_file
+    from heal_swin.inference.triton import CONFIG_NAME, model_config_text
+
+    n = 8 * nside * nside
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, 1, (classes, 3, 1)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(0, 0.1, (classes,)).astype(np.float32), "b"),
+             numpy_helper.from_array(rng.normal(0, 1, (classes, 3, 1)).astype(np.float32), "w2"),
+             numpy_helper.from_array(np.array([2], np.int64), "axes")]  # fmt: skip
+    nodes = [helper.make_node("Conv", ["input", "w", "b"], ["local"]),
+             helper.make_node("ReduceMean", ["input", "axes"], ["avg"], keepdims=1),
+             helper.make_node("Conv", ["avg", "w2"], ["glob"]),
+             helper.make_node("Add", ["local", "glob"], ["output"])]  # fmt: skip
+    graph = helper.make_graph(nodes, "soak", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, n])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", classes, n])], inits)  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    path = folder / "1" / "model.onnx"
+    path.parent.mkdir(parents=True)
+    onnx.save(model, str(path))
+    m = Manifest(
+        name=folder.name, model_name="soak", task="segmentation", input_kind="sphere", in_chans=3, out_chans=classes,
+        input_shape=[-1, 3, n], output_shape=[-1, classes, n], onnx_sha256=sha256_file(path), opset=18, nside=nside,
+        base_pixels=list(range(8)), class_names=[f"c{i}" for i in range(classes)],
+        class_colours=rng.integers(0, 256, (classes, 3)).tolist(),
+    )  # fmt: skip
+    save_manifest(folder, m)
+    (folder / CONFIG_NAME).write_text(model_config_text(m))
+
+
+def soak(args) -> dict:
+    import threading
+
+    import cv2
+    import httpx
+
+    from heal_swin.serve.memory import rss_bytes
+
+    budget, cache = args.budget_mib << 20, args.cache_mib << 20
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "repo"
+        soak_model(repo / "seg", args.soak_nside)
+        from heal_swin.serve.demo import render_frames
+
+        (cam, image, _, _), = render_frames(1, (640, 483), seed=3)
+        (repo / "cameras").mkdir()
+        (repo / "cameras" / "bench.json").write_text(json.dumps(cam.to_dict()))
+        good = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+        rng = np.random.default_rng(0)
+        max_side = int(np.sqrt(args.max_image_pixels * 4 / 3))  # 4:3 frames up to max_image_pixels
+        large = []
+        for _ in range(args.large_sizes):  # distinct sizes; every request also gets its own 1-pixel variation
+            w = int(rng.integers(max_side // 2, max_side)) // 4 * 4
+            h = min(int(w * 3 / 4), args.max_image_pixels // w)
+            big = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+            large.append(big)
+        n = 8 * args.soak_nside**2
+        batch = max(1, min(args.max_infer_batch, args.max_tensor_elements // (10 * n), (args.max_upload_bytes - 4096) // (3 * n * 4)))
+        x = rng.standard_normal((batch, 3, n), dtype=np.float32).tobytes()
+        head = json.dumps({"inputs": [{"name": "input", "shape": [batch, 3, n], "datatype": "FP32",
+                                       "parameters": {"binary_data_size": len(x)}}],
+                           "parameters": {"binary_data_output": True}}).encode()  # fmt: skip
+        port = free_port()
+        cmd = [sys.executable, "-m", "heal_swin.cli", "serve", "--model-repository", str(repo), "--port", str(port),
+               "--log-level", "warning", "--no-batching", f"memory_budget_bytes={budget}", f"cache_bytes={cache}",
+               f"max_image_pixels={args.max_image_pixels}", f"max_tensor_elements={args.max_tensor_elements}",
+               f"max_infer_batch={args.max_infer_batch}", f"max_upload_bytes={args.max_upload_bytes}",
+               f"max_inflight_requests={args.max_inflight}", "max_queued_requests=16", "queue_timeout_s=60"]  # fmt: skip
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("server not ready in 120 s")
+            time.sleep(0.1)
+        rss_start = rss_bytes(proc.pid)
+        samples: list[int] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                samples.append(rss_bytes(proc.pid))
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        end = time.monotonic() + args.soak_seconds
+        counter = [0]
+        lock = threading.Lock()
+
+        def client(kind: str) -> list[tuple[str, int, float]]:
+            out = []
+            with httpx.Client(base_url=url, timeout=300) as c:
+                while time.monotonic() < end:
+                    t0 = time.perf_counter()
+                    try:
+                        if kind == "good":
+                            r = c.post("/v1/segment", files={"image": ("f.jpg", good, "image/jpeg")}, data={"camera": "bench"})
+                        elif kind == "large":
+                            with lock:
+                                counter[0] += 1
+                                k = counter[0]
+                            img = large[k % len(large)]
+                            h = img.shape[0]
+                            img = img[: h - (k // len(large)) % 4]  # a new size every request
+                            data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+                            r = c.post("/v1/segment", files={"image": ("f.jpg", data, "image/jpeg")}, data={"camera": "bench", "resize": "true"})
+                        else:
+                            r = c.post("/v2/models/seg/infer", content=head + x, headers={"Inference-Header-Content-Length": str(len(head))})
+                        status = r.status_code
+                    except httpx.HTTPError as e:
+                        status = -1
+                        print(f"  {kind}: {type(e).__name__}: {e}", flush=True)
+                    out.append((kind, status, time.perf_counter() - t0))
+            return out
+
+        kinds = ["good"] * args.good_clients + ["large"] * args.large_clients + ["v2"] * args.v2_clients
+        load0 = os.getloadavg()
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(len(kinds)) as pool:
+            results = [r for rs in pool.map(client, kinds) for r in rs]
+        wall = time.perf_counter() - t0
+        load1 = os.getloadavg()
+        stop.set()
+        sampler.join()
+        metrics = httpx.get(url + "/metrics").text
+        proc.terminate()
+        proc.wait(timeout=30)
+    rows = []
+    for kind in ("good", "large", "v2"):
+        rs = [r for r in results if r[0] == kind]
+        lat = np.asarray([r[2] for r in rs if r[1] == 200]) * 1e3
+        statuses = sorted({r[1] for r in rs})
+        rows.append({
+            "kind": kind, "clients": kinds.count(kind), "requests": len(rs),
+            "statuses": {str(s): sum(1 for r in rs if r[1] == s) for s in statuses},
+            "p50_ms": float(np.percentile(lat, 50)) if lat.size else None,
+            "p99_ms": float(np.percentile(lat, 99)) if lat.size else None,
+        })  # fmt: skip
+    cache_line = next((ln for ln in metrics.splitlines() if ln.startswith("heal_swin_cache_bytes ")), "")
+    return {
+        "budget_bytes": budget, "cache_bytes": cache, "seconds": wall, "rss_start_bytes": rss_start,
+        "rss_max_bytes": max(samples), "rss_end_bytes": samples[-1], "rss_samples": len(samples),
+        "cache_bytes_at_end": float(cache_line.split()[-1]) if cache_line else None,
+        "loadavg_before": load0, "loadavg_after": load1, "v2_batch": batch, "large_frames": [im.shape[1::-1] for im in large],
+        "rows": rows, "server_cmd": " ".join(cmd[2:]),
+    }  # fmt: skip
+
+
+def print_soak(s: dict) -> None:
+    mib = 2**20
+    print(f"\n## Memory soak: {sum(r['clients'] for r in s['rows'])} clients for {s['seconds']:.0f} s, budget {s['budget_bytes'] // mib} MiB "
+          f"(cache {s['cache_bytes'] // mib} MiB); load average {s['loadavg_before'][0]:.2f} -> {s['loadavg_after'][0]:.2f}\n")
+    print(f"server RSS: start {s['rss_start_bytes'] / mib:.0f} MiB, max {s['rss_max_bytes'] / mib:.0f} MiB, end {s['rss_end_bytes'] / mib:.0f} MiB "
+          f"({s['rss_samples']} samples); v2 batch {s['v2_batch']}\n")
+    print("| requests | clients | sent | statuses | p50 ms (200s) | p99 ms (200s) |")
+    print("|---|---:|---:|---|---:|---:|")
+    for r in s["rows"]:
+        p50 = "" if r["p50_ms"] is None else f"{r['p50_ms']:.0f}"
+        p99 = "" if r["p99_ms"] is None else f"{r['p99_ms']:.0f}"
+        st = ", ".join(f"{k}: {v}" for k, v in r["statuses"].items())
+        print(f"| {r['kind']} | {r['clients']} | {r['requests']} | {st} | {p50} | {p99} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS))
@@ -234,9 +419,34 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="heal_swin only, 4 s per level")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve.json")
     ap.add_argument("--tables", type=Path, default=None, help="only print the tables of an existing results file")
+    ap.add_argument("--soak", action="store_true", help="the memory soak instead (no torch): " + SOAK_DOC)
+    ap.add_argument("--soak-seconds", type=float, default=120.0)
+    ap.add_argument("--soak-nside", type=int, default=64)
+    ap.add_argument("--good-clients", type=int, default=8)
+    ap.add_argument("--large-clients", type=int, default=4)
+    ap.add_argument("--v2-clients", type=int, default=4)
+    ap.add_argument("--large-sizes", type=int, default=6, help="distinct large frame sizes (each request trims 0-3 rows more)")
+    ap.add_argument("--budget-mib", type=int, default=4608)
+    ap.add_argument("--cache-mib", type=int, default=512)
+    ap.add_argument("--max-image-pixels", type=int, default=4096 * 3072)
+    ap.add_argument("--max-tensor-elements", type=int, default=16 * 1024 * 1024)
+    ap.add_argument("--max-infer-batch", type=int, default=64)
+    ap.add_argument("--max-upload-bytes", type=int, default=20 * 1024 * 1024)
+    ap.add_argument("--max-inflight", type=int, default=2)
     args = ap.parse_args()
     if args.tables:
-        print_tables(json.loads(args.tables.read_text()))
+        data = json.loads(args.tables.read_text())
+        print_soak(data) if "rows" in data else print_tables(data)
+        return
+    if args.soak:
+        out = args.out if args.out != ROOT / "bench" / "results" / "serve.json" else ROOT / "bench" / "results" / "serve_soak.json"
+        result = soak(args)
+        result["command"] = " ".join([Path(sys.executable).name, *sys.argv])
+        result["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print_soak(result)
+        print(f"\nwrote {out}")
         return
     if args.quick:
         args.models, args.seconds, args.repeats = args.serve_model, 4.0, 5

@@ -74,7 +74,7 @@ class ServeConfig(BaseModel):
         json_schema_extra={"expected": "true or false"},
     )  # fmt: skip
     memory_budget_bytes: StrictInt = _int(
-        4 << 30, 64 << 20, 1 << 40, "the process's memory: start-up refuses a config whose worst case does not fit (heal_swin.serve.memory)"
+        6 << 30, 64 << 20, 1 << 40, "the process's memory: start-up refuses a config whose worst case does not fit (heal_swin.serve.memory)"
     )
     cache_bytes: StrictInt = _int(1 << 30, 1 << 20, 1 << 40, "sampling maps and other precomputed arrays kept in memory (LRU by bytes)")
     max_inflight_requests: StrictInt = _int(2, 1, 1024, "inference requests processed at once (raise it with batching)")

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from heal_swin.errors import InputError
-from heal_swin.io import ImageReadError
+from heal_swin.imageio import UnsupportedImageError
 from heal_swin.serve.repository import InvalidNameError, NotFoundError
 from heal_swin.serve.schemas import ErrorResponse
 
@@ -35,9 +35,6 @@ __all__ = [
 
 log = logging.getLogger("heal_swin.serve")
 
-
-class UnsupportedImageError(ImageReadError):
-    """An upload that is not a PNG or JPEG image (415)."""
 
 
 class PayloadTooLargeError(InputError):
@@ -62,7 +59,7 @@ class WrongTaskError(InputError):
 
 _STATUS: tuple[tuple[type, int], ...] = (
     (PayloadTooLargeError, 413),
-    (UnsupportedImageError, 415),
+    (UnsupportedImageError, 415),  # heal_swin.imageio's: neither PNG nor JPEG
     (NotFoundError, 404),
     (InvalidNameError, 400),
     (BadRequestError, 400),

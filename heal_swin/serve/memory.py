@@ -7,8 +7,8 @@ not, naming the parts. What keeps it there at run time:
 * the caches it fills are bounded in bytes (``cache_bytes``), through :mod:`heal_swin.cache` when
   the geometry's map cache is byte-bounded there, else by entries of the worst-case size;
 * :class:`Admission`: at most ``max_inflight_requests`` inference requests are processed at once
-  and ``max_queued_requests`` more wait (their bodies read, each at most ``max_upload_bytes``);
-  beyond that a request gets 503 + Retry-After before its body is read;
+  (bodies above 1 MiB in all but one of the slots) and ``max_queued_requests`` more wait (their
+  bodies read, each at most ``max_upload_bytes``); beyond that 503 + Retry-After before the body is read;
 * per request: ``max_upload_bytes``, ``max_image_pixels``, ``max_infer_batch``, ``max_tensor_elements``.
 """
 
@@ -31,7 +31,7 @@ log = logging.getLogger("heal_swin.serve")
 # Bytes a request costs at most, per unit of its limits: deliberate over-estimates; bench/bench_serve.py
 # measures the server's RSS under the worst request mix against the budget (BENCHMARKS.md).
 _PER_UPLOAD_BYTE = 2  # the body, and its copy when multipart parsing spools it
-_PER_IMAGE_PIXEL = 40  # decoded BGR, model-size copies, mask/overlay, PNG encoding, map computation for a new size
+_PER_IMAGE_PIXEL = 120  # decoded BGR, mask/overlay, PNG encoding and, for a new size, computing its maps (~100 measured)
 _PER_TENSOR_ELEMENT = 12  # v2: input + output float32 and a copy (JSON output text is streamed in slices)
 _BACKWARD_MAP_BYTES_PER_PIXEL = 40  # the largest cache entry: back-projection maps of one image size
 _RUNTIME_BYTES = 160 << 20  # Python, numpy, OpenCV, onnxruntime, FastAPI before any model
@@ -114,14 +114,21 @@ def is_inference(scope: dict) -> bool:
 
 
 class Admission:
-    """At most ``running`` requests processed and ``waiting`` more admitted; others are refused (503)."""
+    """At most ``running`` requests processed and ``waiting`` more admitted; others are refused (503).
 
-    def __init__(self, running: int, waiting: int, wait_s: float) -> None:
+    Requests with a body above ``heavy_bytes`` (large frames, big v2 batches) may hold at most
+    ``running - 1`` of the slots, so one is always left for small requests: a few huge uploads slow
+    the service down but cannot starve the ordinary ones.
+    """
+
+    def __init__(self, running: int, waiting: int, wait_s: float, heavy_bytes: int = 1 << 20) -> None:
         self.running = running
         self.waiting = waiting
         self.wait_s = wait_s
+        self.heavy_bytes = heavy_bytes
         self.admitted = 0  # reading their body, queued or running
         self._slots: asyncio.Semaphore | None = None
+        self._heavy: asyncio.Semaphore | None = None
 
     def enter(self) -> None:
         """Admit a request before its body is read, or raise BusyError (503 + Retry-After)."""
@@ -136,15 +143,24 @@ class Admission:
         self.admitted -= 1
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, body_bytes: int = 0) -> AsyncIterator[None]:
         """One of the ``running`` slots; BusyError if none frees up within ``wait_s``."""
         if self._slots is None:  # created on the serving loop
             self._slots = asyncio.Semaphore(self.running)
+            self._heavy = asyncio.Semaphore(max(1, self.running - 1))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait_s
+        held: list[asyncio.Semaphore] = []
         try:
-            await asyncio.wait_for(self._slots.acquire(), self.wait_s)
+            for sem in ([self._heavy] if body_bytes > self.heavy_bytes else []) + [self._slots]:
+                await asyncio.wait_for(sem.acquire(), max(0.0, deadline - loop.time()))
+                held.append(sem)
         except (asyncio.TimeoutError, TimeoutError):
+            for sem in held:
+                sem.release()
             raise BusyError(f"busy: no model-run slot freed up within {self.wait_s:g} s; retry after the Retry-After seconds") from None
         try:
             yield
         finally:
-            self._slots.release()
+            for sem in held:
+                sem.release()

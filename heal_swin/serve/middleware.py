@@ -150,6 +150,7 @@ class BodyMiddleware:
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         del chunks
+        scope["heal_swin.body_bytes"] = len(body)  # for the admission of heavy requests
         delivered = False
 
         async def replay() -> dict:
@@ -187,7 +188,7 @@ class AdmissionMiddleware:
             finally:
                 self.admission.leave()
         try:
-            async with self.admission.slot():
+            async with self.admission.slot(scope.get("heal_swin.body_bytes", 0)):
                 await self.app(scope, receive, send)
         except BusyError as e:
             if self.metrics is not None:

@@ -52,7 +52,9 @@ __all__ = [
     "model_load_error",
 ]
 
-NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"  # also the OpenAPI pattern of every name a request carries
+# 1-128 of letters, digits, '_', '.', '-', and not '.' or '..' (spelt without look-ahead: it is also the
+# OpenAPI pattern of every name a request carries, checked by pydantic's regex engine)
+NAME_PATTERN = r"^([A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}|\.[A-Za-z0-9_-][A-Za-z0-9_.-]{0,126}|\.\.[A-Za-z0-9_.-]{1,126})$"
 NAME_RE = re.compile(NAME_PATTERN)
 CAMERAS_DIR = "cameras"
 

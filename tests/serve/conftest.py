@@ -99,7 +99,7 @@ def frame() -> tuple[np.ndarray, FisheyeCamera, bytes, bytes]:
     full = cv2.imread(str(img_path))
     image = cv2.resize(full, IMG_SIZE, interpolation=cv2.INTER_AREA)
     camera = FisheyeCamera.from_json(cal_path).scaled(*IMG_SIZE)
-    ok, data = cv2.imencode(".png", image)
+    _ok, data = cv2.imencode(".png", image)
     calib = camera.to_dict()
     calib["name"] = "test_FV"
     return image, camera, data.tobytes(), json.dumps(calib).encode()

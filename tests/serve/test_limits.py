@@ -160,3 +160,37 @@ def test_memory_budget_is_checked_and_the_caches_are_bounded(small_repo):
     rss = next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("heal_swin_process_resident_bytes "))
     assert 10 << 20 < rss < 1 << 40
     assert np.isfinite(rss)
+
+
+def test_heavy_requests_leave_one_slot_for_small_ones():
+    import asyncio
+
+    from heal_swin.errors import InputError
+    from heal_swin.serve.memory import Admission
+
+    async def main() -> None:
+        adm = Admission(running=2, waiting=8, wait_s=0.2, heavy_bytes=1000)
+        release = asyncio.Event()
+        entered: list[str] = []
+
+        async def hold(name: str, size: int) -> str:
+            try:
+                async with adm.slot(size):
+                    entered.append(name)
+                    await release.wait()
+                return "ran"
+            except InputError as e:
+                return str(e)
+
+        heavy1 = asyncio.create_task(hold("heavy1", 5000))
+        await asyncio.sleep(0.01)
+        heavy2 = asyncio.create_task(hold("heavy2", 5000))  # a free slot, but not for a second heavy request
+        light = asyncio.create_task(hold("light", 10))
+        await asyncio.sleep(0.05)
+        assert entered == ["heavy1", "light"]
+        assert "within 0.2 s" in await heavy2
+        release.set()
+        assert await heavy1 == "ran" and await light == "ran"
+        assert await hold("heavy3", 5000) == "ran"  # free again
+
+    asyncio.run(main())

@@ -41,7 +41,7 @@ def test_endpoints_over_http(server, frame):
 
 def test_bounded_concurrent_load(server, frame):
     """16 clients x 50 requests (segmentation at nside 8, the 160x121 frame): zero errors, batches > 1."""
-    ok, data = cv2.imencode(".png", frame[0])
+    _ok, data = cv2.imencode(".png", frame[0])
     files = {"image": ("f.png", data.tobytes(), "image/png")}
     statuses: list[int] = []
 
@@ -76,7 +76,7 @@ def test_bounded_concurrent_load(server, frame):
 def test_cli_errors_are_one_line():
     r = subprocess.run(
         [sys.executable, "-m", "heal_swin.cli", "serve", "--model-repository", "/nonexistent/repo"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "/nonexistent/repo" in r.stderr

@@ -11,10 +11,10 @@ Triton, unless the config prefers a precision); versions are the numeric folders
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
@@ -22,6 +22,7 @@ from heal_swin import __version__
 from heal_swin.inference.triton import PLATFORM
 from heal_swin.serve import v2
 from heal_swin.serve.errors import ERROR_RESPONSES, PayloadTooLargeError, error_response
+from heal_swin.serve.repository import NAME_PATTERN
 from heal_swin.serve.schemas import (
     InferRequest,
     InferResponse,
@@ -37,6 +38,7 @@ from heal_swin.serve.state import RunStats, ServiceState, StateDep
 __all__ = ["openapi_components", "router"]
 
 router = APIRouter(prefix="/v2", tags=["v2"])
+ModelName = Annotated[str, Path(pattern=NAME_PATTERN, description="a model folder of the repository")]
 _META_ERRORS = {400: ERROR_RESPONSES[400], 404: ERROR_RESPONSES[404]}
 _READY_ERRORS = {**_META_ERRORS, 503: ERROR_RESPONSES[503]}
 _INFER_ERRORS = {k: v for k, v in ERROR_RESPONSES.items() if k != 415}
@@ -152,23 +154,23 @@ def openapi_components() -> dict[str, Any]:
 
 
 @router.get("/models/{name}", response_model=ModelMetadata, responses=_META_ERRORS, summary="Model metadata (default version)")
-async def model_metadata(name: str, state: StateDep) -> ModelMetadata:
+async def model_metadata(name: ModelName, state: StateDep) -> ModelMetadata:
     return _metadata(state, name, None)
 
 
 @router.get("/models/{name}/config", responses=_META_ERRORS, summary="Model configuration (Triton's model_configuration extension)")
-async def model_config(name: str, state: StateDep) -> dict:
+async def model_config(name: ModelName, state: StateDep) -> dict:
     return _config(state, name)
 
 
 @router.get("/models/{name}/stats", responses=_META_ERRORS, summary="Inference statistics (Triton's statistics extension)")
-async def model_stats(name: str, state: StateDep) -> dict:
+async def model_stats(name: ModelName, state: StateDep) -> dict:
     entry = state.repo.model(name)
     return {"model_stats": [_stats(state, entry.name, v) for v in state.repo.versions[entry.name]]}
 
 
 @router.get("/models/{name}/versions/{version}/stats", responses=_META_ERRORS, summary="Inference statistics of a version")
-async def version_stats(name: str, version: str, state: StateDep) -> dict:
+async def version_stats(name: ModelName, version: str, state: StateDep) -> dict:
     entry = state.repo.model(name, version)
     return {"model_stats": [_stats(state, entry.name, entry.version)]}
 
@@ -184,7 +186,7 @@ def _stats(state: ServiceState, name: str, version: int) -> dict:
 
 
 @router.get("/models/{name}/ready", response_model=ModelReadyResponse, responses=_READY_ERRORS, summary="Model readiness (default version)")
-async def model_ready(name: str, state: StateDep):
+async def model_ready(name: ModelName, state: StateDep):
     return _ready(state, name, None)
 
 
@@ -192,17 +194,17 @@ async def model_ready(name: str, state: StateDep):
     "/models/{name}/infer", response_model=InferResponse, responses=_INFER_ERRORS, openapi_extra=_INFER_BODY,
     summary=_INFER_SUMMARY.format(" on the default version"),
 )  # fmt: skip
-async def model_infer(name: str, request: Request, state: StateDep) -> Response:
+async def model_infer(name: ModelName, request: Request, state: StateDep) -> Response:
     return await _infer(state, name, None, request)
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelMetadata, responses=_META_ERRORS, summary="Model metadata of a version")
-async def version_metadata(name: str, version: str, state: StateDep) -> ModelMetadata:
+async def version_metadata(name: ModelName, version: str, state: StateDep) -> ModelMetadata:
     return _metadata(state, name, version)
 
 
 @router.get("/models/{name}/versions/{version}/ready", response_model=ModelReadyResponse, responses=_READY_ERRORS, summary="Model readiness of a version")
-async def version_ready(name: str, version: str, state: StateDep):
+async def version_ready(name: ModelName, version: str, state: StateDep):
     return _ready(state, name, version)
 
 
@@ -210,5 +212,5 @@ async def version_ready(name: str, version: str, state: StateDep):
     "/models/{name}/versions/{version}/infer", response_model=InferResponse, responses=_INFER_ERRORS, openapi_extra=_INFER_BODY,
     summary=_INFER_SUMMARY.format(" on a version"),
 )  # fmt: skip
-async def version_infer(name: str, version: str, request: Request, state: StateDep) -> Response:
+async def version_infer(name: ModelName, version: str, request: Request, state: StateDep) -> Response:
     return await _infer(state, name, version, request)
