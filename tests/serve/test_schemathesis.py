@@ -70,7 +70,7 @@ CASES = [(op, GenerationMode.POSITIVE) for op in OPERATIONS] + [
 # valid but names no model/camera here. What the schema cannot state is refused only where documented:
 # the *content* of an uploaded image or calibration (413/415/422) and a v2 tensor's fit to one model's
 # inputs (names, datatypes, shapes: 400/404/413/422).
-ACCEPTED = {"POST /v1/segment": {413, 415, 422}, "POST /v1/depth": {413, 415, 422}}
+ACCEPTED = {op: {413, 415, 422} for op in OPERATIONS if op.startswith("POST /v1/")}
 ACCEPTED |= {op: {400, 413, 422} for op in OPERATIONS if op.endswith("/infer")}
 
 

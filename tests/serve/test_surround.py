@@ -104,7 +104,7 @@ def test_masks_and_panorama_are_the_library_path(setup):
         ("path_rig", 422, "rig_name"),
         ("per_camera_model", 422, "12 base pixels"),
         ("wrong_size", 422, "does not match"),
-        ("not_an_image", 415, "unsupported type"),
+        ("not_an_image", 415, "not a PNG or JPEG"),
         ("bad_rig_json", 422, "rig upload"),
     ],
 )
