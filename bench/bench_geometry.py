@@ -133,12 +133,52 @@ def area_rows(camera: FisheyeCamera, nsides: list[int], image: np.ndarray, repea
     return out
 
 
+def area_accuracy(camera: FisheyeCamera, nsides: list[int], rays: int = 4_000_000) -> dict[str, dict]:
+    """Error of area and bilinear against the footprint mean by brute force (uniform random rays
+    binned with healpy ``vec2pix``, the image interpolated by scipy), on white noise (grey 0..1)
+    and on a rendered synthetic frame (grey 0..1): mean and max |error| over grid pixels whose
+    footprint lies inside the image."""
+    from scipy.ndimage import map_coordinates
+
+    from heal_swin.data.synthetic import make_scene, render_scene
+
+    rng = np.random.default_rng(0)
+    frame = render_scene(make_scene(np.random.default_rng(3)), camera, np.random.default_rng(4))["image"]
+    images = {
+        "white noise": rng.random((camera.height, camera.width)).astype(np.float32),
+        "synthetic frame": frame.mean(axis=2).astype(np.float32) / 255,
+    }
+    v = rng.normal(size=(rays, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v = v[camera.sees(v)]
+    uv = camera.project(v)
+    out = {}
+    for nside in nsides:
+        grid = HealpixGrid(nside)
+        proj = SphereProjector(camera, grid)
+        pix = grid.local_index(hp.vec2pix(nside, v[:, 0], v[:, 1], v[:, 2], nest=True))
+        ok = pix >= 0
+        count = np.bincount(pix[ok], minlength=grid.npix)
+        corners = np.moveaxis(hp.boundaries(nside, grid.global_index, step=1, nest=True), -2, -1)
+        inside = proj.valid_mask & camera.sees(corners).all(axis=1) & (count >= 200)
+        for name, img in images.items():
+            val = map_coordinates(img, [uv[ok, 1], uv[ok, 0]], order=1, mode="nearest")
+            ref = np.bincount(pix[ok], weights=val, minlength=grid.npix) / np.maximum(count, 1)
+            row = {"pixels": int(inside.sum()), "min_rays_per_pixel": int(count[inside].min())}
+            for mode in ("bilinear", "area"):
+                err = np.abs(proj.to_sphere(img, mode) - ref)[inside]
+                row[mode] = {"mean_abs": float(err.mean()), "max_abs": float(err.max())}
+            out[f"{name}, nside {nside}"] = row
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calib", type=Path, default=None)
     ap.add_argument("--nside", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=20)
-    ap.add_argument("--area-nsides", default="32,64,128", help="grids for the area vs bilinear table")
+    ap.add_argument("--area-nsides", default="16,32,64,256", help="grids for the area vs bilinear table")
+    ap.add_argument("--area-sizes", default="1280x966,320x242", help="image sizes (the camera scaled) for that table")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "geometry.json")
     args = ap.parse_args()
 
@@ -194,12 +234,25 @@ def main() -> int:
     print()
     for k, v in ratios.items():
         print(f"speed-up {k:40s} {v:8.1f}x")
-    area = area_rows(camera, [int(n) for n in args.area_nsides.split(",") if n], image, args.repeat)
-    print(f"\nAnti-aliased projection (uint8 RGB {camera.width}x{camera.height}), load {os.getloadavg()[0]:.1f}")
-    print(f"{'nside':>5s} {'L':>2s} {'K':>4s} {'maps bil ms':>11s} {'maps area ms':>12s} {'cv2 ms':>7s} {'bil ms':>7s} {'area ms':>8s} {'area/bil':>8s} {'bil/cv2':>7s}")
-    for n, r in area.items():
-        m, p = r["maps_ms"], r["project_ms"]
-        print(f"{n:>5s} {r['level']:2d} {r['area_taps']:4d} {m['bilinear']:11.1f} {m['area']:12.1f} {p['cv2']:7.2f} {p['bilinear']:7.2f} {p['area']:8.2f} {r['area / bilinear']:8.1f} {r['bilinear / cv2.remap']:7.1f}")
+    area = {}
+    for size in args.area_sizes.split(","):
+        w, h = (int(v) for v in size.split("x"))
+        cam = camera if (w, h) == camera.image_size else camera.scaled(w, h)
+        img = image if (w, h) == camera.image_size else rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        area[size] = area_rows(cam, [int(n) for n in args.area_nsides.split(",") if n], img, args.repeat)
+    print(f"\nAnti-aliased projection: uint8 RGB, calls interleaved, load {os.getloadavg()[0]:.1f}")
+    print(f"{'image':>9s} {'nside':>5s} {'L':>2s} {'K':>4s} {'maps bil ms':>11s} {'maps area ms':>12s} {'cv2 ms':>7s} {'bil ms':>7s} {'area ms':>8s} {'area/bil':>8s} {'bil/cv2':>7s}")
+    for size, rows_ in area.items():
+        for n, r in rows_.items():
+            m, p = r["maps_ms"], r["project_ms"]
+            print(f"{size:>9s} {n:>5s} {r['level']:2d} {r['area_taps']:4d} {m['bilinear']:11.1f} {m['area']:12.1f} {p['cv2']:7.2f} {p['bilinear']:7.2f} {p['area']:8.2f} {r['area / bilinear']:8.1f} {r['bilinear / cv2.remap']:7.1f}")
+    acc_cam = camera.scaled(160, 121)
+    accuracy = area_accuracy(acc_cam, [8, 16])
+    print(f"\nFootprint-mean accuracy ({acc_cam.width}x{acc_cam.height} image, brute-force reference, values 0..1)")
+    print(f"{'image, grid':28s} {'pixels':>6s} {'rays/px':>7s} {'bilinear mean':>13s} {'max':>6s} {'area mean':>9s} {'max':>6s}")
+    for k, r in accuracy.items():
+        b, a = r["bilinear"], r["area"]
+        print(f"{k:28s} {r['pixels']:6d} {r['min_rays_per_pixel']:7d} {b['mean_abs']:13.4f} {b['max_abs']:6.3f} {a['mean_abs']:9.4f} {a['max_abs']:6.3f}")
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
@@ -209,6 +262,7 @@ def main() -> int:
         "rows": {name.strip(): r for name, r in rows},
         "ratios": ratios,
         "area_vs_bilinear": area,
+        "area_accuracy": accuracy,
         "load_average": os.getloadavg(),
     }
     save_json(args.out, result)
