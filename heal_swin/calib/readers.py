@@ -256,6 +256,7 @@ def _numbers(obj: dict, key: str, n: int | tuple[int, ...], src: str, parent: st
 # (camera_model, distortion_model) -> (our model, number of intrinsics, number of distortion coefficients)
 _KALIBR = {
     ("pinhole", "equidistant"): ("kannala_brandt", 4, 4),
+    ("pinhole", "equi"): ("kannala_brandt", 4, 4),  # the --models spelling
     ("pinhole", "none"): ("ucm", 4, 0),
     ("pinhole", "radtan"): ("mei", 4, 4),
     ("omni", "radtan"): ("mei", 5, 4),
@@ -282,9 +283,10 @@ def read_kalibr(path: str | Path, camera: str | None = None, max_fit_error: floa
     if cmodel is None:
         raise CalibrationError(src, f"{name}.camera_model", "a value", "missing")
     if (cmodel, dmodel) not in _KALIBR:
-        pairs = ", ".join(f"{c}+{d}" for c, d in _KALIBR)
+        pairs = ", ".join(f"{c}+{d}" for c, d in _KALIBR if d != "equi")
         raise CalibrationError(src, f"{name}.camera_model", f"one of {pairs}", f"{cmodel}+{dmodel}")
     model, n_intr, n_dist = _KALIBR[(cmodel, dmodel)]
+    dmodel = "equidistant" if dmodel == "equi" else dmodel
     intr = _numbers(cam, "intrinsics", n_intr, src, name)
     if n_dist:
         dist = _numbers(cam, "distortion_coeffs", n_dist, src, name)
