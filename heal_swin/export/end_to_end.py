@@ -132,7 +132,7 @@ def export_end_to_end(
     model_folder = Path(model_folder)
     m = load_manifest(model_folder)
     if m.input_kind != "sphere" or m.end_to_end is not None:
-        raise ExportInputError(f"--camera: {model_folder} is a {'end-to-end' if m.end_to_end else m.input_kind} model; "
+        raise ExportInputError(f"--camera: {model_folder} is {'an end-to-end' if m.end_to_end else 'a ' + m.input_kind} model; "
                                "the projection is baked in only around sphere models")  # fmt: skip
     if backend not in BACKENDS:
         raise ExportInputError(f"--triton-backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")

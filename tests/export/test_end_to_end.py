@@ -184,13 +184,25 @@ def test_export_end_to_end_folder(repo, tmp_path):
 
 
 def test_end_to_end_model_is_not_wrapped_again(repo, tmp_path):
+    """Only sphere models get a projection baked in: an end-to-end or a flat model is a one-line input error."""
     from heal_swin.export.exporter import ExportInputError
+    from heal_swin.inference.manifest import save_manifest
 
     m = export_end_to_end(repo / "seg", SMALL, "small", tmp_path / "seg_small")
     with pytest.raises(ExportInputError, match="end-to-end model"):
         export_end_to_end(tmp_path / "seg_small", SMALL, "again")
     assert parse_pbtxt((tmp_path / "seg_small" / "config.pbtxt").read_text())["platform"] == ["onnxruntime_onnx"]
     assert m.end_to_end["triton_backend"] == "onnxruntime"
+    flat = load_manifest(repo / "seg")
+    flat.input_kind, flat.nside, flat.base_pixels, flat.img_size = "flat", None, None, [48, 64]
+    flat.input_shape, flat.output_shape, flat.end_to_end = [-1, 3, 48, 64], [-1, 10, 48, 64], None
+    (tmp_path / "flat").mkdir()
+    save_manifest(tmp_path / "flat", flat)
+    with pytest.raises(ExportInputError, match="is a flat model"):
+        export_end_to_end(tmp_path / "flat", SMALL, "small")
+    with pytest.raises(ExportInputError, match="--triton-backend"):
+        export_end_to_end(repo / "seg", SMALL, "small", tmp_path / "x", backend="tensorrt")
+    assert not (tmp_path / "flat_small").exists() and not (tmp_path / "x").exists()
 
 
 @pytest.mark.slow
