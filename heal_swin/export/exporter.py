@@ -36,8 +36,6 @@ import numpy as np
 
 from heal_swin.errors import InputError
 from heal_swin.inference.manifest import (
-    DEFAULT_MEAN,
-    DEFAULT_STD,
     FORMAT,
     FP32_VERSION,
     INT8_NAME,
@@ -257,8 +255,9 @@ def export_checkpoint(
         if missing:
             raise ExportInputError(f"{src}: a depth model needs metadata {missing} (metres = exp(z * std + mean))")
         depth = {"log_mean": float(meta["depth_log_mean"]), "log_std": float(meta["depth_log_std"])}
-    mean = [float(v) for v in meta.get("mean", DEFAULT_MEAN)]
-    std = [float(v) for v in meta.get("std", DEFAULT_STD)]
+    # The model file records its normalisation; an older file without it gets its variant's.
+    mean = [float(v) for v in meta.get("mean", model.default_cfg["mean"])]
+    std = [float(v) for v in meta.get("std", model.default_cfg["std"])]
 
     tmp = _stage(out)
     try:

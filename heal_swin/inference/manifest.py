@@ -7,6 +7,10 @@ A model folder is one model of a Triton model repository (:mod:`heal_swin.infere
 
 The service reads it to know how to feed the model (grid, normalisation) and how to read its output
 (task, classes, depth scaling); ``load_manifest`` validates every field and names the bad one.
+:class:`Manifest` is a pydantic dataclass: pydantic checks each field's type and range (and
+:func:`manifest_json_schema` publishes them as JSON Schema), :meth:`Manifest.validate` the rules
+that tie fields together (shapes, class count, depth scaling, versions). The normalisation is the
+model's own (its registry default config, written by training); a manifest must state it.
 
 Example (segmentation, sphere model)::
 
@@ -51,15 +55,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+import re
+from dataclasses import asdict, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+from typing_extensions import NotRequired, Required, TypedDict
 
 from heal_swin.errors import InputError
 
 __all__ = [
-    "DEFAULT_MEAN",
-    "DEFAULT_STD",
     "FORMAT",
     "FP32_VERSION",
     "INT8_NAME",
@@ -72,6 +80,7 @@ __all__ = [
     "ManifestError",
     "load_manifest",
     "manifest_from_dict",
+    "manifest_json_schema",
     "save_manifest",
     "sha256_file",
 ]
@@ -83,10 +92,6 @@ ONNX_NAME = "model.onnx"
 INT8_NAME = "model.int8.onnx"  # the old layout's int8 file (export removes it when re-exporting)
 FP32_VERSION, INT8_VERSION = 1, 2
 PRECISIONS = ("fp32", "int8")
-DEFAULT_MEAN = (0.485, 0.456, 0.406)
-DEFAULT_STD = (0.229, 0.224, 0.225)
-_TASKS = ("segmentation", "depth")
-_KINDS = ("sphere", "flat")
 
 
 class ManifestError(InputError):
@@ -104,44 +109,125 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-@dataclass
+# ------------------------------------------------------------ field types
+def _rule(ok: Callable[[Any], bool], expected: str) -> AfterValidator:
+    """A check after pydantic's type check; a failure reads "expected <expected>"."""
+
+    def check(v: Any) -> Any:
+        if not ok(v):
+            raise ValueError(expected)
+        return v
+
+    return AfterValidator(check)
+
+
+def _number(v: Any) -> Any:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError("a number")
+    return v
+
+
+def _plain_file(v: str) -> bool:
+    return bool(v) and "/" not in v and "\\" not in v and not v.startswith(".")
+
+
+def _version_key(v: str) -> bool:
+    return v.isdigit() and v == str(int(v)) and int(v) > 0
+
+
+def _schema(**extra: Any) -> Any:
+    """JSON Schema keywords for a rule that pydantic cannot describe by itself."""
+    return Field(json_schema_extra=extra)
+
+
+Finite = Annotated[float, BeforeValidator(_number), _rule(math.isfinite, "a finite number")]
+PositiveFinite = Annotated[Finite, _rule(lambda v: v > 0, "positive numbers"), _schema(exclusiveMinimum=0)]
+PositiveInt = Annotated[StrictInt, _rule(lambda v: v > 0, "a positive integer"), _schema(exclusiveMinimum=0)]
+NonEmpty = Annotated[StrictStr, _rule(bool, "a non-empty string"), _schema(minLength=1)]
+FileName = Annotated[
+    StrictStr, _rule(_plain_file, "a plain file name inside the version folder"), _schema(pattern=r"^[^./\\][^/\\]*$")
+]
+Sha256 = Annotated[
+    StrictStr, _rule(lambda v: re.fullmatch(r"[0-9a-fA-F]{64}", v) is not None, "64 hex digits"), _schema(pattern=r"^[0-9a-fA-F]{64}$")
+]
+Byte = Annotated[StrictInt, _rule(lambda v: 0 <= v <= 255, "BGR triples of 0..255"), _schema(minimum=0, maximum=255)]
+Nside = Annotated[StrictInt, _rule(lambda v: v >= 1 and not v & (v - 1), "a power of two"), _schema(minimum=1)]
+BasePixels = Annotated[
+    list[Annotated[StrictInt, _schema(minimum=0, maximum=11)]],
+    _rule(lambda v: bool(v) and len(set(v)) == len(v) and all(0 <= b < 12 for b in v), "a list of distinct integers 0..11"),
+    _schema(minItems=1, uniqueItems=True),
+]
+Triple = Annotated[list[Byte], _rule(lambda v: len(v) == 3, "BGR triples of 0..255"), _schema(minItems=3, maxItems=3)]
+ImageSize = Annotated[list[PositiveInt], _rule(lambda v: len(v) == 2, "[height, width] positive integers"), _schema(minItems=2, maxItems=2)]
+VersionKey = Annotated[StrictStr, _rule(_version_key, "an object {version number: 'fp32' | 'int8'}"), _schema(pattern="^[1-9][0-9]*$")]
+
+
+class Normalisation(TypedDict):
+    """``model input = (pixel * scale - mean) / std`` per channel, channels in ``colour_order``."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    colour_order: NotRequired[Literal["RGB", "BGR"]]
+    scale: NotRequired[Finite]
+    mean: list[Finite]
+    std: list[PositiveFinite]
+
+
+class DepthScaling(TypedDict):
+    """Depth output channel 0 is ``z``; metres ``= exp(z * log_std + log_mean)``."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    log_mean: Finite
+    log_std: PositiveFinite
+
+
+class Int8Version(TypedDict, total=False):
+    """The int8 version's file, checksum and accuracy change (more keys are allowed)."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+    onnx_file: Required[FileName]
+    version: PositiveInt
+    onnx_sha256: Sha256
+    validation: dict[str, Any]
+
+
+@dataclass(config=ConfigDict(extra="forbid"))
 class Manifest:
     """Everything the service needs to run one exported model (see the module docstring)."""
 
-    name: str
-    model_name: str
-    task: str
-    input_kind: str
-    in_chans: int
-    out_chans: int
-    input_shape: list[int]
-    output_shape: list[int]
-    onnx_sha256: str
-    opset: int
-    nside: int | None = None
-    base_pixels: list[int] | None = None
-    img_size: list[int] | None = None
-    resample: str = "bilinear"  # sphere models: image -> grid sampling, "bilinear" or "area"
-    class_names: list[str] = field(default_factory=list)
-    class_colours: list[list[int]] = field(default_factory=list)
-    normalisation: dict[str, Any] = field(
-        default_factory=lambda: {"colour_order": "RGB", "scale": 1 / 255, "mean": list(DEFAULT_MEAN), "std": list(DEFAULT_STD)}
-    )
-    depth: dict[str, float] | None = None
-    input_name: str = "input"
-    output_name: str = "output"
-    onnx_file: str = ONNX_NAME
-    onnx_data_file: str | None = None
-    onnx_data_sha256: str | None = None
+    name: NonEmpty
+    model_name: NonEmpty
+    task: Literal["segmentation", "depth"]
+    input_kind: Literal["sphere", "flat"]
+    in_chans: PositiveInt
+    out_chans: PositiveInt
+    input_shape: list[StrictInt]
+    output_shape: list[StrictInt]
+    onnx_sha256: Sha256
+    opset: PositiveInt
+    normalisation: Normalisation
+    nside: Nside | None = None
+    base_pixels: BasePixels | None = None
+    img_size: ImageSize | None = None
+    resample: Literal["bilinear", "area"] = "bilinear"  # sphere models: image -> grid sampling
+    class_names: list[StrictStr] = field(default_factory=list)
+    class_colours: list[Triple] = field(default_factory=list)
+    depth: DepthScaling | None = None
+    input_name: NonEmpty = "input"
+    output_name: NonEmpty = "output"
+    onnx_file: FileName = ONNX_NAME
+    onnx_data_file: FileName | None = None
+    onnx_data_sha256: Sha256 | None = None
     parity: dict[str, Any] = field(default_factory=dict)
-    int8: dict[str, Any] | None = None
+    int8: Int8Version | None = None
     model_config: dict[str, Any] = field(default_factory=dict)
-    dataset: str | None = None
+    dataset: StrictStr | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    exported_at: str | None = None
-    versions: dict[str, str] = field(default_factory=dict)  # software versions of the export
-    model_versions: dict[str, str] = field(default_factory=lambda: {str(FP32_VERSION): "fp32"})
-    format: str = FORMAT
+    exported_at: StrictStr | None = None
+    versions: dict[str, StrictStr] = field(default_factory=dict)  # software versions of the export
+    model_versions: dict[VersionKey, Literal["fp32", "int8"]] = field(
+        default_factory=lambda: {str(FP32_VERSION): "fp32"}
+    )
+    format: Literal["heal-swin-onnx/2"] = FORMAT
     end_to_end: dict[str, Any] | None = None  # the interface of an end-to-end model (see the module docstring)
 
     # ------------------------------------------------------------ derived
@@ -162,101 +248,49 @@ class Manifest:
 
     # ---------------------------------------------------------- validation
     def validate(self, source: str = "<manifest>") -> Manifest:
-        """Check every field; raises :class:`ManifestError` naming the field, expected vs got."""
+        """The rules between fields (each field's own type and range pydantic checked when the
+        manifest was built); raises :class:`ManifestError` naming the field, expected vs got."""
 
         def bad(fieldname: str, expected: str, got: Any) -> ManifestError:
             return ManifestError(f"{source}: field {fieldname!r}: expected {expected}, got {got!r}")
 
-        if self.format != FORMAT:
-            raise bad("format", repr(FORMAT), self.format)
-        for name in ("name", "model_name", "onnx_file", "input_name", "output_name"):
-            val = getattr(self, name)
-            if not isinstance(val, str) or not val:
-                raise bad(name, "a non-empty string", val)
-        if "/" in self.onnx_file or "\\" in self.onnx_file or self.onnx_file.startswith("."):
-            raise bad("onnx_file", "a plain file name inside the version folder", self.onnx_file)
-        if self.task not in _TASKS:
-            raise bad("task", " or ".join(map(repr, _TASKS)), self.task)
-        if self.input_kind not in _KINDS:
-            raise bad("input_kind", " or ".join(map(repr, _KINDS)), self.input_kind)
-        for name in ("in_chans", "out_chans", "opset"):
-            val = getattr(self, name)
-            if not isinstance(val, int) or isinstance(val, bool) or val <= 0:
-                raise bad(name, "a positive integer", val)
         if self.in_chans != 3:
             raise bad("in_chans", "3 (RGB images)", self.in_chans)
-        if not isinstance(self.onnx_sha256, str) or len(self.onnx_sha256) != 64:
-            raise bad("onnx_sha256", "64 hex digits", self.onnx_sha256)
         if self.input_kind == "sphere":
-            if not isinstance(self.nside, int) or isinstance(self.nside, bool) or self.nside < 1 or self.nside & (self.nside - 1):
+            if self.nside is None:
                 raise bad("nside", "a power of two", self.nside)
-            bp = self.base_pixels
-            if (
-                not isinstance(bp, list)
-                or not bp
-                or not all(isinstance(b, int) and 0 <= b < 12 for b in bp)
-                or len(set(bp)) != len(bp)
-            ):
-                raise bad("base_pixels", "a list of distinct integers 0..11", bp)
-            if self.resample not in ("bilinear", "area"):
-                raise bad("resample", "'bilinear' or 'area'", self.resample)
+            if self.base_pixels is None:
+                raise bad("base_pixels", "a list of distinct integers 0..11", self.base_pixels)
             spatial: list[int] = [self.npix or 0]
         else:
-            sz = self.img_size
-            if not isinstance(sz, list) or len(sz) != 2 or not all(isinstance(v, int) and v > 0 for v in sz):
-                raise bad("img_size", "[height, width] positive integers", sz)
-            spatial = list(sz)
+            if self.img_size is None:
+                raise bad("img_size", "[height, width] positive integers", self.img_size)
+            spatial = list(self.img_size)
         want_in = [-1, self.in_chans, *spatial]
         want_out = [-1, self.out_chans, *spatial]
         if list(self.input_shape) != want_in:
             raise bad("input_shape", str(want_in), self.input_shape)
         if list(self.output_shape) != want_out:
             raise bad("output_shape", str(want_out), self.output_shape)
-        norm = self.normalisation
-        if not isinstance(norm, dict):
-            raise bad("normalisation", "an object", norm)
         for key in ("mean", "std"):
-            vals = norm.get(key)
-            if not isinstance(vals, list) or len(vals) != self.in_chans or not all(_finite(v) for v in vals):
-                raise bad(f"normalisation.{key}", f"{self.in_chans} finite numbers", vals)
-        if any(v <= 0 for v in norm["std"]):
-            raise bad("normalisation.std", "positive numbers", norm["std"])
-        if not _finite(norm.get("scale", 1 / 255)) or norm.get("colour_order", "RGB") not in ("RGB", "BGR"):
-            raise bad("normalisation", "scale a number and colour_order 'RGB' or 'BGR'", norm)
+            if len(self.normalisation[key]) != self.in_chans:
+                raise bad(f"normalisation.{key}", f"{self.in_chans} finite numbers", self.normalisation[key])
         if self.task == "segmentation":
             if self.out_chans > 255:
                 raise bad("out_chans", "at most 255 classes (255 marks 'no prediction' in masks)", self.out_chans)
-            if not isinstance(self.class_names, list) or len(self.class_names) != self.out_chans:
+            if len(self.class_names) != self.out_chans:
                 raise bad("class_names", f"a list of {self.out_chans} names", self.class_names)
-            cc = self.class_colours
-            if (
-                not isinstance(cc, list)
-                or len(cc) != self.out_chans
-                or not all(isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in cc)
-            ):
-                raise bad("class_colours", f"{self.out_chans} BGR triples of 0..255", cc)
+            if len(self.class_colours) != self.out_chans:
+                raise bad("class_colours", f"{self.out_chans} BGR triples of 0..255", self.class_colours)
         else:
             if self.out_chans not in (1, 2):
                 raise bad("out_chans", "1 (log-depth) or 2 (log-depth, log-variance) for depth", self.out_chans)
-            d = self.depth
-            if not isinstance(d, dict) or not _finite(d.get("log_mean")) or not _finite(d.get("log_std")) or d["log_std"] <= 0:
-                raise bad("depth", "{'log_mean': number, 'log_std': positive number}", d)
+            if self.depth is None:
+                raise bad("depth", "{'log_mean': number, 'log_std': positive number}", self.depth)
         mv = self.model_versions
-        if (
-            not isinstance(mv, dict)
-            or not mv
-            or not all(isinstance(k, str) and k.isdigit() and int(k) > 0 and k == str(int(k)) for k in mv)
-            or not all(v in PRECISIONS for v in mv.values())
-        ):
-            raise bad("model_versions", "an object {version number: 'fp32' | 'int8'}", mv)
         if mv.get(str(FP32_VERSION)) != "fp32":
             raise bad("model_versions", f"version {FP32_VERSION} 'fp32' (the exported model)", mv)
         if self.int8 is not None:
-            if not isinstance(self.int8, dict) or not isinstance(self.int8.get("onnx_file"), str):
-                raise bad("int8", "null or an object with 'onnx_file'", self.int8)
-            f = self.int8["onnx_file"]
-            if "/" in f or "\\" in f or f.startswith("."):
-                raise bad("int8.onnx_file", "a plain file name inside the version folder", f)
             v = self.int8.get("version", INT8_VERSION)
             if mv.get(str(v)) != "int8":
                 raise bad("model_versions", f"version {v} 'int8' (the int8 model's version)", mv)
@@ -277,8 +311,8 @@ class Manifest:
         return self.onnx_sha256 if version == FP32_VERSION else None
 
 
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+_ADAPTER = TypeAdapter(Manifest)
+_NESTED = {"normalisation", "depth", "int8"}
 
 
 def _check_end_to_end(e2e: Any, task: str, bad: Any) -> None:
@@ -303,20 +337,55 @@ def _check_end_to_end(e2e: Any, task: str, bad: Any) -> None:
             raise bad(f"end_to_end.{key}", f"datatype {dtype!r}, shape {shape}", {k: t.get(k) for k in ("datatype", "shape")})
 
 
-_FIELDS = {f.name for f in fields(Manifest)}
-_REQUIRED = {f.name for f in fields(Manifest) if f.default is MISSING and f.default_factory is MISSING}
+
+def manifest_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of ``model.json``: every field's type and range.
+
+    The rules between fields (shapes vs grid, class count vs outputs, ...) are
+    :meth:`Manifest.validate`'s; a manifest that passes it also validates against this schema.
+    """
+    schema = _ADAPTER.json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "heal-swin model.json (" + FORMAT + ")"
+    return schema
+
+
+def _expected(msg: str) -> str:
+    for prefix in ("Value error, ", "Input should be "):
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    return msg[:1].lower() + msg[1:]
+
+
+def _first_error(e: ValidationError, data: dict[str, Any], source: str) -> ManifestError:
+    errors = e.errors()
+    missing = sorted(str(err["loc"][0]) for err in errors if err["type"] == "missing" and len(err["loc"]) == 1)
+    if missing:
+        return ManifestError(f"{source}: missing field(s) {missing}")
+    unknown = sorted(str(err["loc"][0]) for err in errors if err["type"] in ("unexpected_keyword_argument", "extra_forbidden") and len(err["loc"]) == 1)
+    if unknown:
+        return ManifestError(f"{source}: unknown field(s) {unknown}")
+    err = errors[0]
+    loc = [str(p) for p in err["loc"]]
+    name, got = loc[0], data.get(loc[0])
+    if name in _NESTED and len(loc) > 1 and isinstance(got, dict) and loc[1] in got:
+        name, got = f"{name}.{loc[1]}", got[loc[1]]
+    if err["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+        return ManifestError(f"{source}: field {name!r}: unknown key")
+    return ManifestError(f"{source}: field {name!r}: expected {_expected(err['msg'])}, got {got!r}")
 
 
 def manifest_from_dict(data: Any, source: str = "<manifest>") -> Manifest:
+    """Build and validate a manifest from its JSON object; errors name the field."""
     if not isinstance(data, dict):
         raise ManifestError(f"{source}: expected a JSON object, got {type(data).__name__}")
-    missing = sorted(_REQUIRED - set(data))
-    if missing:
-        raise ManifestError(f"{source}: missing field(s) {missing}")
-    unknown = sorted(set(data) - _FIELDS)
-    if unknown:
-        raise ManifestError(f"{source}: unknown field(s) {unknown}")
-    return Manifest(**data).validate(source)
+    if "format" in data and data["format"] != FORMAT:  # first: an old layout gets its own message
+        raise ManifestError(f"{source}: field 'format': expected {FORMAT!r}, got {data['format']!r}")
+    try:
+        manifest = _ADAPTER.validate_python(data)
+    except ValidationError as e:
+        raise _first_error(e, data, source) from None
+    return manifest.validate(source)
 
 
 def load_manifest(path: str | Path) -> Manifest:

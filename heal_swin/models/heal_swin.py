@@ -10,14 +10,14 @@ level 0 lives on ``HealpixGrid(nside / sqrt(patch_size))``; each patch merging g
 the quad-tree (4 nested children -> 1). Every level attends in windows of
 ``min(window_size, nside_l**2)`` nested tokens (:mod:`heal_swin.models.hp_windows`), every odd
 block of a level in shifted windows. The decoder mirrors the encoder with patch expanding
-(1 -> 4 children) and skip connections from the encoder's block outputs at each level.
+(1 -> 4 children) and skip connections from each encoder level (its blocks' output, or with
+``skip="stage_input"`` their input); the UNet skeleton is :mod:`heal_swin.models.unet`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from timm.layers import DropPath, trunc_normal_
 from torch import nn
@@ -27,6 +27,7 @@ from heal_swin.models import hp_windows
 from heal_swin.models.fused import FusedLinear, Mlp, permute_tokens
 from heal_swin.models.hp_attention import HealWindowAttention
 from heal_swin.models.registry import register_model
+from heal_swin.models.unet import SwinUNetSkeleton, drop_path_rates
 
 __all__ = [
     "HealPatchEmbed",
@@ -35,9 +36,7 @@ __all__ = [
     "HealSwinBlock",
     "HealSwinUNet",
     "HealWindowAttention",
-    "heal_swin_paper",
-    "heal_swin_small",
-    "heal_swin_tiny",
+    "HealStage",
 ]
 
 class HealSwinBlock(nn.Module):
@@ -172,8 +171,11 @@ class HealPatchExpand(nn.Module):
         return self.norm(self.expand(x).reshape(b, n * self.factor, self.out_dim))
 
 
-class HealSwinUNet(nn.Module):
+class HealSwinUNet(SwinUNetSkeleton):
     """HEAL-SWIN UNet. ``(B, in_chans, N) -> (B, out_chans, N)`` on ``HealpixGrid(nside, base_pixels)``.
+
+    The defaults are Swin-T's sizes (embed 96, depths 2-2-6-2, heads 3-6-12-24) with HEAL-SWIN's
+    windows (64 nested tokens, ring shift 4); registry variants state what they change.
 
     Args:
         nside, base_pixels: the input grid (NESTED).
@@ -184,6 +186,9 @@ class HealSwinUNet(nn.Module):
         window_size: tokens per window (a power of 4), capped at one base face per level.
         shift: ``"ring"``, ``"grid"``, ``"roll"`` or None (no shifted windows).
         shift_size: ring / nested positions for ``ring`` / ``roll`` (capped at half a window).
+        shift_sign: direction of ``ring`` / ``roll``: +1, a window position takes the token
+            ``shift_size`` places further along the order (ours); -1 the other way (the direction
+            of the HEAL-SWIN paper's code for ``ring``).
         embed_dim, depths, num_heads, mlp_ratio, qkv_bias: Swin sizes; the decoder mirrors
             ``depths`` / ``num_heads`` except at the bottleneck.
         drop_rate, attn_drop_rate, drop_path_rate: dropout, attention dropout, stochastic depth
@@ -191,6 +196,8 @@ class HealSwinUNet(nn.Module):
         cosine_attn, post_norm: Swin-v2 scaled cosine attention and post-norm placement.
         rel_pos_bias: relative position bias on the window's face coordinates.
         patch_norm: LayerNorm after the patch embedding.
+        skip: decoder skips from each encoder level's ``"stage_output"`` or ``"stage_input"``
+            (the paper's code and Swin-Unet), see :mod:`heal_swin.models.unet`.
     """
 
     input_kind = "sphere"
@@ -220,12 +227,16 @@ class HealSwinUNet(nn.Module):
         post_norm: bool = False,
         rel_pos_bias: bool = True,
         patch_norm: bool = False,
+        skip: str = "stage_output",
+        shift_sign: int = 1,
     ) -> None:
         super().__init__()
         if task not in ("segmentation", "depth"):
             raise ValueError(f"task: expected 'segmentation' or 'depth', got {task!r}")
         if shift is not None and shift not in hp_windows.SHIFT_METHODS:
             raise ValueError(f"shift: expected one of {hp_windows.SHIFT_METHODS} or None, got {shift!r}")
+        if shift_sign not in (1, -1):
+            raise ValueError(f"shift_sign: expected 1 or -1, got {shift_sign!r}")
         if len(depths) != len(num_heads):
             raise ValueError(f"depths {list(depths)} and num_heads {list(num_heads)} differ in length")
         if not hp_windows._is_power_of_4(int(patch_size)):
@@ -246,31 +257,24 @@ class HealSwinUNet(nn.Module):
         self.in_chans = in_chans
         self.grids = [self.grid.coarser(patch_levels + i) for i in range(levels)]
         dims = [embed_dim * 2**i for i in range(levels)]
-        dpr = np.linspace(0, drop_path_rate, sum(depths)).tolist()  # numpy: also works under a meta device
-        dpr_at = [dpr[sum(depths[:i]) : sum(depths[: i + 1])] for i in range(levels)]
+        dpr_at = drop_path_rates(depths, drop_path_rate)
         kw = dict(
-            window_size=window_size, shift=shift, shift_size=shift_size, mlp_ratio=mlp_ratio,
+            window_size=window_size, shift=shift, shift_size=shift_size * shift_sign, mlp_ratio=mlp_ratio,
             qkv_bias=qkv_bias, drop=drop_rate, attn_drop=attn_drop_rate, cosine_attn=cosine_attn,
             post_norm=post_norm, rel_pos_bias=rel_pos_bias,
         )
-
-        self.patch_embed = HealPatchEmbed(in_chans, embed_dim, patch_size, norm=patch_norm)
-        self.pos_drop = nn.Dropout(drop_rate)
-        # Encoder: level i = [merge from level i-1] + blocks.
-        self.merges = nn.ModuleList([HealPatchMerging(dims[i - 1]) for i in range(1, levels)])
-
-        def stage(i: int) -> HealStage:
-            return HealStage(self.grids[i], dims[i], depths[i], num_heads[i], dpr_at[i], **kw)
-
-        self.encoder = nn.ModuleList([stage(i) for i in range(levels)])
-        self.norm = nn.LayerNorm(dims[-1])
-        # Decoder: level i (from levels-2 down to 0) = expand from i+1, concat skip, Linear, blocks.
-        self.expands = nn.ModuleList([HealPatchExpand(dims[i + 1], dims[i]) for i in range(levels - 1)])
-        self.skip_proj = nn.ModuleList([FusedLinear(2 * dims[i], dims[i]) for i in range(levels - 1)])
-        self.decoder = nn.ModuleList([stage(i) for i in range(levels - 1)])
-        self.norm_up = nn.LayerNorm(embed_dim)
-        self.final_expand = HealPatchExpand(embed_dim, embed_dim, factor=patch_size)
-        self.head = FusedLinear(embed_dim, out_chans, bias=False)
+        self._build_unet(
+            skip=skip,
+            patch_embed=lambda: HealPatchEmbed(in_chans, embed_dim, patch_size, norm=patch_norm),
+            drop_rate=drop_rate,
+            dims=dims,
+            stage=lambda i: HealStage(self.grids[i], dims[i], depths[i], num_heads[i], dpr_at[i], **kw),
+            merge=lambda i: HealPatchMerging(dims[i - 1]),
+            expand=lambda i: HealPatchExpand(dims[i + 1], dims[i]),
+            final_expand=lambda: HealPatchExpand(embed_dim, embed_dim, factor=patch_size),
+            linear=FusedLinear,
+            out_chans=out_chans,
+        )
         self.apply(self._init_weights)
 
     @staticmethod
@@ -283,29 +287,9 @@ class HealSwinUNet(nn.Module):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
 
-    @torch.jit.ignore
-    def no_weight_decay_keywords(self) -> set[str]:
-        return {"relative_position_bias_table", "logit_scale"}
-
-    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``(B, C_in, N) -> (B, N_last, C_last)`` bottleneck tokens and the skips per level."""
-        x = self.pos_drop(self.patch_embed(x))
-        skips = []
-        for i, stage in enumerate(self.encoder):
-            if i > 0:
-                x = self.merges[i - 1](x)
-            x = stage(x)
-            skips.append(x)
-        return self.norm(x), skips[:-1]
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_chans, N) -> (B, out_chans, N)``."""
-        x, skips = self.forward_features(x)
-        for i in reversed(range(len(self.decoder))):
-            x = self.expands[i](x)
-            x = self.skip_proj[i](torch.cat([x, skips[i]], dim=-1))
-            x = self.decoder[i](x)
-        x = self.final_expand(self.norm_up(x))
+        x = self.forward_decoder(*self.forward_features(x))
         if torch.is_grad_enabled() and not torch.compiler.is_compiling():
             # (K, C) @ (B, C, N): the logits come out channel-first, without a transposing copy
             # (inner dimension K) before the loss and again in the backward.
@@ -313,92 +297,20 @@ class HealSwinUNet(nn.Module):
         return self.head(x).transpose(1, 2)
 
 
-def _build(**cfg) -> HealSwinUNet:
-    cfg["depths"] = tuple(cfg["depths"])
-    cfg["num_heads"] = tuple(cfg["num_heads"])
-    cfg["base_pixels"] = tuple(cfg["base_pixels"])
-    return HealSwinUNet(**cfg)
-
-
-@register_model
-def heal_swin_tiny(
-    *,
-    nside: int = 16,
-    base_pixels: Sequence[int] = tuple(range(8)),
-    in_chans: int = 3,
-    num_classes: int = 10,
-    task: str = "segmentation",
-    out_chans: int | None = None,
-    depth_log_variance: bool = False,
-    patch_size: int = 4,
-    window_size: int = 16,
-    shift: str | None = "ring",
-    shift_size: int = 2,
-    embed_dim: int = 16,
-    depths: Sequence[int] = (2, 2),
-    num_heads: Sequence[int] = (2, 4),
-    mlp_ratio: float = 2.0,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    cosine_attn: bool = True,
-    post_norm: bool = True,
-) -> HealSwinUNet:
-    """Tiny HEAL-SWIN for tests and CPU runs (~30 k parameters): 2 levels, embed 16, window 16."""
-    return _build(**locals())
-
-
-@register_model
-def heal_swin_small(
-    *,
-    nside: int = 64,
-    base_pixels: Sequence[int] = tuple(range(8)),
-    in_chans: int = 3,
-    num_classes: int = 10,
-    task: str = "segmentation",
-    out_chans: int | None = None,
-    depth_log_variance: bool = False,
-    patch_size: int = 4,
-    window_size: int = 64,
-    shift: str | None = "ring",
-    shift_size: int = 4,
-    embed_dim: int = 48,
-    depths: Sequence[int] = (2, 2, 2),
-    num_heads: Sequence[int] = (3, 6, 12),
-    mlp_ratio: float = 4.0,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.1,
-    cosine_attn: bool = True,
-    post_norm: bool = True,
-) -> HealSwinUNet:
-    """Small HEAL-SWIN (3 levels, embed 48, window 64): quick experiments on one GPU."""
-    return _build(**locals())
-
-
-@register_model
-def heal_swin_paper(
-    *,
-    nside: int = 256,
-    base_pixels: Sequence[int] = tuple(range(8)),
-    in_chans: int = 3,
-    num_classes: int = 10,
-    task: str = "segmentation",
-    out_chans: int | None = None,
-    depth_log_variance: bool = False,
-    patch_size: int = 4,
-    window_size: int = 64,
-    shift: str | None = "ring",
-    shift_size: int = 4,
-    embed_dim: int = 96,
-    depths: Sequence[int] = (2, 2, 6, 2),
-    num_heads: Sequence[int] = (3, 6, 12, 24),
-    mlp_ratio: float = 4.0,
-    drop_rate: float = 0.1,
-    attn_drop_rate: float = 0.1,
-    drop_path_rate: float = 0.1,
-    cosine_attn: bool = True,
-    post_norm: bool = True,
-) -> HealSwinUNet:
-    """The paper's WoodScape configuration (41,279,688 parameters with 3 inputs, 10 classes)."""
-    return _build(**locals())
+# Variants: what each changes from HealSwinUNet's defaults (Swin-T sizes, window 64, ring shift 4).
+register_model(
+    "heal_swin_tiny", HealSwinUNet, "Tiny HEAL-SWIN for tests and CPU runs (~30 k parameters): 2 levels, embed 16, window 16.",
+    nside=16, window_size=16, shift_size=2, embed_dim=16, depths=(2, 2), num_heads=(2, 4), mlp_ratio=2.0,
+    drop_path_rate=0.0, cosine_attn=True, post_norm=True,
+)
+register_model(
+    "heal_swin_small", HealSwinUNet, "Small HEAL-SWIN (3 levels, embed 48, window 64): quick experiments on one GPU.",
+    nside=64, embed_dim=48, depths=(2, 2, 2), num_heads=(3, 6, 12), cosine_attn=True, post_norm=True,
+)
+register_model(
+    "heal_swin_paper", HealSwinUNet,
+    "The paper's WoodScape configuration (41,279,688 parameters with 3 inputs, 10 classes): Swin-v2 blocks, "
+    "dropout 0.1, the paper code's skips (each encoder stage's input) and ring-shift direction.",
+    nside=256, drop_rate=0.1, attn_drop_rate=0.1, cosine_attn=True, post_norm=True,
+    skip="stage_input", shift_sign=-1,
+)

@@ -17,7 +17,9 @@ Shifted windows
     ``ring``  the paper's choice. Sort the grid's pixels by their RING index (the HEALPix
               iso-latitude rings, concatenated into one spiral), take the pixel ``shift`` places
               further along that order (cyclically, over the grid's pixels only), map back to
-              NESTED. For a grid of fewer than 12 faces the spiral order skips the missing faces,
+              NESTED. Direction: position ``k`` of the spiral takes pixel ``k + shift``, i.e.
+              content moves towards lower RING index; the paper's code moves it the other way
+              (``shift < 0`` here, ``shift_sign=-1`` in the model). For a grid of fewer than 12 faces the spiral order skips the missing faces,
               so a few pixels take their value from across such a gap; the mask isolates them.
     ``grid``  a shift by half a window side in both face directions, ``(x, y) <- (x + h, y + h)``,
               i.e. towards each face's north corner. It is computed on the HEALPix projection
@@ -229,13 +231,15 @@ def build_shift(
 ) -> ShiftSpec | None:
     """Shift of a level with ``window`` tokens per window; None when there is nothing to shift.
 
-    ``shift`` is in nested (``roll``) or ring (``ring``) positions and is clamped to
-    ``window // 2``; ``grid`` always shifts by half a window side.
+    ``shift`` is in nested (``roll``) or ring (``ring``) positions, its magnitude clamped to
+    ``window // 2``; a negative ``shift`` runs the other way along the order (the HEAL-SWIN
+    paper's code runs its ring shift that way). ``grid`` always shifts by half a window side.
     """
     grid = HealpixGrid(nside, tuple(base_pixels))
-    if window < 4 or (method != "grid" and min(shift, window // 2) < 1):
+    size = min(abs(shift), window // 2)
+    if window < 4 or (method != "grid" and size < 1):
         return None
-    perm = shift_permutation(grid, window, method, min(shift, window // 2))
+    perm = shift_permutation(grid, window, method, size if shift >= 0 else -size)
     inv = np.argsort(perm).astype(np.int64)
     labels = window_components(grid, perm, window).reshape(-1, window)
     allowed = labels[:, :, None] == labels[:, None, :]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 from timm.layers import PatchEmbed, trunc_normal_
@@ -21,8 +20,9 @@ from timm.models.swin_transformer import PatchMerging, SwinTransformerBlock
 from timm.models.swin_transformer_v2 import SwinTransformerV2Block
 
 from heal_swin.models.registry import register_model
+from heal_swin.models.unet import SwinUNetSkeleton, drop_path_rates
 
-__all__ = ["FlatPatchExpand", "SwinUNet", "swin_unet_tiny", "swin_unet_small", "swin_unet_paper"]
+__all__ = ["FlatPatchExpand", "SwinUNet"]
 
 
 class FlatPatchExpand(nn.Module):
@@ -42,17 +42,22 @@ class FlatPatchExpand(nn.Module):
         return self.norm(x.reshape(b, h * f, w * f, self.out_dim))
 
 
-class SwinUNet(nn.Module):
+class SwinUNet(SwinUNetSkeleton):
     """Flat Swin-UNet. ``(B, in_chans, H, W) -> (B, out_chans, H, W)`` for a fixed ``img_size``.
+
+    The defaults are Swin-T's sizes with the paper's flat windows (8, shift 2) and v1 blocks;
+    registry variants state what they change.
 
     Args:
         img_size: ``(H, W)``; each level's size must divide by 2 (``H / patch / 2**(levels-1)``).
         task / num_classes / out_chans / depth_log_variance: as in ``HealSwinUNet``.
         patch_size: pixels per token side; window_size / shift_size: flat window side and shift.
         v2: timm's Swin-v2 blocks (cosine attention, post-norm) instead of v1.
+        skip: ``"stage_output"`` or ``"stage_input"`` (Swin-Unet's), see :mod:`heal_swin.models.unet`.
     """
 
     input_kind = "flat"
+    no_decay_keywords = ("relative_position_bias_table", "logit_scale", "cpb_mlp")  # cpb_mlp: Swin-v2's bias MLP
 
     def __init__(
         self,
@@ -74,6 +79,7 @@ class SwinUNet(nn.Module):
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.1,
         v2: bool = False,
+        skip: str = "stage_output",
     ) -> None:
         super().__init__()
         if task not in ("segmentation", "depth"):
@@ -93,8 +99,7 @@ class SwinUNet(nn.Module):
         self.in_chans = in_chans
         res = [(img_size[0] // patch_size >> i, img_size[1] // patch_size >> i) for i in range(levels)]
         dims = [embed_dim * 2**i for i in range(levels)]
-        dpr = np.linspace(0, drop_path_rate, sum(depths)).tolist()  # numpy: also works under a meta device
-        dpr_at = [dpr[sum(depths[:i]) : sum(depths[: i + 1])] for i in range(levels)]
+        dpr_at = drop_path_rates(depths, drop_path_rate)
         block_cls = SwinTransformerV2Block if v2 else SwinTransformerBlock
 
         def stage(i: int) -> nn.Sequential:
@@ -109,17 +114,18 @@ class SwinUNet(nn.Module):
                 ]
             )
 
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim, output_fmt="NHWC")
-        self.pos_drop = nn.Dropout(drop_rate)
-        self.merges = nn.ModuleList([PatchMerging(dims[i - 1], dims[i]) for i in range(1, levels)])
-        self.encoder = nn.ModuleList([stage(i) for i in range(levels)])
-        self.norm = nn.LayerNorm(dims[-1])
-        self.expands = nn.ModuleList([FlatPatchExpand(dims[i + 1], dims[i]) for i in range(levels - 1)])
-        self.skip_proj = nn.ModuleList([nn.Linear(2 * dims[i], dims[i]) for i in range(levels - 1)])
-        self.decoder = nn.ModuleList([stage(i) for i in range(levels - 1)])
-        self.norm_up = nn.LayerNorm(embed_dim)
-        self.final_expand = FlatPatchExpand(embed_dim, embed_dim, factor=patch_size)
-        self.head = nn.Linear(embed_dim, out_chans, bias=False)
+        self._build_unet(
+            skip=skip,
+            patch_embed=lambda: PatchEmbed(img_size, patch_size, in_chans, embed_dim, output_fmt="NHWC"),
+            drop_rate=drop_rate,
+            dims=dims,
+            stage=stage,
+            merge=lambda i: PatchMerging(dims[i - 1], dims[i]),
+            expand=lambda i: FlatPatchExpand(dims[i + 1], dims[i]),
+            final_expand=lambda: FlatPatchExpand(embed_dim, embed_dim, factor=patch_size),
+            linear=nn.Linear,
+            out_chans=out_chans,
+        )
         self.apply(self._init_weights)
 
     @staticmethod
@@ -129,104 +135,23 @@ class SwinUNet(nn.Module):
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
-    @torch.jit.ignore
-    def no_weight_decay_keywords(self) -> set[str]:
-        return {"relative_position_bias_table", "logit_scale", "cpb_mlp"}
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_chans, H, W) -> (B, out_chans, H, W)``."""
-        x = self.pos_drop(self.patch_embed(x))  # (B, h, w, C)
-        skips = []
-        for i, stage in enumerate(self.encoder):
-            if i > 0:
-                x = self.merges[i - 1](x)
-            x = stage(x)
-            skips.append(x)
-        x = self.norm(x)
-        for i in reversed(range(len(self.decoder))):
-            x = self.expands[i](x)
-            x = self.skip_proj[i](torch.cat([x, skips[i]], dim=-1))
-            x = self.decoder[i](x)
-        x = self.final_expand(self.norm_up(x))
+        x = self.forward_decoder(*self.forward_features(x))  # tokens (B, H, W, C)
         return self.head(x).permute(0, 3, 1, 2)
 
 
-def _build(**cfg) -> SwinUNet:
-    for k in ("img_size", "depths", "num_heads"):
-        cfg[k] = tuple(cfg[k])
-    return SwinUNet(**cfg)
-
-
-@register_model
-def swin_unet_tiny(
-    *,
-    img_size: Sequence[int] = (64, 64),
-    in_chans: int = 3,
-    num_classes: int = 10,
-    task: str = "segmentation",
-    out_chans: int | None = None,
-    depth_log_variance: bool = False,
-    patch_size: int = 2,
-    window_size: int = 4,
-    shift_size: int = 2,
-    embed_dim: int = 16,
-    depths: Sequence[int] = (2, 2),
-    num_heads: Sequence[int] = (2, 4),
-    mlp_ratio: float = 2.0,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.0,
-    v2: bool = False,
-) -> SwinUNet:
-    """Tiny flat Swin-UNet for tests and CPU runs."""
-    return _build(**locals())
-
-
-@register_model
-def swin_unet_small(
-    *,
-    img_size: Sequence[int] = (320, 384),
-    in_chans: int = 3,
-    num_classes: int = 10,
-    task: str = "segmentation",
-    out_chans: int | None = None,
-    depth_log_variance: bool = False,
-    patch_size: int = 2,
-    window_size: int = 8,
-    shift_size: int = 2,
-    embed_dim: int = 48,
-    depths: Sequence[int] = (2, 2, 2),
-    num_heads: Sequence[int] = (3, 6, 12),
-    mlp_ratio: float = 4.0,
-    drop_rate: float = 0.0,
-    attn_drop_rate: float = 0.0,
-    drop_path_rate: float = 0.1,
-    v2: bool = True,
-) -> SwinUNet:
-    """Small flat Swin-UNet (3 levels, embed 48), the flat counterpart of ``heal_swin_small``."""
-    return _build(**locals())
-
-
-@register_model
-def swin_unet_paper(
-    *,
-    img_size: Sequence[int] = (640, 768),
-    in_chans: int = 3,
-    num_classes: int = 10,
-    task: str = "segmentation",
-    out_chans: int | None = None,
-    depth_log_variance: bool = False,
-    patch_size: int = 2,
-    window_size: int = 8,
-    shift_size: int = 2,
-    embed_dim: int = 96,
-    depths: Sequence[int] = (2, 2, 6, 2),
-    num_heads: Sequence[int] = (3, 6, 12, 24),
-    mlp_ratio: float = 4.0,
-    drop_rate: float = 0.1,
-    attn_drop_rate: float = 0.1,
-    drop_path_rate: float = 0.1,
-    v2: bool = True,
-) -> SwinUNet:
-    """The paper's flat baseline: 640x768 input, patch 2, window 8, shift 2, Swin-v2 blocks."""
-    return _build(**locals())
+# Variants: what each changes from SwinUNet's defaults (Swin-T sizes, window 8, shift 2, v1 blocks).
+register_model(
+    "swin_unet_tiny", SwinUNet, "Tiny flat Swin-UNet for tests and CPU runs.",
+    window_size=4, embed_dim=16, depths=(2, 2), num_heads=(2, 4), mlp_ratio=2.0, drop_path_rate=0.0,
+)
+register_model(
+    "swin_unet_small", SwinUNet, "Small flat Swin-UNet (3 levels, embed 48), the flat counterpart of heal_swin_small.",
+    img_size=(320, 384), embed_dim=48, depths=(2, 2, 2), num_heads=(3, 6, 12), v2=True,
+)
+register_model(
+    "swin_unet_paper", SwinUNet,
+    "The paper's flat baseline: 640x768 input, patch 2, window 8, shift 2, Swin-v2 blocks, Swin-Unet's skips.",
+    img_size=(640, 768), drop_rate=0.1, attn_drop_rate=0.1, v2=True, skip="stage_input",
+)

@@ -1,20 +1,21 @@
-"""Training recipes: plain dataclasses loaded from YAML and validated at load time.
+"""Training recipes: pydantic models loaded from YAML and validated at load time.
 
 ``load_config("train/quickstart.yaml", ["trainer.max_epochs=3", "optim.lr=5e-4"])`` returns a
 ``TrainConfig``; an unknown key or a value of the wrong type is a ``ConfigError`` naming the file,
-the dotted key, and expected vs got.
+the dotted key, and expected vs got (one line). Values are checked strictly (no ``"3"`` for an
+integer, no ``1`` for a boolean), except that an integer or a numeric string is a float: PyYAML
+reads ``5e-4`` (no dot) as a string.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from heal_swin.errors import InputError
 
@@ -25,8 +26,25 @@ class ConfigError(InputError):
     """An invalid training recipe or override."""
 
 
-@dataclass
-class DataConfig:
+def _yaml_float(v: Any) -> Any:
+    if isinstance(v, str):  # "5e-4": PyYAML's reading of a float written without a dot
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    return v
+
+
+Float = Annotated[float, BeforeValidator(_yaml_float)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, protected_namespaces=())
+
+
+class DataConfig(_Section):
     """Which dataset, which view, and how it is batched."""
 
     dataset: Literal["synthetic", "woodscape", "synwoodscape"] = "synthetic"
@@ -35,7 +53,7 @@ class DataConfig:
     task: Literal["segmentation", "depth"] = "segmentation"
     view: Literal["sphere", "flat"] = "sphere"
     nside: int = 32
-    base_pixels: list[int] = field(default_factory=lambda: list(range(8)))
+    base_pixels: list[int] = Field(default_factory=lambda: list(range(8)))
     surround: bool = False  # one sample per frame: its cameras fused on the vehicle sphere (heal_swin.data.surround); base_pixels 0..11
     resample: Literal["bilinear", "area"] = "bilinear"  # sphere view: image -> grid (labels, depth: nearest)
     image_size: list[int] | None = None  # [width, height] to resize to before projecting (None: native)
@@ -50,28 +68,33 @@ class DataConfig:
     limit_val: int | None = None
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(_Section):
     """A registry model; ``options`` are overrides for ``create_model`` (nside, classes, ... are filled in)."""
 
     name: str = "heal_swin_tiny"
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
-@dataclass
-class OptimConfig:
+class OptimConfig(_Section):
+    """Optimizer (timm's factory), learning-rate schedule (timm's) and loss settings.
+
+    ``weight_decay`` applies to weight matrices only: biases, LayerNorm weights, relative-position
+    tables and cosine-attention temperatures are not decayed. ``schedule: cosine`` decays the LR
+    to ``min_lr`` over the run after ``warmup_steps`` of linear warm-up (per optimizer step).
+    """
+
     optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    lr: Float = 1e-3
+    weight_decay: Float = 0.0
     schedule: Literal["none", "cosine"] = "none"
     warmup_steps: int = 0
+    min_lr: Float = 0.0
     class_weights: Literal["inverse_log", "median_frequency", "none"] = "inverse_log"
     depth_loss: Literal["mse", "l1"] = "mse"
-    grad_clip: float | None = 1.0
+    grad_clip: Float | None = 1.0
 
 
-@dataclass
-class TrainerConfig:
+class TrainerConfig(_Section):
     max_epochs: int = 10
     max_steps: int = -1
     seed: int = 0
@@ -92,98 +115,75 @@ class TrainerConfig:
     mlflow_experiment: str = "heal-swin"
 
 
-@dataclass
-class TrainConfig:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+class TrainConfig(_Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
     @property
     def run_dir(self) -> Path:
         return Path(self.trainer.out_dir) / self.trainer.name
 
 
-# --------------------------------------------------------------- validation
+# ------------------------------------------------------- error messages
 def _describe(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _describe(typing.get_args(tp)[0])
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(tp))
     if origin is list:
         return f"a list of {_describe(typing.get_args(tp)[0])}"
-    if origin is dict:
+    if origin is dict or (isinstance(tp, type) and issubclass(tp, BaseModel)):
         return "a mapping"
     if tp is type(None):
         return "null"
     return getattr(tp, "__name__", str(tp))
 
 
-def _coerce(value: Any, tp: Any, where: str, source: str) -> Any:
-    origin = typing.get_origin(tp)
-    bad = ConfigError(f"{source}: key '{where}': expected {_describe(tp)}, got {value!r}")
-    if tp is Any:
-        return value
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise bad
-        return value
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            try:
-                return _coerce(value, arg, where, source)
-            except ConfigError:
-                continue
-        raise bad
-    if tp is type(None):
-        if value is not None:
-            raise bad
-        return None
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise bad
-        (arg,) = typing.get_args(tp)
-        return [_coerce(v, arg, f"{where}[{i}]", source) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise bad
-        return dict(value)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where, source)
-    if tp is float:
-        if isinstance(value, str):  # PyYAML reads 5e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                raise bad from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if tp is bool or tp is str:
-        if not isinstance(value, tp):
-            raise bad
-        return value
-    raise bad
+def _members(tp: Any) -> tuple[Any, ...]:
+    if typing.get_origin(tp) is Annotated:
+        return _members(typing.get_args(tp)[0])
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return typing.get_args(tp)
+    return (tp,)
 
 
-def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: key '{prefix or '<root>'}': expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ConfigError(f"{source}: unknown key '{where}'; valid keys{' of ' + prefix if prefix else ''}: {sorted(names)}")
-    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k, source) for k, v in data.items()}
-    return cls(**kwargs)
+def _locate(loc: tuple[Any, ...], tree: Any) -> tuple[str, Any, Any]:
+    """Pydantic's error location -> (dotted key, declared type there, the value given there)."""
+    tp: Any = TrainConfig
+    key, value = "", tree
+    for part in loc:
+        model = next((m for m in _members(tp) if isinstance(m, type) and issubclass(m, BaseModel)), None)
+        if isinstance(part, str) and model is not None and part in model.model_fields:
+            tp = model.model_fields[part].annotation
+        elif isinstance(part, int) and any(typing.get_origin(m) is list for m in _members(tp)):
+            tp = typing.get_args(next(m for m in _members(tp) if typing.get_origin(m) is list))[0]
+        elif isinstance(part, str) and model is not None:  # an unknown key of a section
+            tp = None
+        else:
+            continue  # a union member's tag ("int", "str"): the key is the union's
+        key = f"{key}[{part}]" if isinstance(part, int) else (f"{key}.{part}" if key else part)
+        value = value[part] if isinstance(value, (dict, list)) and _has(value, part) else None
+    return key, tp, value
+
+
+def _has(node: dict | list, part: Any) -> bool:
+    return part in node if isinstance(node, dict) else isinstance(part, int) and 0 <= part < len(node)
+
+
+def _config_error(e: ValidationError, tree: dict[str, Any], source: str) -> ConfigError:
+    err = e.errors()[0]
+    key, tp, value = _locate(tuple(err["loc"]), tree)
+    if err["type"] == "extra_forbidden":
+        section = key.rpartition(".")[0]
+        _, section_tp, _ = _locate(tuple(err["loc"][:-1]), tree)
+        valid = sorted(section_tp.model_fields) if section_tp is not None else []
+        return ConfigError(f"{source}: unknown key '{key}'; valid keys{' of ' + section if section else ''}: {valid}")
+    return ConfigError(f"{source}: key '{key or '<root>'}': expected {_describe(tp)}, got {value!r}")
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:
@@ -216,8 +216,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"override {item!r}: expected key.sub=value")
         key, raw = item.split("=", 1)
         _set_dotted(tree, key.strip(), yaml.safe_load(raw), f"override {item!r}")
-    return _build(TrainConfig, tree, "", source)
+    tree = {k: v for k, v in tree.items() if v is not None}  # "trainer:" with nothing under it: the defaults
+    try:
+        return TrainConfig.model_validate(tree)
+    except ValidationError as e:
+        raise _config_error(e, tree, source) from None
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    """The recipe as plain data (what ``config.yaml`` of a run holds)."""
+    return cfg.model_dump()

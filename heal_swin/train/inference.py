@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from heal_swin.data.classes import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD
+from heal_swin.data.classes import IGNORE_INDEX
 from heal_swin.geometry import FisheyeCamera, HealpixGrid, SphereProjector
 from heal_swin.inference import processing as contract
 from heal_swin.models.checkpoint import load_model
@@ -60,8 +60,9 @@ class Predictor:
         nside = self.meta.get("nside") or self.model.model_config.get("nside")
         base = self.meta.get("base_pixels") or self.model.model_config.get("base_pixels", list(range(8)))
         self.grid = getattr(self.model, "grid", None) or HealpixGrid(int(nside), tuple(base))
-        self.mean: list[float] = [float(v) for v in self.meta.get("mean", IMAGENET_MEAN)]
-        self.std: list[float] = [float(v) for v in self.meta.get("std", IMAGENET_STD)]
+        # A model file records its normalisation; older files without it get the variant's.
+        self.mean: list[float] = [float(v) for v in self.meta.get("mean", self.model.default_cfg["mean"])]
+        self.std: list[float] = [float(v) for v in self.meta.get("std", self.model.default_cfg["std"])]
         self.resample: str = self.meta.get("resample", "bilinear")
         self.class_names: list[str] = list(self.meta.get("class_names", []))
         self.class_colours: list[list[int]] = [list(c) for c in self.meta.get("class_colours", [])]

@@ -18,7 +18,6 @@ __all__ = [
     "iou_from_confusion",
     "segmentation_summary",
     "DepthErrors",
-    "depth_errors",
     "chamfer_distance",
     "DEPTH_KEYS",
 ]
@@ -83,34 +82,13 @@ def segmentation_summary(confusion: torch.Tensor | np.ndarray, class_names: Sequ
 DEPTH_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3")
 
 
-def depth_errors(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> dict[str, float]:
-    """The standard depth errors over valid pixels (pixel-pooled), metres.
+class DepthErrors(Metric):
+    """The standard depth errors over valid pixels (pixel-pooled over batches and DDP processes), metres.
 
     AbsRel = mean |p - t| / t, SqRel = mean (p - t)^2 / t, RMSE, RMSElog = RMS of log p - log t,
-    delta_k = fraction with max(p/t, t/p) < 1.25^k. Invalid: ``~valid`` or non-finite/non-positive target.
+    delta_k = fraction with max(p/t, t/p) < 1.25^k. Invalid: ``~valid``, a non-finite or
+    non-positive target, or a non-finite prediction. ``compute()`` returns :data:`DEPTH_KEYS`.
     """
-    t = target.double()
-    p = pred.double()
-    ok = torch.isfinite(t) & (t > 0)
-    if valid is not None:
-        ok &= valid.bool()
-    t, p = t[ok], p[ok].clamp_min(1e-6)
-    if t.numel() == 0:
-        return {k: float("nan") for k in DEPTH_KEYS}
-    ratio = torch.maximum(p / t, t / p)
-    return {
-        "abs_rel": float(((p - t).abs() / t).mean()),
-        "sq_rel": float(((p - t) ** 2 / t).mean()),
-        "rmse": float(((p - t) ** 2).mean().sqrt()),
-        "rmse_log": float(((p.log() - t.log()) ** 2).mean().sqrt()),
-        "delta1": float((ratio < 1.25).double().mean()),
-        "delta2": float((ratio < 1.25**2).double().mean()),
-        "delta3": float((ratio < 1.25**3).double().mean()),
-    }
-
-
-class DepthErrors(Metric):
-    """Accumulates the sums behind ``depth_errors`` over batches (and DDP processes)."""
 
     full_state_update = False
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,9 @@ from heal_swin.data.datasets import FisheyeDataset
 from heal_swin.data.transforms import FlatAugment, SphereRandomFlip
 from heal_swin.geometry import HealpixGrid
 from heal_swin.io import save_json
-from heal_swin.models import model_config
+from heal_swin.models import default_cfg, model_config
 from heal_swin.models.checkpoint import save_model
-from heal_swin.train.config import ConfigError, TrainConfig
+from heal_swin.train.config import ConfigError, TrainConfig, config_to_dict
 from heal_swin.train.losses import DepthNormalizer, class_weights_from_counts
 from heal_swin.train.resumable import ResumableSampler, ResumeState, SeededItems
 from heal_swin.train.tasks import DepthTask, SegmentationTask
@@ -69,11 +68,14 @@ def build_dataset(cfg: TrainConfig, split: str, train: bool = False, view: str |
     root = Path(d.root)
     if not root.exists():
         raise ConfigError(f"data.root: dataset folder {root} does not exist (for the synthetic benchmark run 'heal-swin data synth --out {root}')")
+    norm = default_cfg(cfg.model.name)  # the model's input normalisation (one place: its registry entry)
     if d.surround:
-        return _surround_dataset(cfg, split, train and d.augment)
+        return _surround_dataset(cfg, split, train and d.augment, norm["mean"], norm["std"])
     return FisheyeDataset(
         root,
         spec=_spec_name(cfg),
+        mean=norm["mean"],
+        std=norm["std"],
         split=split,
         view=view,  # type: ignore[arg-type]
         grid=grid,
@@ -87,7 +89,7 @@ def build_dataset(cfg: TrainConfig, split: str, train: bool = False, view: str |
     )
 
 
-def _surround_dataset(cfg: TrainConfig, split: str, augment: bool) -> Any:
+def _surround_dataset(cfg: TrainConfig, split: str, augment: bool, mean: list[float], std: list[float]) -> Any:
     """``data.surround``: frames on the vehicle sphere; augmentation is rig-consistent (colour per camera, the rig mirror)."""
     from heal_swin.data.surround import SURROUND_CAMERAS, SurroundDataset
 
@@ -97,7 +99,7 @@ def _surround_dataset(cfg: TrainConfig, split: str, augment: bool) -> Any:
     return SurroundDataset(
         d.root, spec=_spec_name(cfg), split=split, nside=d.nside, cameras=d.cameras or SURROUND_CAMERAS,
         size=tuple(d.image_size) if d.image_size else None, strips="ignore" if d.dataset == "woodscape" else "keep",
-        photometric=1.0 if augment else 0.0, mirror=0.5 if augment else 0.0, seed=cfg.trainer.seed,
+        photometric=1.0 if augment else 0.0, mirror=0.5 if augment else 0.0, seed=cfg.trainer.seed, mean=mean, std=std,
     )  # fmt: skip
 
 
@@ -175,22 +177,20 @@ def build_task(cfg: TrainConfig, stats: dict[str, Any], class_names: list[str], 
         opts.setdefault("num_classes", len(class_names))
     if d.view == "flat" and "img_size" in params and "img_size" not in opts and d.image_size:
         opts["img_size"] = [d.image_size[1], d.image_size[0]]
-    model_config(cfg.model.name, **opts)  # validates the option names now, with the registry's message
-    from heal_swin.data.classes import IMAGENET_MEAN, IMAGENET_STD
-
+    model_cfg = default_cfg(cfg.model.name, **opts)  # also validates the option names, with the registry's message
     metadata: dict[str, Any] = {
         "task": d.task,
         "dataset": dataset_name,
         "view": d.view,
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
+        "mean": model_cfg["mean"],
+        "std": model_cfg["std"],
         "nside": d.nside,
         "base_pixels": list(d.base_pixels),
         "resample": d.resample,
         "image_size": d.image_size,
         "surround": d.surround,
     }
-    optim = asdict(cfg.optim)
+    optim = cfg.optim.model_dump()
     if d.task == "segmentation":
         counts = np.asarray(stats["class_counts"])
         weights = class_weights_from_counts(counts, cfg.optim.class_weights).tolist()
@@ -291,7 +291,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         from heal_swin.io import atomic_open
 
         with atomic_open(cfg_path, "w") as f:
-            yaml.safe_dump(asdict(cfg), f, sort_keys=False)
+            yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     t0 = time.perf_counter()
     train_dl, val_dl, train_ds, sampler = build_loaders(cfg)

@@ -7,55 +7,73 @@ Batches are dicts from :mod:`heal_swin.data.datasets`: ``image`` ``(B, C, N)`` o
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable
 from typing import Any
 
 import lightning as L
 import torch
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler, StepLRScheduler
+from timm.scheduler.scheduler import Scheduler
 
 from heal_swin.models import create_model
 from heal_swin.train.losses import DepthLoss, DepthNormalizer, SegmentationLoss
 from heal_swin.train.metrics import ConfusionMatrix, DepthErrors, segmentation_summary
 
-__all__ = ["DepthTask", "SegmentationTask", "build_optimizer", "make_optimizer"]
+__all__ = ["DepthTask", "SegmentationTask", "build_optimizer", "make_optimizer", "make_scheduler"]
+
+
+_TIMM_NAMES = {"adam": "adam", "adamw": "adamw", "sgd": "momentum"}  # "momentum": SGD, momentum 0.9, no Nesterov
 
 
 def make_optimizer(
-    params: list[torch.nn.Parameter], kind: str, lr: float, weight_decay: float, allow_fused: bool = True
+    model: torch.nn.Module | Iterable[torch.nn.Parameter], kind: str, lr: float, weight_decay: float, allow_fused: bool = True
 ) -> torch.optim.Optimizer:
-    """Adam / AdamW (PyTorch's fused single-kernel step where every parameter allows it) or SGD."""
-    if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=0.9)
-    # The fused step updates all of a parameter's state in one pass (~5x faster than the
-    # per-parameter loop on CPU); it needs floating-point parameters on CPU or CUDA.
-    fused = allow_fused and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params) or None
-    cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
-    return cls(params, lr=lr, weight_decay=weight_decay, fused=fused)
+    """timm's optimizer factory: Adam / AdamW (PyTorch's fused single-kernel step where every
+    parameter allows it) or SGD with momentum 0.9.
+
+    Weight decay applies to weight matrices only: timm leaves out every parameter of at most one
+    dimension (biases, LayerNorm weights) and the names matched by ``model.no_weight_decay()``
+    (relative-position tables, cosine-attention temperatures, Swin-v2's position-bias MLP).
+    """
+    if isinstance(model, torch.nn.Module):
+        params = [p for p in model.parameters() if p.requires_grad]
+    else:  # plain parameters: no grouping, everything decays
+        params = model = [p for p in model if p.requires_grad]
+    kwargs: dict[str, Any] = {}
+    if kind in ("adam", "adamw"):
+        # The fused step updates all of a parameter's state in one pass (~5x faster than the
+        # per-parameter loop on CPU); it needs floating-point parameters on CPU or CUDA.
+        if allow_fused and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params):
+            kwargs["fused"] = True
+    return create_optimizer_v2(model, opt=_TIMM_NAMES[kind], lr=lr, weight_decay=weight_decay, filter_bias_and_bn=True, **kwargs)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, optim: dict[str, Any], total_steps: int) -> Scheduler | None:
+    """timm's schedulers, stepped per optimizer step: ``warmup_steps`` of linear warm-up from 0,
+    then cosine decay to ``min_lr`` at ``total_steps`` (``schedule: cosine``) or the constant LR."""
+    warmup = int(optim.get("warmup_steps", 0))
+    common = dict(warmup_t=warmup, warmup_lr_init=0.0, t_in_epochs=False)
+    if optim["schedule"] == "cosine":
+        return CosineLRScheduler(opt, t_initial=max(total_steps - warmup, 1), lr_min=float(optim.get("min_lr", 0.0)),
+                                 warmup_prefix=True, **common)
+    if warmup > 0:  # warm-up, then constant: a step schedule that never decays
+        return StepLRScheduler(opt, decay_t=max(total_steps, 1) + warmup, decay_rate=1.0, **common)
+    return None
 
 
 def build_optimizer(module: L.LightningModule, optim: dict[str, Any]) -> Any:
-    """Optimizer (+ optional warm-up/cosine schedule per step) from an ``OptimConfig`` dict."""
-    params = [p for p in module.parameters() if p.requires_grad]
+    """Optimizer (+ optional warm-up / cosine schedule per step) from an ``OptimConfig`` dict."""
     # Lightning refuses to clip gradients of a fused optimizer under mixed precision (the fused
     # step would unscale them itself), so clipped mixed-precision runs take the unfused step.
     trainer = module._trainer
     mixed = trainer is not None and "mixed" in str(trainer.precision)
     clipped = trainer is not None and trainer.gradient_clip_val not in (None, 0)
-    opt = make_optimizer(params, optim["optimizer"], optim["lr"], optim["weight_decay"], allow_fused=not (mixed and clipped))
-    warmup = int(optim.get("warmup_steps", 0))
-    if optim["schedule"] == "none" and warmup == 0:
+    opt = make_optimizer(module.model, optim["optimizer"], optim["lr"], optim["weight_decay"], allow_fused=not (mixed and clipped))
+    total = max(int(module.trainer.estimated_stepping_batches), 1) if optim["schedule"] != "none" or optim.get("warmup_steps") else 1
+    sched = make_scheduler(opt, optim, total)
+    if sched is None:
         return opt
-    total = max(int(module.trainer.estimated_stepping_batches), 1)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if optim["schedule"] == "cosine":
-            t = (step - warmup) / max(total - warmup, 1)
-            return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-        return 1.0
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
@@ -81,6 +99,11 @@ class _Task(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         return build_optimizer(self, self.optim)
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        # timm's schedulers set the LR from the number of optimizer steps taken (so a resumed
+        # run continues the curve exactly); Lightning calls this after every optimizer step.
+        scheduler.step_update(num_updates=self.global_step)
 
 
 class SegmentationTask(_Task):
@@ -145,10 +168,6 @@ class DepthTask(_Task):
         self.loss = DepthLoss(self.normalizer, optim.get("depth_loss", "mse"))
         self.val_errors = DepthErrors()
         self.last_summary: dict[str, Any] = {}
-
-    def predict_metres(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, ...)`` depth in metres from the model's first output channel."""
-        return self.normalizer.denormalize(self.model(x)[:, 0])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         pred = self.net(batch["image"])

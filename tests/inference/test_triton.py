@@ -25,6 +25,7 @@ def manifest(**kw) -> Manifest:
         "name": "seg", "model_name": "heal_swin_tiny", "task": "segmentation", "input_kind": "sphere", "in_chans": 3, "out_chans": 4,
         "input_shape": [-1, 3, 512], "output_shape": [-1, 4, 512], "onnx_sha256": "0" * 64, "opset": 18, "nside": 8,
         "base_pixels": list(range(8)), "class_names": list("abcd"), "class_colours": [[0, 0, 0]] * 4,
+        "normalisation": {"colour_order": "RGB", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
     }  # fmt: skip
     base.update(kw)
     return Manifest(**base).validate()

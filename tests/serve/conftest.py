@@ -80,6 +80,7 @@ def write_model(repo: Path, name: str, task: str, kind: str, *, nside: int = 16,
         class_names=(WOODSCAPE_NAMES[:classes] if classes <= 10 else [f"c{i}" for i in range(classes)]) if task == "segmentation" else [],
         class_colours=rng.integers(0, 256, (out, 3)).tolist() if task == "segmentation" else [],
         depth={"log_mean": 2.0, "log_std": 0.5} if task == "depth" else None,
+        normalisation={"colour_order": "RGB", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
     )
     save_manifest(folder, m)
     (folder / CONFIG_NAME).write_text(model_config_text(m))

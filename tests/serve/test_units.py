@@ -229,7 +229,7 @@ def test_model_input_matches_training_convention(frame):
     m = Manifest(
         name="m", model_name="x", task="depth", input_kind="sphere", in_chans=3, out_chans=1, input_shape=[-1, 3, 2048],
         output_shape=[-1, 1, 2048], onnx_sha256="0" * 64, opset=18, nside=16, base_pixels=list(range(8)),
-        depth={"log_mean": 0.0, "log_std": 1.0},
+        depth={"log_mean": 0.0, "log_std": 1.0}, normalisation={"colour_order": "RGB", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
     )
     x = pl.model_input(image, m, camera)
     proj = pl.projector_for(camera, m)

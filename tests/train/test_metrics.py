@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from heal_swin.train.losses import DepthLoss, DepthNormalizer, SegmentationLoss, class_weights_from_counts
-from heal_swin.train.metrics import ConfusionMatrix, DepthErrors, chamfer_distance, depth_errors, iou_from_confusion, segmentation_summary
+from heal_swin.train.metrics import DEPTH_KEYS, ConfusionMatrix, DepthErrors, chamfer_distance, iou_from_confusion, segmentation_summary
 
 
 def test_confusion_and_iou_by_hand():
@@ -47,7 +47,10 @@ def test_summary_majority_baseline():
 def test_depth_errors_by_hand():
     t = torch.tensor([1.0, 2.0, 4.0, float("inf"), 0.0])
     p = torch.tensor([1.0, 3.0, 2.0, 5.0, 1.0])
-    e = depth_errors(p, t)
+    one = DepthErrors()
+    one.update(p, t)
+    e = one.compute()
+    assert set(e) == set(DEPTH_KEYS)
     # valid: (1,1), (3,2), (2,4)
     assert e["abs_rel"] == pytest.approx((0 + 0.5 + 0.5) / 3)
     assert e["sq_rel"] == pytest.approx((0 + 1 / 2 + 4 / 4) / 3)

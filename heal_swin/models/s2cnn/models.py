@@ -21,7 +21,7 @@ from .layers import S2Convolution, SO3Convolution, SO3ToS2
 from .resample import DHToHealpix, HealpixToDH
 from .so3 import s2_near_identity_grid, so3_near_identity_grid
 
-__all__ = ["S2CNNDense", "s2cnn_depth", "s2cnn_depth_tiny", "s2cnn_seg", "s2cnn_seg_paper", "s2cnn_seg_tiny"]
+__all__ = ["S2CNNDense"]
 
 _TASKS = ("segmentation", "depth")
 
@@ -32,7 +32,8 @@ class S2CNNDense(nn.Module):
     Args:
         nside, base_pixels: the HEALPix grid of inputs and outputs.
         in_chans: input channels C_in.
-        out_chans: output channels K (classes, or 1 for depth).
+        out_chans: output channels K; default ``num_classes`` for ``task="segmentation"``, 1 for
+            ``"depth"``.
         b_in: bandwidth of the DH grid the input is resampled to.
         bandwidths: output bandwidth of the S2 convolution followed by that of each SO(3)
             convolution (so ``len(bandwidths) - 1`` SO(3) convolutions).
@@ -41,25 +42,33 @@ class S2CNNDense(nn.Module):
         s2_grid, so3_grid: kernel grid parameters (keyword arguments of
             :func:`.so3.s2_near_identity_grid` / :func:`.so3.so3_near_identity_grid`).
 
-    Shapes: ``(B, in_chans, N)`` -> ``(B, out_chans, N)``, ``N = grid.npix``.
+    Shapes: ``(B, in_chans, N)`` -> ``(B, out_chans, N)``, ``N = grid.npix``. The defaults are
+    ``s2cnn_seg``: the 2022 paper's layout at about half its bandwidths.
     """
 
     input_kind = "sphere"
 
     def __init__(
         self,
-        nside: int,
+        nside: int = 256,
         base_pixels: Sequence[int] = DEFAULT_BASE_PIXELS,
         in_chans: int = 3,
-        out_chans: int = 10,
+        out_chans: int | None = None,
         b_in: int = 24,
         bandwidths: Sequence[int] = (20, 16, 12, 8, 12, 16, 20),
         features: Sequence[int] = (11, 12, 13, 14, 13, 12, 11),
         b_out: int | None = None,
         s2_grid: dict | None = None,
         so3_grid: dict | None = None,
+        num_classes: int = 10,
+        task: str = "segmentation",
     ) -> None:
         super().__init__()
+        if task not in _TASKS:
+            raise ValueError(f"task: expected one of {_TASKS}, got {task!r}")
+        self.task = task
+        if out_chans is None:
+            out_chans = num_classes if task == "segmentation" else 1
         bandwidths, features = tuple(int(b) for b in bandwidths), tuple(int(f) for f in features)
         if len(bandwidths) < 1 or len(bandwidths) != len(features):
             raise ValueError(
@@ -93,95 +102,14 @@ class S2CNNDense(nn.Module):
         return self.to_healpix(self.forward_dh(self.to_dh(x)))
 
 
-def _build(nside, base_pixels, in_chans, num_classes, task, b_in, bandwidths, features, b_out) -> S2CNNDense:
-    if task not in _TASKS:
-        raise ValueError(f"task: expected one of {_TASKS}, got {task!r}")
-    out = num_classes if task == "segmentation" else 1
-    model = S2CNNDense(nside, base_pixels, in_chans, out, b_in, bandwidths, features, b_out)
-    model.task = task  # type: ignore[attr-defined]
-    return model
-
-
-@register_model
-def s2cnn_seg_tiny(
-    *,
-    nside: int = 32,
-    base_pixels: tuple[int, ...] = DEFAULT_BASE_PIXELS,
-    in_chans: int = 3,
-    num_classes: int = 10,
-    task: str = "segmentation",
-    b_in: int = 8,
-    bandwidths: tuple[int, ...] = (6, 4, 6),
-    features: tuple[int, ...] = (6, 8, 6),
-    b_out: int = 8,
-) -> S2CNNDense:
-    """Smallest variant (tests, quickstart): DH b 8 -> 6 -> 4 -> 6 -> 8."""
-    return _build(nside, base_pixels, in_chans, num_classes, task, b_in, bandwidths, features, b_out)
-
-
-@register_model
-def s2cnn_seg(
-    *,
-    nside: int = 256,
-    base_pixels: tuple[int, ...] = DEFAULT_BASE_PIXELS,
-    in_chans: int = 3,
-    num_classes: int = 10,
-    task: str = "segmentation",
-    b_in: int = 24,
-    bandwidths: tuple[int, ...] = (20, 16, 12, 8, 12, 16, 20),
-    features: tuple[int, ...] = (11, 12, 13, 14, 13, 12, 11),
-    b_out: int = 24,
-) -> S2CNNDense:
-    """The 2022 paper's layout (~0.18 M parameters) at about half its bandwidths (CPU-friendly)."""
-    return _build(nside, base_pixels, in_chans, num_classes, task, b_in, bandwidths, features, b_out)
-
-
-@register_model
-def s2cnn_seg_paper(
-    *,
-    nside: int = 256,
-    base_pixels: tuple[int, ...] = DEFAULT_BASE_PIXELS,
-    in_chans: int = 3,
-    num_classes: int = 10,
-    task: str = "segmentation",
-    b_in: int = 50,
-    bandwidths: tuple[int, ...] = (42, 35, 27, 20, 27, 35, 42),
-    features: tuple[int, ...] = (11, 12, 13, 14, 13, 12, 11),
-    b_out: int = 50,
-) -> S2CNNDense:
-    """Gerken et al. 2022 schedule: S2Conv 50->42, SO3Convs 42,35,27,20,27,35,42, SO3->S2 to 50 (GPU-sized)."""
-    return _build(nside, base_pixels, in_chans, num_classes, task, b_in, bandwidths, features, b_out)
-
-
-@register_model
-def s2cnn_depth_tiny(
-    *,
-    nside: int = 32,
-    base_pixels: tuple[int, ...] = DEFAULT_BASE_PIXELS,
-    in_chans: int = 3,
-    num_classes: int = 1,
-    task: str = "depth",
-    b_in: int = 8,
-    bandwidths: tuple[int, ...] = (6, 4, 6),
-    features: tuple[int, ...] = (6, 8, 6),
-    b_out: int = 8,
-) -> S2CNNDense:
-    """``s2cnn_seg_tiny`` with a 1-channel depth head."""
-    return _build(nside, base_pixels, in_chans, num_classes, task, b_in, bandwidths, features, b_out)
-
-
-@register_model
-def s2cnn_depth(
-    *,
-    nside: int = 256,
-    base_pixels: tuple[int, ...] = DEFAULT_BASE_PIXELS,
-    in_chans: int = 3,
-    num_classes: int = 1,
-    task: str = "depth",
-    b_in: int = 24,
-    bandwidths: tuple[int, ...] = (20, 16, 12, 8, 12, 16, 20),
-    features: tuple[int, ...] = (11, 12, 13, 14, 13, 12, 11),
-    b_out: int = 24,
-) -> S2CNNDense:
-    """``s2cnn_seg`` with a 1-channel depth head."""
-    return _build(nside, base_pixels, in_chans, num_classes, task, b_in, bandwidths, features, b_out)
+# Variants: what each changes from S2CNNDense's defaults (nside 256, DH bandwidths 24 -> 20 ... 8 ... 20 -> 24).
+_TINY = dict(nside=32, b_in=8, bandwidths=(6, 4, 6), features=(6, 8, 6), b_out=8)
+register_model("s2cnn_seg_tiny", S2CNNDense, "Smallest variant (tests, quickstart): DH b 8 -> 6 -> 4 -> 6 -> 8.", **_TINY)
+register_model("s2cnn_seg", S2CNNDense, "The 2022 paper's layout (~0.18 M parameters) at about half its bandwidths (CPU-friendly).")
+register_model(
+    "s2cnn_seg_paper", S2CNNDense,
+    "Gerken et al. 2022 schedule: S2Conv 50->42, SO3Convs 42,35,27,20,27,35,42, SO3->S2 to 50 (GPU-sized).",
+    b_in=50, bandwidths=(42, 35, 27, 20, 27, 35, 42), b_out=50,
+)
+register_model("s2cnn_depth_tiny", S2CNNDense, "s2cnn_seg_tiny with a 1-channel depth head.", task="depth", **_TINY)
+register_model("s2cnn_depth", S2CNNDense, "s2cnn_seg with a 1-channel depth head.", task="depth")
