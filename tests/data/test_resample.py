@@ -9,7 +9,8 @@ import pytest
 from heal_swin.data.datasets import FisheyeDataset
 from heal_swin.geometry import FisheyeCamera, HealpixGrid
 from heal_swin.inference import processing
-from heal_swin.inference.manifest import Manifest, ManifestError
+from heal_swin.inference.manifest import Manifest, ManifestError, manifest_from_dict
+from pydantic import ValidationError
 
 
 def _manifest(resample: str, nside: int = 4) -> Manifest:
@@ -18,6 +19,7 @@ def _manifest(resample: str, nside: int = 4) -> Manifest:
         name="m", model_name="heal_swin_tiny", task="segmentation", input_kind="sphere", in_chans=3, out_chans=2,
         input_shape=[-1, 3, n], output_shape=[-1, 2, n], onnx_sha256="0" * 64, opset=18, nside=nside,
         base_pixels=list(range(8)), class_names=["a", "b"], class_colours=[[0, 0, 0], [1, 1, 1]], resample=resample,
+        normalisation={"colour_order": "RGB", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
     ).validate()  # fmt: skip
 
 
@@ -46,6 +48,9 @@ def test_area_differs_from_bilinear_and_labels_stay_nearest(tiny_synth):
 def test_bad_resample_is_named(tiny_synth):
     with pytest.raises(ValueError, match="resample"):
         FisheyeDataset(tiny_synth, "synthetic", split="all", view="sphere", resample="cubic")
-    with pytest.raises(ManifestError, match="resample"):
+    with pytest.raises(ValidationError, match="resample"):
         _manifest("cubic")
+    data = {**_manifest("area").to_dict(), "resample": "cubic"}
+    with pytest.raises(ManifestError, match="field 'resample'"):
+        manifest_from_dict(data)
     assert Manifest.__dataclass_fields__["resample"].default == "bilinear"  # old manifests: bilinear

@@ -66,6 +66,7 @@ def write_sphere_folder(repo: Path, name: str, task: str = "segmentation", nside
         "class_names": WOODSCAPE_NAMES if task == "segmentation" else [],
         "class_colours": rng.integers(0, 256, (out, 3)).tolist() if task == "segmentation" else [],
         "depth": {"log_mean": 2.0, "log_std": 0.5} if task == "depth" else None,
+        "normalisation": {"colour_order": "RGB", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
         **manifest,
     })  # fmt: skip
     save_manifest(repo / name, m)

@@ -103,10 +103,29 @@ def test_forward_backward(name: str) -> None:
 
 @pytest.mark.parametrize("name", ALL)
 def test_onnx_parity(name: str, tmp_path) -> None:
-    from heal_swin.export.onnx_export import check_parity, export_onnx
+    """onnxruntime runs the exported graph as accurately as torch runs the model: both are held
+    against a float64 evaluation (deep random stacks amplify float32 rounding, so a fixed
+    tolerance between the two float32 runs would test the seed, not the export)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from heal_swin.export.onnx_export import export_onnx
 
     torch.manual_seed(0)
     m = create_model(name, **small(name)).eval()
     path = export_onnx(m, _input(m, 2), tmp_path / f"{name}.onnx")
-    stats = check_parity(m, path, [_input(m, 1), _input(m, 3)], rtol=1e-3, atol=1e-4)
-    assert stats["max_abs"] < 1e-4
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    exact_model = copy.deepcopy(m).double()
+    for batch in (1, 3):
+        x = _input(m, batch)
+        with torch.no_grad():
+            ours = m(x).numpy()
+            exact = exact_model(x.double()).numpy()
+        got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+        assert got.shape == ours.shape
+        err_onnx, err_torch = np.abs(got - exact).max(), np.abs(ours - exact).max()
+        scale = np.abs(exact).max()
+        # Within a small factor of torch's own rounding (onnxruntime blocks its GEMMs differently);
+        # a wrong graph is off by O(scale).
+        assert err_onnx <= 4 * err_torch + 1e-5 * scale, (float(err_onnx), float(err_torch), float(scale))
+        assert err_onnx <= 1e-2 * scale

@@ -32,6 +32,7 @@ def write_surround_model(repo, name: str, seed: int = 5) -> Manifest:
         input_shape=[-1, 3, n], output_shape=[-1, 10, n], onnx_sha256=sha256_file(path), opset=18, nside=NSIDE,
         base_pixels=list(range(12)), class_names=WOODSCAPE_NAMES,
         class_colours=np.random.default_rng(seed).integers(0, 256, (10, 3)).tolist(), metadata={"surround": True},
+        normalisation={"colour_order": "RGB", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
     )  # fmt: skip
     save_manifest(repo / name, m)
     (repo / name / CONFIG_NAME).write_text(model_config_text(m))
