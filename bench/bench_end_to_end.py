@@ -77,8 +77,12 @@ def bench(repo: Path, name: str, threads: int, repeats: int) -> dict:
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
     cv2.setNumThreads(threads)
-    e2e = ort.InferenceSession(str(repo / f"{name}_FV" / "1" / "model.onnx"), so, providers=["CPUExecutionProvider"])
-    sphere = ort.InferenceSession(str(repo / name / "1" / "model.onnx"), so, providers=["CPUExecutionProvider"])
+    e2e = ort.InferenceSession(
+        str(repo / f"{name}_FV" / "1" / "model.onnx"), so, providers=["CPUExecutionProvider"]
+    )
+    sphere = ort.InferenceSession(
+        str(repo / name / "1" / "model.onnx"), so, providers=["CPUExecutionProvider"]
+    )
     image = synthetic_frames(camera, seed=3)[0]
 
     def run_e2e() -> np.ndarray:
@@ -120,15 +124,22 @@ def main() -> int:
             for threads in (1, 2):
                 r = bench(repo, name, threads, repeats)
                 rows.append({"model": label, **r})
-                print(f"  {label}, {threads} thread(s): e2e {r['median_ms']['e2e']:.1f} ms, python {r['median_ms']['python']:.1f} ms", flush=True)
+                print(
+                    f"  {label}, {threads} thread(s): e2e {r['median_ms']['e2e']:.1f} ms, python {r['median_ms']['python']:.1f} ms",
+                    flush=True,
+                )
     load_after = os.getloadavg()
-    print("\n| model | threads | end-to-end ONNX, ms (p90) | ONNX + Python projection, ms (p90) | python / e2e | mask agreement |")
+    print(
+        "\n| model | threads | end-to-end ONNX, ms (p90) | ONNX + Python projection, ms (p90) | python / e2e | mask agreement |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
         md, p9 = r["median_ms"], r["p90_ms"]
         print(f"| {r['model']} | {r['threads']} | {md['e2e']:.1f} ({p9['e2e']:.1f}) | {md['python']:.1f} ({p9['python']:.1f}) | "
               f"{r['ratio_python_over_e2e']:.2f}x | {100 * r['mask_agreement']:.3f} % |")  # fmt: skip
-    print(f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f}; {os.cpu_count()} CPUs; frame 1280x966")
+    print(
+        f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f}; {os.cpu_count()} CPUs; frame 1280x966"
+    )
     import onnxruntime
 
     result = {

@@ -28,8 +28,23 @@ from heal_swin.geometry import projector as projector_module
 from heal_swin.io import save_json
 
 FV = {
-    "extrinsic": {"quaternion": [0.5941767906169857, -0.5878843193897473, 0.3873184109007999, -0.3890121040340926], "translation": [3.7484, 0.0, 0.66017]},
-    "intrinsic": {"aspect_ratio": 1.0, "cx_offset": 3.942, "cy_offset": -3.093, "height": 966.0, "k1": 339.749, "k2": -31.988, "k3": 48.275, "k4": -7.201, "model": "radial_poly", "poly_order": 4, "width": 1280.0},
+    "extrinsic": {
+        "quaternion": [0.5941767906169857, -0.5878843193897473, 0.3873184109007999, -0.3890121040340926],
+        "translation": [3.7484, 0.0, 0.66017],
+    },
+    "intrinsic": {
+        "aspect_ratio": 1.0,
+        "cx_offset": 3.942,
+        "cy_offset": -3.093,
+        "height": 966.0,
+        "k1": 339.749,
+        "k2": -31.988,
+        "k3": 48.275,
+        "k4": -7.201,
+        "model": "radial_poly",
+        "poly_order": 4,
+        "width": 1280.0,
+    },
     "name": "FV",
 }
 
@@ -45,7 +60,9 @@ def timeit(fn: Callable[[], object], repeat: int, warmup: int = 2) -> dict[str, 
     return {"median_ms": 1e3 * statistics.median(times), "min_ms": 1e3 * min(times)}
 
 
-def naive_to_sphere(camera: FisheyeCamera, nside: int, base: tuple[int, ...], image: np.ndarray) -> np.ndarray:
+def naive_to_sphere(
+    camera: FisheyeCamera, nside: int, base: tuple[int, ...], image: np.ndarray
+) -> np.ndarray:
     """Per call: healpy directions, projection, numpy bilinear sampling."""
     g = (np.asarray(base)[:, None] * nside**2 + np.arange(nside**2)).reshape(-1)
     vec = np.stack(hp.pix2vec(nside, g, nest=True), -1)
@@ -56,7 +73,12 @@ def naive_to_sphere(camera: FisheyeCamera, nside: int, base: tuple[int, ...], im
     u0, v0 = np.floor(u).astype(int), np.floor(v).astype(int)
     du, dv = (u - u0)[:, None], (v - v0)[:, None]
     img = image.astype(np.float32)
-    out = (img[v0, u0] * (1 - du) * (1 - dv) + img[v0, u0 + 1] * du * (1 - dv) + img[v0 + 1, u0] * (1 - du) * dv + img[v0 + 1, u0 + 1] * du * dv)
+    out = (
+        img[v0, u0] * (1 - du) * (1 - dv)
+        + img[v0, u0 + 1] * du * (1 - dv)
+        + img[v0 + 1, u0] * (1 - du) * dv
+        + img[v0 + 1, u0 + 1] * du * dv
+    )
     out[~ok] = 0
     return out.astype(image.dtype)
 
@@ -178,7 +200,9 @@ def main() -> int:
     ap.add_argument("--nside", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--area-nsides", default="16,32,64,256", help="grids for the area vs bilinear table")
-    ap.add_argument("--area-sizes", default="1280x966,320x242", help="image sizes (the camera scaled) for that table")
+    ap.add_argument(
+        "--area-sizes", default="1280x966,320x242", help="image sizes (the camera scaled) for that table"
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "geometry.json")
     args = ap.parse_args()
 
@@ -203,7 +227,12 @@ def main() -> int:
         projector_module.clear_memory_cache()
         proj.backward_maps()
 
-    rows.append(("map precompute, both directions (per camera)", timeit(precompute, max(3, args.repeat // 5), warmup=1)))
+    rows.append(
+        (
+            "map precompute, both directions (per camera)",
+            timeit(precompute, max(3, args.repeat // 5), warmup=1),
+        )
+    )
     rows.append(("  forward maps (sphere <- image)", timeit(fwd_only, max(3, args.repeat // 5), warmup=1)))
     rows.append(("  backward maps (image <- sphere)", timeit(bwd_only, max(3, args.repeat // 5), warmup=1)))
     proj.forward_maps, proj.backward_maps()
@@ -211,23 +240,43 @@ def main() -> int:
     logits = rng.standard_normal((grid.npix, 10)).astype(np.float32)
     rows.append(("to_sphere RGB uint8, bilinear", timeit(lambda: proj.to_sphere(image), args.repeat)))
     rows.append(("to_sphere labels, nearest", timeit(lambda: proj.to_sphere(labels, "nearest"), args.repeat)))
-    rows.append(("to_image RGB uint8, bilinear", timeit(lambda: proj.to_image(sphere, "bilinear"), args.repeat)))
-    rows.append(("to_image RGB uint8, nearest", timeit(lambda: proj.to_image(sphere, "nearest"), args.repeat)))
-    rows.append(("to_image 10-class float32 logits, bilinear", timeit(lambda: proj.to_image(logits, "bilinear"), max(3, args.repeat // 2))))
-    naive_fwd = timeit(lambda: naive_to_sphere(camera, grid.nside, grid.base_pixels, image), max(3, args.repeat // 5), warmup=1)
+    rows.append(
+        ("to_image RGB uint8, bilinear", timeit(lambda: proj.to_image(sphere, "bilinear"), args.repeat))
+    )
+    rows.append(
+        ("to_image RGB uint8, nearest", timeit(lambda: proj.to_image(sphere, "nearest"), args.repeat))
+    )
+    rows.append(
+        (
+            "to_image 10-class float32 logits, bilinear",
+            timeit(lambda: proj.to_image(logits, "bilinear"), max(3, args.repeat // 2)),
+        )
+    )
+    naive_fwd = timeit(
+        lambda: naive_to_sphere(camera, grid.nside, grid.base_pixels, image),
+        max(3, args.repeat // 5),
+        warmup=1,
+    )
     naive_bwd = timeit(lambda: naive_to_image(camera, grid, sphere), 3, warmup=1)
     rows.append(("naive to_sphere (per-call healpy + numpy bilinear)", naive_fwd))
     rows.append(("naive to_image (per-call unproject + healpy, nearest)", naive_bwd))
     n_loop = 5000
     loop_s = python_loop_to_sphere(camera, grid, image, n_loop) * grid.npix / n_loop
-    rows.append((f"python loop to_sphere (extrapolated from {n_loop} px)", {"median_ms": 1e3 * loop_s, "min_ms": 1e3 * loop_s}))
+    rows.append(
+        (
+            f"python loop to_sphere (extrapolated from {n_loop} px)",
+            {"median_ms": 1e3 * loop_s, "min_ms": 1e3 * loop_s},
+        )
+    )
 
     ratios = {
         "naive_to_sphere / to_sphere": naive_fwd["median_ms"] / rows[3][1]["median_ms"],
         "naive_to_image / to_image nearest": naive_bwd["median_ms"] / rows[6][1]["median_ms"],
         "python_loop / to_sphere": 1e3 * loop_s / rows[3][1]["median_ms"],
     }
-    print(f"\nGeometry benchmark: {camera.width}x{camera.height} -> nside {grid.nside}, base pixels {list(grid.base_pixels)} ({grid.npix:,} px)")
+    print(
+        f"\nGeometry benchmark: {camera.width}x{camera.height} -> nside {grid.nside}, base pixels {list(grid.base_pixels)} ({grid.npix:,} px)"
+    )
     print(f"{'operation':58s} {'median ms':>10s} {'min ms':>9s}")
     for name, r in rows:
         print(f"{name:58s} {r['median_ms']:10.1f} {r['min_ms']:9.1f}")
@@ -241,21 +290,35 @@ def main() -> int:
         img = image if (w, h) == camera.image_size else rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         area[size] = area_rows(cam, [int(n) for n in args.area_nsides.split(",") if n], img, args.repeat)
     print(f"\nAnti-aliased projection: uint8 RGB, calls interleaved, load {os.getloadavg()[0]:.1f}")
-    print(f"{'image':>9s} {'nside':>5s} {'L':>2s} {'K':>4s} {'maps bil ms':>11s} {'maps area ms':>12s} {'cv2 ms':>7s} {'bil ms':>7s} {'area ms':>8s} {'area/bil':>8s} {'bil/cv2':>7s}")
+    print(
+        f"{'image':>9s} {'nside':>5s} {'L':>2s} {'K':>4s} {'maps bil ms':>11s} {'maps area ms':>12s} {'cv2 ms':>7s} {'bil ms':>7s} {'area ms':>8s} {'area/bil':>8s} {'bil/cv2':>7s}"
+    )
     for size, rows_ in area.items():
         for n, r in rows_.items():
             m, p = r["maps_ms"], r["project_ms"]
-            print(f"{size:>9s} {n:>5s} {r['level']:2d} {r['area_taps']:4d} {m['bilinear']:11.1f} {m['area']:12.1f} {p['cv2']:7.2f} {p['bilinear']:7.2f} {p['area']:8.2f} {r['area / bilinear']:8.1f} {r['bilinear / cv2.remap']:7.1f}")
+            print(
+                f"{size:>9s} {n:>5s} {r['level']:2d} {r['area_taps']:4d} {m['bilinear']:11.1f} {m['area']:12.1f} {p['cv2']:7.2f} {p['bilinear']:7.2f} {p['area']:8.2f} {r['area / bilinear']:8.1f} {r['bilinear / cv2.remap']:7.1f}"
+            )
     acc_cam = camera.scaled(160, 121)
     accuracy = area_accuracy(acc_cam, [8, 16])
-    print(f"\nFootprint-mean accuracy ({acc_cam.width}x{acc_cam.height} image, brute-force reference, values 0..1)")
-    print(f"{'image, grid':28s} {'pixels':>6s} {'rays/px':>7s} {'bilinear mean':>13s} {'max':>6s} {'area mean':>9s} {'max':>6s}")
+    print(
+        f"\nFootprint-mean accuracy ({acc_cam.width}x{acc_cam.height} image, brute-force reference, values 0..1)"
+    )
+    print(
+        f"{'image, grid':28s} {'pixels':>6s} {'rays/px':>7s} {'bilinear mean':>13s} {'max':>6s} {'area mean':>9s} {'max':>6s}"
+    )
     for k, r in accuracy.items():
         b, a = r["bilinear"], r["area"]
-        print(f"{k:28s} {r['pixels']:6d} {r['min_rays_per_pixel']:7d} {b['mean_abs']:13.4f} {b['max_abs']:6.3f} {a['mean_abs']:9.4f} {a['max_abs']:6.3f}")
+        print(
+            f"{k:28s} {r['pixels']:6d} {r['min_rays_per_pixel']:7d} {b['mean_abs']:13.4f} {b['max_abs']:6.3f} {a['mean_abs']:9.4f} {a['max_abs']:6.3f}"
+        )
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+        },
         "image": [camera.width, camera.height],
         "nside": grid.nside,
         "base_pixels": list(grid.base_pixels),

@@ -36,12 +36,18 @@ MODELS = {
     "double_sphere": {"f": 280.0, "xi": -0.1, "alpha": 0.55},
     "mei": {"f": 500.0, "xi": 0.9, "k1": -0.05, "k2": 0.01},
 }
-KALIBR_OMNI = {"intr": (1.71, 1160.0, 1159.0, 376.0, 240.0), "dist": (-0.21, 0.12, 0.0004, -0.0003), "size": (752, 480)}
+KALIBR_OMNI = {
+    "intr": (1.71, 1160.0, 1159.0, 376.0, 240.0),
+    "dist": (-0.21, 0.12, 0.0004, -0.0003),
+    "size": (752, 480),
+}
 
 
 def camera(model: str) -> FisheyeCamera:
     intr = {**PIXEL, "model": model, **MODELS[model]}
-    return FisheyeCamera.from_dict({"intrinsic": intr, "extrinsic": {"quaternion": [0, 0, 0, 1], "translation": [0, 0, 0]}})
+    return FisheyeCamera.from_dict(
+        {"intrinsic": intr, "extrinsic": {"quaternion": [0, 0, 0, 1], "translation": [0, 0, 0]}}
+    )
 
 
 def main() -> None:
@@ -69,21 +75,48 @@ def main() -> None:
     base = statistics.median(times["radial_poly"]["unproject"])
     for m, cam in cams.items():
         un, pr = statistics.median(times[m]["unproject"]), statistics.median(times[m]["project"])
-        rows.append({"model": m, "unproject_ms": 1e3 * un, "project_ms": 1e3 * pr, "unproject_vs_radial_poly": un / base,
-                     "round_trip_max_px": err[m], "max_incidence_deg": float(np.degrees(cam.max_incidence_angle))})
+        rows.append(
+            {
+                "model": m,
+                "unproject_ms": 1e3 * un,
+                "project_ms": 1e3 * pr,
+                "unproject_vs_radial_poly": un / base,
+                "round_trip_max_px": err[m],
+                "max_incidence_deg": float(np.degrees(cam.max_incidence_angle)),
+            }
+        )
     t0 = time.perf_counter()
-    _, fit = fit_mei_radtan(KALIBR_OMNI["intr"], KALIBR_OMNI["dist"], KALIBR_OMNI["size"], {"source": "bench"}, "dist", 0.5)
+    _, fit = fit_mei_radtan(
+        KALIBR_OMNI["intr"], KALIBR_OMNI["dist"], KALIBR_OMNI["size"], {"source": "bench"}, "dist", 0.5
+    )
     fit["seconds"] = time.perf_counter() - t0
-    print(f"lens models, whole {W}x{H} image (median of {args.repeat}, interleaved); load average {load_before[0]:.2f}")
-    print(f"{'model':16s} {'unproject ms':>13s} {'x poly':>7s} {'project ms':>11s} {'round trip px':>14s} {'corner deg':>11s}")
+    print(
+        f"lens models, whole {W}x{H} image (median of {args.repeat}, interleaved); load average {load_before[0]:.2f}"
+    )
+    print(
+        f"{'model':16s} {'unproject ms':>13s} {'x poly':>7s} {'project ms':>11s} {'round trip px':>14s} {'corner deg':>11s}"
+    )
     for r in rows:
-        print(f"{r['model']:16s} {r['unproject_ms']:13.1f} {r['unproject_vs_radial_poly']:7.2f} {r['project_ms']:11.1f} "
-              f"{r['round_trip_max_px']:14.2e} {r['max_incidence_deg']:11.1f}")
-    print(f"kalibr omni+radtan {KALIBR_OMNI['size'][0]}x{KALIBR_OMNI['size'][1]}, tangential {KALIBR_OMNI['dist'][2:]}: "
-          f"fit max {fit['max_px']:.4f} px, mean {fit['mean_px']:.4f} px over {fit['pixels']} pixels, {fit['seconds']:.2f} s")
-    save_json(args.out, {"rows": rows, "radtan_fit": fit, "repeat": args.repeat, "loadavg_before": load_before,
-                         "loadavg_after": os.getloadavg(), "cpu": platform.processor() or platform.machine(),
-                         "command": "python bench/bench_lens_models.py"})
+        print(
+            f"{r['model']:16s} {r['unproject_ms']:13.1f} {r['unproject_vs_radial_poly']:7.2f} {r['project_ms']:11.1f} "
+            f"{r['round_trip_max_px']:14.2e} {r['max_incidence_deg']:11.1f}"
+        )
+    print(
+        f"kalibr omni+radtan {KALIBR_OMNI['size'][0]}x{KALIBR_OMNI['size'][1]}, tangential {KALIBR_OMNI['dist'][2:]}: "
+        f"fit max {fit['max_px']:.4f} px, mean {fit['mean_px']:.4f} px over {fit['pixels']} pixels, {fit['seconds']:.2f} s"
+    )
+    save_json(
+        args.out,
+        {
+            "rows": rows,
+            "radtan_fit": fit,
+            "repeat": args.repeat,
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+            "cpu": platform.processor() or platform.machine(),
+            "command": "python bench/bench_lens_models.py",
+        },
+    )
 
 
 if __name__ == "__main__":

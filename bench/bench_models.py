@@ -123,11 +123,18 @@ def worker(spec: dict[str, Any]) -> None:
 def _worktree(ref: str) -> Path:
     """A git worktree of ``ref`` in the system's temporary folder (made once; outside the repo so
     that pytest and linters never see its copy of the code)."""
-    sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     path = Path(tempfile.gettempdir()) / "heal_swin_bench_worktrees" / sha
     if not (path / "heal_swin").is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "worktree", "add", "--detach", "-f", str(path), sha], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "-f", str(path), sha],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
     return path
 
 
@@ -137,7 +144,11 @@ class Worker:
         env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(spec["threads"]))
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=tempfile.gettempdir(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tempfile.gettempdir(),
         )
         self.info = self._read_json()
 
@@ -167,12 +178,22 @@ def alternate(workers: list[Worker], rounds: int) -> list[dict[str, Any]]:
     """Round-robin single steps; the order rotates every round. Rows of one call share a group."""
     group = next(_GROUPS)
     for r in range(rounds):
-        for w in workers[r % len(workers):] + workers[: r % len(workers)]:
+        for w in workers[r % len(workers) :] + workers[: r % len(workers)]:
             w.run()
     rows = []
     for w in workers:
         info = w.close()
-        rows.append({"variant": w.label, "group": group, **w.spec, **info, "median_s": median(w.times), "min_s": min(w.times), "times_s": w.times})
+        rows.append(
+            {
+                "variant": w.label,
+                "group": group,
+                **w.spec,
+                **info,
+                "median_s": median(w.times),
+                "min_s": min(w.times),
+                "times_s": w.times,
+            }
+        )
     return rows
 
 
@@ -193,7 +214,11 @@ for name, a in [("fp32", torch.randn(n, n)), ("bf16", torch.randn(n, n).bfloat16
 print(json.dumps(out))
 """
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    return json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout)
+    return json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        ).stdout
+    )
 
 
 def measure_memory(tree: Path, label: str, mode: str) -> dict[str, Any]:
@@ -220,7 +245,14 @@ else:
 print(json.dumps({{"built_mib": built, "peak_mib": rss(), "step_s": time.perf_counter() - t0}}))
 """
     env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="2")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=tempfile.gettempdir())
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=tempfile.gettempdir(),
+    )
     r = json.loads(out.stdout.strip().splitlines()[-1])
     return {"tree": label, "mode": mode, **r, "over_model_mib": r["peak_mib"] - r["built_mib"]}
 
@@ -257,11 +289,20 @@ acc = {{k: {{"max_abs": float(np.abs(o - ref).max()), "argmax_agree": float((o.a
 print(json.dumps({{"nside": {nside}, "threads": {threads}, "export_s": export_s, "median_s": {{k: median(v) for k, v in times.items()}}, "accuracy": acc}}))
 """
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(threads))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=tempfile.gettempdir())
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=tempfile.gettempdir(),
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _spec(model: str, nside: int, threads: int, mode: str = "forward", batch: int = 1, **kw: Any) -> dict[str, Any]:
+def _spec(
+    model: str, nside: int, threads: int, mode: str = "forward", batch: int = 1, **kw: Any
+) -> dict[str, Any]:
     return {"model": model, "nside": nside, "threads": threads, "mode": mode, "batch": batch, **kw}
 
 
@@ -292,26 +333,34 @@ def main(argv: list[str] | None = None) -> None:
             if "forward" not in sections:
                 break
             rounds = max(2, args.rounds // 2) if nside >= 256 else args.rounds
-            ws = [Worker("baseline fp32", base, _spec(model, nside, threads)),
-                  Worker("fp32", ROOT, _spec(model, nside, threads, flops=True)),
-                  Worker("bf16", ROOT, _spec(model, nside, threads, precision="bf16"))]
+            ws = [
+                Worker("baseline fp32", base, _spec(model, nside, threads)),
+                Worker("fp32", ROOT, _spec(model, nside, threads, flops=True)),
+                Worker("bf16", ROOT, _spec(model, nside, threads, precision="bf16")),
+            ]
             forward_rows += alternate(ws, rounds)
             print(f"forward {model} nside {nside} threads {threads} done", file=sys.stderr)
         if "compile" in sections:
             for model, nside in COMPILE:
-                ws = [Worker("baseline fp32", base, _spec(model, nside, threads)),
-                      Worker("compiled fp32", ROOT, _spec(model, nside, threads, compile=True)),
-                      Worker("compiled bf16", ROOT, _spec(model, nside, threads, compile=True, precision="bf16"))]
+                ws = [
+                    Worker("baseline fp32", base, _spec(model, nside, threads)),
+                    Worker("compiled fp32", ROOT, _spec(model, nside, threads, compile=True)),
+                    Worker(
+                        "compiled bf16", ROOT, _spec(model, nside, threads, compile=True, precision="bf16")
+                    ),
+                ]
                 forward_rows += alternate(ws, args.rounds)
                 print(f"compile {model} nside {nside} threads {threads} done", file=sys.stderr)
     train_rows: list[dict[str, Any]] = []
     if "train" in sections:
         for threads in args.threads:
             for model, nside, batch in TRAIN:
-                ws = [Worker("baseline fp32", base, _spec(model, nside, threads, "train", batch)),
-                      Worker("fp32", ROOT, _spec(model, nside, threads, "train", batch)),
-                      Worker("bf16", ROOT, _spec(model, nside, threads, "train", batch, precision="bf16")),
-                      Worker("compiled fp32", ROOT, _spec(model, nside, threads, "train", batch, compile=True))]
+                ws = [
+                    Worker("baseline fp32", base, _spec(model, nside, threads, "train", batch)),
+                    Worker("fp32", ROOT, _spec(model, nside, threads, "train", batch)),
+                    Worker("bf16", ROOT, _spec(model, nside, threads, "train", batch, precision="bf16")),
+                    Worker("compiled fp32", ROOT, _spec(model, nside, threads, "train", batch, compile=True)),
+                ]
                 train_rows += alternate(ws, args.rounds)
                 print(f"train {model} nside {nside} threads {threads} done", file=sys.stderr)
     memory = []
@@ -326,9 +375,14 @@ def main(argv: list[str] | None = None) -> None:
         onnx = [measure_onnx(n, t, args.rounds) for t in args.threads for n in (64, 128)]
     result.update(forward=forward_rows, train=train_rows, memory=memory, onnx=onnx, load_end=os.getloadavg())
     result["meta"] = {
-        "command": " ".join(["python", "bench/bench_models.py", *(argv if argv is not None else sys.argv[1:])]),
-        "baseline": args.baseline, "python": platform.python_version(), "machine": platform.machine(),
-        "cpu_count": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"),
+        "command": " ".join(
+            ["python", "bench/bench_models.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "baseline": args.baseline,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     print(report(result))
     OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -344,34 +398,59 @@ def report(r: dict[str, Any]) -> str:
     lines = [f"load average at start {r['load_start'][0]:.2f}, at end {r['load_end'][0]:.2f}", ""]
     if peaks:
         lines += ["| threads | sgemm GFLOP/s | bf16 GFLOP/s | int8 GOP/s |", "|---|---|---|---|"]
-        lines += [f"| {t} | {p['fp32']:.0f} | {p['bf16']:.0f} | {p['int8']:.0f} |" for t, p in sorted(peaks.items())]
+        lines += [
+            f"| {t} | {p['fp32']:.0f} | {p['bf16']:.0f} | {p['int8']:.0f} |" for t, p in sorted(peaks.items())
+        ]
         lines.append("")
-    for title, rows in (("forward (batch 1, eval, no_grad)", r["forward"]), ("training step (fwd + bwd + AdamW)", r["train"])):
+    for title, rows in (
+        ("forward (batch 1, eval, no_grad)", r["forward"]),
+        ("training step (fwd + bwd + AdamW)", r["train"]),
+    ):
         if not rows:
             continue
-        lines += [f"**{title}**", "", "| model | nside | batch | threads | variant | median ms | min ms | vs baseline | % of peak |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"**{title}**",
+            "",
+            "| model | nside | batch | threads | variant | median ms | min ms | vs baseline | % of peak |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         flops = {(x["model"], x["nside"], x["threads"]): x["flops"] for x in rows if "flops" in x}
         for x in rows:
             b = next(y for y in rows if y["variant"] == "baseline fp32" and y["group"] == x["group"])
             f = flops.get((x["model"], x["nside"], x["threads"]))
             peak = peaks.get(x["threads"], {}).get("bf16" if "bf16" in x["variant"] else "fp32")
-            pct = f"{100 * f / x['median_s'] / 1e9 / peak:.0f} %" if f and peak and x["mode"] == "forward" else "-"
+            pct = (
+                f"{100 * f / x['median_s'] / 1e9 / peak:.0f} %"
+                if f and peak and x["mode"] == "forward"
+                else "-"
+            )
             extra = f" (compile {x['compile_s']} s)" if "compile_s" in x else ""
-            lines.append(f"| {x['model']} | {x['nside']} | {x['batch']} | {x['threads']} | {x['variant']}{extra} | "
-                         f"{1e3 * x['median_s']:.0f} | {1e3 * x['min_s']:.0f} | {b['median_s'] / x['median_s']:.2f}x | {pct} |")
+            lines.append(
+                f"| {x['model']} | {x['nside']} | {x['batch']} | {x['threads']} | {x['variant']}{extra} | "
+                f"{1e3 * x['median_s']:.0f} | {1e3 * x['min_s']:.0f} | {b['median_s'] / x['median_s']:.2f}x | {pct} |"
+            )
         lines.append("")
     if r.get("memory"):
-        lines += ["| tree | paper nside 256 | RSS built MiB | peak MiB | over the model MiB | step s |", "|---|---|---|---|---|---|"]
-        lines += [f"| {m['tree']} | {m['mode']} | {m['built_mib']:.0f} | {m['peak_mib']:.0f} | {m['over_model_mib']:.0f} | {m['step_s']:.1f} |" for m in r["memory"]]
+        lines += [
+            "| tree | paper nside 256 | RSS built MiB | peak MiB | over the model MiB | step s |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {m['tree']} | {m['mode']} | {m['built_mib']:.0f} | {m['peak_mib']:.0f} | {m['over_model_mib']:.0f} | {m['step_s']:.1f} |"
+            for m in r["memory"]
+        ]
         lines.append("")
     if r.get("onnx"):
-        lines += ["| paper nside | threads | eager fp32 ms | ORT fp32 ms | ORT int8 ms | ORT fp32 vs eager | int8 vs eager | int8 argmax agreement |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| paper nside | threads | eager fp32 ms | ORT fp32 ms | ORT int8 ms | ORT fp32 vs eager | int8 vs eager | int8 argmax agreement |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for o in r["onnx"]:
             t = o["median_s"]
-            lines.append(f"| {o['nside']} | {o['threads']} | {1e3 * t['eager_fp32']:.0f} | {1e3 * t['ort_fp32']:.0f} | {1e3 * t['ort_int8']:.0f} | "
-                         f"{t['eager_fp32'] / t['ort_fp32']:.2f}x | {t['eager_fp32'] / t['ort_int8']:.2f}x | {100 * o['accuracy']['ort_int8']['argmax_agree']:.1f} % |")
+            lines.append(
+                f"| {o['nside']} | {o['threads']} | {1e3 * t['eager_fp32']:.0f} | {1e3 * t['ort_fp32']:.0f} | {1e3 * t['ort_int8']:.0f} | "
+                f"{t['eager_fp32'] / t['ort_fp32']:.2f}x | {t['eager_fp32'] / t['ort_int8']:.2f}x | {100 * o['accuracy']['ort_int8']['argmax_agree']:.1f} % |"
+            )
     return "\n".join(lines)
 
 

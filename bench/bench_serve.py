@@ -69,7 +69,9 @@ def export_models(repo: Path, names: list[str], log) -> dict[str, dict]:
         save_model(ckpt, create_model(reg, **kw), meta)
         t0 = time.perf_counter()
         m = export_checkpoint(ckpt, repo / name, int8=True, val_samples=2, log=lambda s: None)
-        log(f"  exported {name} in {time.perf_counter() - t0:.0f} s (parity max abs {m.parity['random']['max_abs']:.1e})")
+        log(
+            f"  exported {name} in {time.perf_counter() - t0:.0f} s (parity max abs {m.parity['random']['max_abs']:.1e})"
+        )
         out[name] = {"checkpoint": ckpt, "manifest": m}
     return out
 
@@ -96,8 +98,12 @@ def model_latency(repo: Path, exported: dict, repeats: int, log) -> list[dict]:
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.log_severity_level = 3
-        fp32 = ort.InferenceSession(str(repo / name / "1" / "model.onnx"), so, providers=["CPUExecutionProvider"])
-        int8 = ort.InferenceSession(str(repo / name / "2" / "model.onnx"), so, providers=["CPUExecutionProvider"])
+        fp32 = ort.InferenceSession(
+            str(repo / name / "1" / "model.onnx"), so, providers=["CPUExecutionProvider"]
+        )
+        int8 = ort.InferenceSession(
+            str(repo / name / "2" / "model.onnx"), so, providers=["CPUExecutionProvider"]
+        )
         row = {
             "model": name,
             "input": m.input_shape[1:],
@@ -108,7 +114,9 @@ def model_latency(repo: Path, exported: dict, repeats: int, log) -> list[dict]:
             "int8_agreement": m.int8["validation"].get("agreement"),
         }
         rows.append(row)
-        log(f"  {name}: eager {row['torch_eager_ms']:.1f} ms, ort fp32 {row['ort_fp32_ms']:.1f} ms, int8 {row['ort_int8_ms']:.1f} ms")
+        log(
+            f"  {name}: eager {row['torch_eager_ms']:.1f} ms, ort fp32 {row['ort_fp32_ms']:.1f} ms, int8 {row['ort_int8_ms']:.1f} ms"
+        )
     return rows
 
 
@@ -118,13 +126,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(repo: Path, batching: bool, max_batch: int, wait_ms: float, runs: int, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(
+    repo: Path, batching: bool, max_batch: int, wait_ms: float, runs: int, threads: int
+) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = free_port()
-    cmd = [sys.executable, "-m", "heal_swin.cli", "serve", "--model-repository", str(repo), "--port", str(port),
-           "--log-level", "warning", "--max-batch-size", str(max_batch), "--max-wait-ms", str(wait_ms),
-           "--concurrent-batches", str(runs), "--intra-op-threads", str(threads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "heal_swin.cli",
+        "serve",
+        "--model-repository",
+        str(repo),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--max-batch-size",
+        str(max_batch),
+        "--max-wait-ms",
+        str(wait_ms),
+        "--concurrent-batches",
+        str(runs),
+        "--intra-op-threads",
+        str(threads),
+    ]
     if not batching:
         cmd.append("--no-batching")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -156,7 +183,9 @@ def batch_stats(url: str, model: str) -> tuple[float, float]:
     return count, total
 
 
-def load_level(url: str, model: str, image: bytes, concurrency: int, seconds: float, max_requests: int) -> dict:
+def load_level(
+    url: str, model: str, image: bytes, concurrency: int, seconds: float, max_requests: int
+) -> dict:
     import httpx
 
     files = {"image": ("frame.jpg", image, "image/jpeg")}
@@ -200,7 +229,7 @@ def make_frame(size: tuple[int, int]) -> tuple[bytes, dict]:
 
     from heal_swin.serve.demo import render_frames
 
-    (cam, image, _, _), = render_frames(1, size, seed=3)
+    ((cam, image, _, _),) = render_frames(1, size, seed=3)
     _ok, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
     return jpg.tobytes(), cam.to_dict()
 
@@ -211,14 +240,20 @@ def print_tables(results: dict) -> None:
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in results["models"]:
         agree = "" if r["int8_agreement"] is None else f"{100 * r['int8_agreement']:.1f} %"
-        print(f"| {r['model']} | {r['input']} | {r['params']:,} | {r['torch_eager_ms']:.1f} | {r['ort_fp32_ms']:.1f} | {r['ort_int8_ms']:.1f} | {agree} |")
+        print(
+            f"| {r['model']} | {r['input']} | {r['params']:,} | {r['torch_eager_ms']:.1f} | {r['ort_fp32_ms']:.1f} | {r['ort_int8_ms']:.1f} | {agree} |"
+        )
     s = results["service"]
     print(f"\n## Service: POST /v1/segment, {s['model']}, {s['frame']}, {s['format']}\n")
-    print("| batching | runs in flight x ORT threads | concurrency | requests | req/s | p50 ms | p99 ms | errors | mean batch |")
+    print(
+        "| batching | runs in flight x ORT threads | concurrency | requests | req/s | p50 ms | p99 ms | errors | mean batch |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in s["levels"]:
         mb = "" if r["mean_batch"] is None else f"{r['mean_batch']:.2f}"
-        print(f"| {'on' if r['batching'] else 'off'} | {r['runs_in_flight']} x {r['ort_threads']} | {r['concurrency']} | {r['requests']} | {r['req_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} | {mb} |")
+        print(
+            f"| {'on' if r['batching'] else 'off'} | {r['runs_in_flight']} x {r['ort_threads']} | {r['concurrency']} | {r['requests']} | {r['req_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['errors']} | {mb} |"
+        )
 
 
 # ------------------------------------------------------------------ memory soak (no torch)
@@ -277,7 +312,7 @@ def soak(args) -> dict:
         soak_model(repo / "seg", args.soak_nside)
         from heal_swin.serve.demo import render_frames
 
-        (cam, image, _, _), = render_frames(1, (640, 483), seed=3)
+        ((cam, image, _, _),) = render_frames(1, (640, 483), seed=3)
         (repo / "cameras").mkdir()
         (repo / "cameras" / "bench.json").write_text(json.dumps(cam.to_dict()))
         good = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
@@ -290,7 +325,14 @@ def soak(args) -> dict:
             big = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
             large.append(big)
         n = 8 * args.soak_nside**2
-        batch = max(1, min(args.max_infer_batch, args.max_tensor_elements // (10 * n), (args.max_upload_bytes - 4096) // (3 * n * 4)))
+        batch = max(
+            1,
+            min(
+                args.max_infer_batch,
+                args.max_tensor_elements // (10 * n),
+                (args.max_upload_bytes - 4096) // (3 * n * 4),
+            ),
+        )
         x = rng.standard_normal((batch, 3, n), dtype=np.float32).tobytes()
         head = json.dumps({"inputs": [{"name": "input", "shape": [batch, 3, n], "datatype": "FP32",
                                        "parameters": {"binary_data_size": len(x)}}],
@@ -338,7 +380,11 @@ def soak(args) -> dict:
                     t0 = time.perf_counter()
                     try:
                         if kind == "good":
-                            r = c.post("/v1/segment", files={"image": ("f.jpg", good, "image/jpeg")}, data={"camera": "bench"})
+                            r = c.post(
+                                "/v1/segment",
+                                files={"image": ("f.jpg", good, "image/jpeg")},
+                                data={"camera": "bench"},
+                            )
                         elif kind == "large":
                             with lock:
                                 counter[0] += 1
@@ -347,9 +393,17 @@ def soak(args) -> dict:
                             h = img.shape[0]
                             img = img[: h - (k // len(large)) % 4]  # a new size every request
                             data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
-                            r = c.post("/v1/segment", files={"image": ("f.jpg", data, "image/jpeg")}, data={"camera": "bench", "resize": "true"})
+                            r = c.post(
+                                "/v1/segment",
+                                files={"image": ("f.jpg", data, "image/jpeg")},
+                                data={"camera": "bench", "resize": "true"},
+                            )
                         else:
-                            r = c.post("/v2/models/seg/infer", content=head + x, headers={"Inference-Header-Content-Length": str(len(head))})
+                            r = c.post(
+                                "/v2/models/seg/infer",
+                                content=head + x,
+                                headers={"Inference-Header-Content-Length": str(len(head))},
+                            )
                         status = r.status_code
                     except httpx.HTTPError as e:
                         status = -1
@@ -392,10 +446,14 @@ def soak(args) -> dict:
 
 def print_soak(s: dict) -> None:
     mib = 2**20
-    print(f"\n## Memory soak: {sum(r['clients'] for r in s['rows'])} clients for {s['seconds']:.0f} s, budget {s['budget_bytes'] // mib} MiB "
-          f"(cache {s['cache_bytes'] // mib} MiB); load average {s['loadavg_before'][0]:.2f} -> {s['loadavg_after'][0]:.2f}\n")
-    print(f"server RSS: start {s['rss_start_bytes'] / mib:.0f} MiB, max {s['rss_max_bytes'] / mib:.0f} MiB, end {s['rss_end_bytes'] / mib:.0f} MiB "
-          f"({s['rss_samples']} samples); v2 batch {s['v2_batch']}\n")
+    print(
+        f"\n## Memory soak: {sum(r['clients'] for r in s['rows'])} clients for {s['seconds']:.0f} s, budget {s['budget_bytes'] // mib} MiB "
+        f"(cache {s['cache_bytes'] // mib} MiB); load average {s['loadavg_before'][0]:.2f} -> {s['loadavg_after'][0]:.2f}\n"
+    )
+    print(
+        f"server RSS: start {s['rss_start_bytes'] / mib:.0f} MiB, max {s['rss_max_bytes'] / mib:.0f} MiB, end {s['rss_end_bytes'] / mib:.0f} MiB "
+        f"({s['rss_samples']} samples); v2 batch {s['v2_batch']}\n"
+    )
     print("| requests | clients | sent | statuses | p50 ms (200s) | p99 ms (200s) |")
     print("|---|---:|---:|---|---:|---:|")
     for r in s["rows"]:
@@ -407,7 +465,9 @@ def print_soak(s: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS))
+    ap.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS)
+    )
     ap.add_argument("--serve-model", default="heal_swin_tiny_n64")
     ap.add_argument("--size", default="1280x966", help="fisheye frame size for the service (WxH)")
     ap.add_argument("--concurrency", default="1,4,16")
@@ -418,14 +478,21 @@ def main() -> None:
     ap.add_argument("--wait-ms", type=float, default=5.0)
     ap.add_argument("--quick", action="store_true", help="heal_swin only, 4 s per level")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve.json")
-    ap.add_argument("--tables", type=Path, default=None, help="only print the tables of an existing results file")
+    ap.add_argument(
+        "--tables", type=Path, default=None, help="only print the tables of an existing results file"
+    )
     ap.add_argument("--soak", action="store_true", help="the memory soak instead (no torch): " + SOAK_DOC)
     ap.add_argument("--soak-seconds", type=float, default=120.0)
     ap.add_argument("--soak-nside", type=int, default=64)
     ap.add_argument("--good-clients", type=int, default=8)
     ap.add_argument("--large-clients", type=int, default=4)
     ap.add_argument("--v2-clients", type=int, default=4)
-    ap.add_argument("--large-sizes", type=int, default=6, help="distinct large frame sizes (each request trims 0-3 rows more)")
+    ap.add_argument(
+        "--large-sizes",
+        type=int,
+        default=6,
+        help="distinct large frame sizes (each request trims 0-3 rows more)",
+    )
     ap.add_argument("--budget-mib", type=int, default=4608)
     ap.add_argument("--cache-mib", type=int, default=512)
     ap.add_argument("--max-image-pixels", type=int, default=4096 * 3072)
@@ -439,7 +506,11 @@ def main() -> None:
         print_soak(data) if "rows" in data else print_tables(data)
         return
     if args.soak:
-        out = args.out if args.out != ROOT / "bench" / "results" / "serve.json" else ROOT / "bench" / "results" / "serve_soak.json"
+        out = (
+            args.out
+            if args.out != ROOT / "bench" / "results" / "serve.json"
+            else ROOT / "bench" / "results" / "serve_soak.json"
+        )
         result = soak(args)
         result["command"] = " ".join([Path(sys.executable).name, *sys.argv])
         result["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -457,7 +528,11 @@ def main() -> None:
     log = lambda s: print(s, flush=True)
 
     results: dict = {
-        "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {
+            "cpus": len(os.sched_getaffinity(0)),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -476,12 +551,25 @@ def main() -> None:
         image, calib = make_frame((w, h))
         (repo / "cameras").mkdir()
         (repo / "cameras" / "bench.json").write_text(json.dumps(calib))
-        results["service"] = {"model": args.serve_model, "frame": f"{w}x{h} JPEG ({len(image)} bytes)", "format": "mask (PNG)",
-                              "max_batch": args.max_batch, "max_wait_ms": args.wait_ms, "levels": []}
+        results["service"] = {
+            "model": args.serve_model,
+            "frame": f"{w}x{h} JPEG ({len(image)} bytes)",
+            "format": "mask (PNG)",
+            "max_batch": args.max_batch,
+            "max_wait_ms": args.wait_ms,
+            "levels": [],
+        }
         cores = len(os.sched_getaffinity(0))
-        variants = [(True, 1, cores), (True, 2, max(1, cores // 2)), (False, 1, cores), (False, 2, max(1, cores // 2))]
+        variants = [
+            (True, 1, cores),
+            (True, 2, max(1, cores // 2)),
+            (False, 1, cores),
+            (False, 2, max(1, cores // 2)),
+        ]
         for batching, runs, threads in variants:
-            log(f"service, batching {'on' if batching else 'off'}, {runs} run(s) in flight x {threads} thread(s) ...")
+            log(
+                f"service, batching {'on' if batching else 'off'}, {runs} run(s) in flight x {threads} thread(s) ..."
+            )
             proc, url = start_server(repo, batching, args.max_batch, args.wait_ms, runs, threads)
             try:
                 load_level(url, args.serve_model, image, 2, 2.0, 20)  # warm the maps and connections
@@ -489,8 +577,10 @@ def main() -> None:
                     row = load_level(url, args.serve_model, image, conc, args.seconds, args.max_requests)
                     row.update(batching=batching, runs_in_flight=runs, ort_threads=threads)
                     results["service"]["levels"].append(row)
-                    log(f"  c={conc}: {row['req_per_s']:.1f} req/s, p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, "
-                        f"errors {row['errors']}, mean batch {row['mean_batch']}")
+                    log(
+                        f"  c={conc}: {row['req_per_s']:.1f} req/s, p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, "
+                        f"errors {row['errors']}, mean batch {row['mean_batch']}"
+                    )
             finally:
                 proc.terminate()
                 proc.wait(timeout=20)

@@ -52,7 +52,14 @@ def heal_swin_options(family: str) -> dict[str, Any]:
 
 
 def swin_unet_options(family: str, img_size: tuple[int, int]) -> dict[str, Any]:
-    return {**SHAPE, "window_size": 4, "shift_size": 2, "patch_size": 2, "img_size": list(img_size), "v2": family == "v2"}
+    return {
+        **SHAPE,
+        "window_size": 4,
+        "shift_size": 2,
+        "patch_size": 2,
+        "img_size": list(img_size),
+        "v2": family == "v2",
+    }
 
 
 def count_params(name: str, **options: Any) -> int:
@@ -83,11 +90,15 @@ def s2cnn_options(target: int, base: dict[str, Any], tol: float = 0.05) -> dict[
             break
     assert best is not None
     if abs(best[0] - target) > tol * target:
-        raise SystemExit(f"S2CNN: no feature width within {tol:.0%} of {target:,} parameters (closest {best[0]:,})")
+        raise SystemExit(
+            f"S2CNN: no feature width within {tol:.0%} of {target:,} parameters (closest {best[0]:,})"
+        )
     return best[1]
 
 
-def flat_size(valid_sphere_px: int, footprint_fraction: float, aspect: float, step: int, ratio: float = 1.25) -> tuple[int, int]:
+def flat_size(
+    valid_sphere_px: int, footprint_fraction: float, aspect: float, step: int, ratio: float = 1.25
+) -> tuple[int, int]:
     """``(H, W)`` multiples of ``step`` whose footprint pixels are closest to ``ratio`` x the sphere's."""
     want = ratio * valid_sphere_px / footprint_fraction
     best = None
@@ -106,18 +117,24 @@ def input_geometry(data: Path, nside: int) -> dict[str, Any]:
     """Valid sphere pixels and the grid's footprint on the images of ``data`` (its first calibration)."""
     from heal_swin.geometry import FisheyeCamera, HealpixGrid, SphereProjector
 
-    calib = sorted((data / "calibration").glob("*.json"))[0]
+    calib = min((data / "calibration").glob("*.json"))
     cam = FisheyeCamera.from_json(calib)
     proj = SphereProjector(cam, HealpixGrid(nside, tuple(range(8))))
-    return {"valid": int(proj.valid_mask.sum()), "footprint": float(proj.footprint().mean()), "aspect": cam.width / cam.height,
-            "image": [cam.width, cam.height]}
+    return {
+        "valid": int(proj.valid_mask.sum()),
+        "footprint": float(proj.footprint().mean()),
+        "aspect": cam.width / cam.height,
+        "image": [cam.width, cam.height],
+    }
 
 
 def val_curve(run: Path, key: str) -> list[float]:
     """Validation ``key`` per epoch, from the run's CSV logs (all versions: a resumed run keeps its history)."""
     per_epoch: dict[int, float] = {}
     for f in sorted((run / "logs" / "csv").glob("version_*/metrics.csv")):
-        for row in csv.DictReader(open(f)):
+        with open(f, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for row in rows:
             if row.get(f"val/{key}"):
                 per_epoch[int(row["epoch"])] = float(row[f"val/{key}"])
     return [per_epoch[e] for e in sorted(per_epoch)]
@@ -138,37 +155,80 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     for task in args.tasks:
         for nside in args.nsides:
             geo = input_geometry(args.data, nside)
-            hw = flat_size(geo["valid"], geo["footprint"], geo["aspect"], step=2 * 2 ** (len(SHAPE["depths"]) - 1))
+            hw = flat_size(
+                geo["valid"], geo["footprint"], geo["aspect"], step=2 * 2 ** (len(SHAPE["depths"]) - 1)
+            )
             for family in args.families:
                 heal = heal_swin_options(family)
                 n_heal = count_params("heal_swin_tiny", nside=nside, task=task, **heal)
                 flat = swin_unet_options(family, hw)
-                models = {"heal_swin": ("heal_swin_tiny", "sphere", heal), "swin_unet": ("swin_unet_tiny", "flat", flat)}
+                models = {
+                    "heal_swin": ("heal_swin_tiny", "sphere", heal),
+                    "swin_unet": ("swin_unet_tiny", "flat", flat),
+                }
                 if family == args.families[0] and "s2cnn" in args.models:
-                    models["s2cnn"] = ("s2cnn_seg_tiny", "sphere", s2cnn_options(n_heal, {"nside": nside, "task": task}))
+                    models["s2cnn"] = (
+                        "s2cnn_seg_tiny",
+                        "sphere",
+                        s2cnn_options(n_heal, {"nside": nside, "task": task}),
+                    )
                 for key, (name, view, opts) in models.items():
                     if key not in args.models:
                         continue
-                    n = count_params(name, **({"nside": nside} if view == "sphere" else {}), task=task, **{k: v for k, v in opts.items() if k not in ("nside", "task")})
+                    n = count_params(
+                        name,
+                        **({"nside": nside} if view == "sphere" else {}),
+                        task=task,
+                        **{k: v for k, v in opts.items() if k not in ("nside", "task")},
+                    )
                     if abs(n - n_heal) > 0.05 * n_heal:
-                        raise SystemExit(f"{name}: {n:,} parameters, not within 5 % of HEAL-SWIN's {n_heal:,}")
+                        raise SystemExit(
+                            f"{name}: {n:,} parameters, not within 5 % of HEAL-SWIN's {n_heal:,}"
+                        )
                     for seed in args.seeds:
-                        runs.append({"task": task, "nside": nside, "family": family if key != "s2cnn" else "-", "model": key,
-                                     "registry": name, "view": view, "options": opts, "params": n, "seed": seed,
-                                     "flat_hw": list(hw) if view == "flat" else None, "sphere_valid_px": geo["valid"],
-                                     "flat_footprint_px": int(hw[0] * hw[1] * geo["footprint"]) if view == "flat" else None})
+                        runs.append(
+                            {
+                                "task": task,
+                                "nside": nside,
+                                "family": family if key != "s2cnn" else "-",
+                                "model": key,
+                                "registry": name,
+                                "view": view,
+                                "options": opts,
+                                "params": n,
+                                "seed": seed,
+                                "flat_hw": list(hw) if view == "flat" else None,
+                                "sphere_valid_px": geo["valid"],
+                                "flat_footprint_px": int(hw[0] * hw[1] * geo["footprint"])
+                                if view == "flat"
+                                else None,
+                            }
+                        )
     return runs
 
 
 def overrides(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
     opts = {k: v for k, v in r["options"].items() if k not in ("nside", "task")}
     out = [
-        f"data.root={args.data}", f"data.task={r['task']}", f"data.view={r['view']}", f"data.nside={r['nside']}",
-        f"data.batch_size={args.batch_size}", "data.num_workers=1", f"model.name={r['registry']}",
-        f"model.options={json.dumps(opts)}", f"optim.lr={args.lr}", f"optim.weight_decay={args.weight_decay}",
-        "optim.optimizer=adamw", "optim.schedule=cosine", f"optim.warmup_steps={args.warmup}",
-        f"trainer.max_epochs={args.epochs}", f"trainer.seed={r['seed']}", f"trainer.out_dir={args.out}",
-        f"trainer.name={run_name(r)}", "trainer.progress_bar=false", f"trainer.precision={args.precision}",
+        f"data.root={args.data}",
+        f"data.task={r['task']}",
+        f"data.view={r['view']}",
+        f"data.nside={r['nside']}",
+        f"data.batch_size={args.batch_size}",
+        "data.num_workers=1",
+        f"model.name={r['registry']}",
+        f"model.options={json.dumps(opts)}",
+        f"optim.lr={args.lr}",
+        f"optim.weight_decay={args.weight_decay}",
+        "optim.optimizer=adamw",
+        "optim.schedule=cosine",
+        f"optim.warmup_steps={args.warmup}",
+        f"trainer.max_epochs={args.epochs}",
+        f"trainer.seed={r['seed']}",
+        f"trainer.out_dir={args.out}",
+        f"trainer.name={run_name(r)}",
+        "trainer.progress_bar=false",
+        f"trainer.precision={args.precision}",
     ]
     if r["view"] == "flat":
         out.append(f"data.image_size=[{r['flat_hw'][1]}, {r['flat_hw'][0]}]")
@@ -185,7 +245,11 @@ def train_and_score(r: dict[str, Any], args: argparse.Namespace) -> dict[str, An
     from heal_swin.train.inference import Predictor
     from heal_swin.train.pipeline import build_dataset, train
 
-    recipe = ROOT / "train" / ("quickstart.yaml" if r["task"] == "segmentation" else "synthetic_depth_heal_swin.yaml")
+    recipe = (
+        ROOT
+        / "train"
+        / ("quickstart.yaml" if r["task"] == "segmentation" else "synthetic_depth_heal_swin.yaml")
+    )
     cfg = load_config(recipe, overrides(r, args))
     run = cfg.run_dir
     t0 = time.perf_counter()
@@ -196,14 +260,22 @@ def train_and_score(r: dict[str, Any], args: argparse.Namespace) -> dict[str, An
     result = evaluate(predictor, build_dataset(cfg, "test", view="flat"), progress=False)
     seg = r["task"] == "segmentation"
     keys = SEG_KEYS if seg else DEPTH_KEYS
-    score = {f"sphere_{k}": result["sphere"][k] for k in keys} | {f"fisheye_{k}": result["flat"][k] for k in keys}
+    score = {f"sphere_{k}": result["sphere"][k] for k in keys} | {
+        f"fisheye_{k}": result["flat"][k] for k in keys
+    }
     if seg:
         score["per_class_iou_sphere"] = result["sphere"]["per_class_iou"]
     else:
         score["chamfer_m"] = result["chamfer_m"]
     main_key = "miou" if seg else "abs_rel"
-    score["sphere_by_incidence"] = [{"bin": b["bin"], "pixels": b["pixels"], main_key: b.get(main_key)} for b in result["sphere_by_incidence"]]
-    score["fisheye_by_incidence"] = [{"bin": b["bin"], "pixels": b["pixels"], main_key: b.get(main_key)} for b in result["flat_by_incidence"]]
+    score["sphere_by_incidence"] = [
+        {"bin": b["bin"], "pixels": b["pixels"], main_key: b.get(main_key)}
+        for b in result["sphere_by_incidence"]
+    ]
+    score["fisheye_by_incidence"] = [
+        {"bin": b["bin"], "pixels": b["pixels"], main_key: b.get(main_key)}
+        for b in result["flat_by_incidence"]
+    ]
     curve = val_curve(run, main_key)
     return {**r, **score, "curve": curve, "flattened": flattened(curve, seg), "train_s": train_s}
 
@@ -215,17 +287,38 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault((r["task"], r["nside"], r["family"], r["model"]), []).append(r)
     out = []
     for (task, nside, family, model), rs in groups.items():
-        keys = [k for k in rs[0] if k.startswith(("sphere_", "fisheye_", "chamfer")) and not k.endswith("incidence") and not k.startswith("per_class")]
-        agg = {"task": task, "nside": nside, "family": family, "model": model, "params": rs[0]["params"], "seeds": len(rs),
-               "flattened": f"{sum(r['flattened'] for r in rs)}/{len(rs)}", "flat_hw": rs[0]["flat_hw"]}
+        keys = [
+            k
+            for k in rs[0]
+            if k.startswith(("sphere_", "fisheye_", "chamfer"))
+            and not k.endswith("incidence")
+            and not k.startswith("per_class")
+        ]
+        agg = {
+            "task": task,
+            "nside": nside,
+            "family": family,
+            "model": model,
+            "params": rs[0]["params"],
+            "seeds": len(rs),
+            "flattened": f"{sum(r['flattened'] for r in rs)}/{len(rs)}",
+            "flat_hw": rs[0]["flat_hw"],
+        }
         for k in keys:
             v = np.array([r[k] for r in rs], dtype=np.float64)
             agg[k] = [float(np.nanmean(v)), float(np.nanstd(v))]
         for dom in ("sphere", "fisheye"):
             main_key = "miou" if task == "segmentation" else "abs_rel"
             bins = [b["bin"] for b in rs[0][f"{dom}_by_incidence"]]
-            vals = np.array([[b[main_key] if b[main_key] is not None else np.nan for b in r[f"{dom}_by_incidence"]] for r in rs])
-            agg[f"{dom}_by_incidence"] = {b: [float(np.nanmean(vals[:, i])), float(np.nanstd(vals[:, i]))] for i, b in enumerate(bins)}
+            vals = np.array(
+                [
+                    [b[main_key] if b[main_key] is not None else np.nan for b in r[f"{dom}_by_incidence"]]
+                    for r in rs
+                ]
+            )
+            agg[f"{dom}_by_incidence"] = {
+                b: [float(np.nanmean(vals[:, i])), float(np.nanstd(vals[:, i]))] for i, b in enumerate(bins)
+            }
         out.append(agg)
     return out
 
@@ -234,19 +327,35 @@ def table(agg: list[dict[str, Any]]) -> str:
     lines = []
     for task in dict.fromkeys(a["task"] for a in agg):
         seg = task == "segmentation"
-        keys = ["sphere_miou", "fisheye_miou", "sphere_miou_no_void"] if seg else ["sphere_abs_rel", "sphere_delta1", "fisheye_abs_rel", "chamfer_m"]
-        lines += [f"**{task}**", "", "| nside | blocks | model | params | input | seeds | " + " | ".join(keys) + " | flattened |",
-                  "|---" * (7 + len(keys)) + "|"]
+        keys = (
+            ["sphere_miou", "fisheye_miou", "sphere_miou_no_void"]
+            if seg
+            else ["sphere_abs_rel", "sphere_delta1", "fisheye_abs_rel", "chamfer_m"]
+        )
+        lines += [
+            f"**{task}**",
+            "",
+            "| nside | blocks | model | params | input | seeds | " + " | ".join(keys) + " | flattened |",
+            "|---" * (7 + len(keys)) + "|",
+        ]
         for a in (a for a in agg if a["task"] == task):
-            inp = f"flat {a['flat_hw'][1]}x{a['flat_hw'][0]}" if a["flat_hw"] else f"sphere nside {a['nside']}"
+            inp = (
+                f"flat {a['flat_hw'][1]}x{a['flat_hw'][0]}" if a["flat_hw"] else f"sphere nside {a['nside']}"
+            )
             cells = [f"{a[k][0]:.3f} ± {a[k][1]:.3f}" for k in keys]
-            lines.append(f"| {a['nside']} | {a['family']} | {a['model']} | {a['params']:,} | {inp} | {a['seeds']} | " + " | ".join(cells) + f" | {a['flattened']} |")
+            lines.append(
+                f"| {a['nside']} | {a['family']} | {a['model']} | {a['params']:,} | {inp} | {a['seeds']} | "
+                + " | ".join(cells)
+                + f" | {a['flattened']} |"
+            )
         main_key = "miou" if seg else "abs_rel"
         lines += ["", f"{task}, {main_key} by incidence angle (sphere / fisheye):", ""]
         bins = list(agg[0]["sphere_by_incidence"])
         lines += ["| nside | blocks | model | " + " | ".join(bins) + " |", "|---" * (3 + len(bins)) + "|"]
         for a in (a for a in agg if a["task"] == task):
-            cells = [f"{a['sphere_by_incidence'][b][0]:.3f} / {a['fisheye_by_incidence'][b][0]:.3f}" for b in bins]
+            cells = [
+                f"{a['sphere_by_incidence'][b][0]:.3f} / {a['fisheye_by_incidence'][b][0]:.3f}" for b in bins
+            ]
             lines.append(f"| {a['nside']} | {a['family']} | {a['model']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -266,8 +375,14 @@ def plots(rows: list[dict[str, Any]], agg: list[dict[str, Any]]) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for a in agg:
         bins = list(a["sphere_by_incidence"])
-        ax.errorbar(range(len(bins)), [a["sphere_by_incidence"][b][0] for b in bins], [a["sphere_by_incidence"][b][1] for b in bins],
-                    label=f"{a['task'][:3]} n{a['nside']} {a['family']} {a['model']}", capsize=3, marker="o")
+        ax.errorbar(
+            range(len(bins)),
+            [a["sphere_by_incidence"][b][0] for b in bins],
+            [a["sphere_by_incidence"][b][1] for b in bins],
+            label=f"{a['task'][:3]} n{a['nside']} {a['family']} {a['model']}",
+            capsize=3,
+            marker="o",
+        )
         ax.set_xticks(range(len(bins)), bins)
     ax.set_xlabel("incidence angle"), ax.set_ylabel("sphere score"), ax.legend(fontsize=6)
     fig.tight_layout(), fig.savefig(RESULTS / "compare_incidence.png", dpi=110), plt.close(fig)
@@ -276,17 +391,26 @@ def plots(rows: list[dict[str, Any]], agg: list[dict[str, Any]]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "synthetic")
-    ap.add_argument("--tasks", nargs="+", default=["segmentation", "depth"], choices=["segmentation", "depth"])
+    ap.add_argument(
+        "--tasks", nargs="+", default=["segmentation", "depth"], choices=["segmentation", "depth"]
+    )
     ap.add_argument("--nsides", nargs="+", type=int, default=[32, 64])
     ap.add_argument("--families", nargs="+", default=["v1", "v2"], choices=list(FAMILIES))
-    ap.add_argument("--models", nargs="+", default=["heal_swin", "swin_unet", "s2cnn"], choices=["heal_swin", "swin_unet", "s2cnn"])
+    ap.add_argument(
+        "--models",
+        nargs="+",
+        default=["heal_swin", "swin_unet", "s2cnn"],
+        choices=["heal_swin", "swin_unet", "s2cnn"],
+    )
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--precision", default="32-true", help="trainer.precision for every run (bf16-mixed: ~2x faster here)")
+    ap.add_argument(
+        "--precision", default="32-true", help="trainer.precision for every run (bf16-mixed: ~2x faster here)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "compare")
     ap.add_argument("--plan", action="store_true", help="print the runs (sizes, parameter counts) and stop")
     ap.add_argument("--no-markdown", action="store_true", help="do not touch BENCHMARKS.md")
@@ -295,9 +419,14 @@ def main() -> int:
 
     runs = plan(args)
     for r in runs:
-        print(f"{run_name(r):40s} {r['registry']:16s} {r['params']:>9,} params  "
-              + (f"flat {r['flat_hw'][1]}x{r['flat_hw'][0]} ({r['flat_footprint_px']} px in footprint)" if r["view"] == "flat"
-                 else f"sphere nside {r['nside']} ({r['sphere_valid_px']} valid px)"))
+        print(
+            f"{run_name(r):40s} {r['registry']:16s} {r['params']:>9,} params  "
+            + (
+                f"flat {r['flat_hw'][1]}x{r['flat_hw'][0]} ({r['flat_footprint_px']} px in footprint)"
+                if r["view"] == "flat"
+                else f"sphere nside {r['nside']} ({r['sphere_valid_px']} valid px)"
+            )
+        )
     if args.plan:
         return 0
     load = [os.getloadavg()]
@@ -309,17 +438,23 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     plots(rows, agg)
     cmd = " ".join(["python", "bench/compare_models.py", *sys.argv[1:]])
-    (RESULTS / "compare.json").write_text(json.dumps({"command": cmd, "machine": platform.platform(), "loadavg": load,
-                                                       "runs": rows, "aggregate": agg}, indent=1))
+    (RESULTS / "compare.json").write_text(
+        json.dumps(
+            {"command": cmd, "machine": platform.platform(), "loadavg": load, "runs": rows, "aggregate": agg},
+            indent=1,
+        )
+    )
     if not args.no_markdown:
         md = ROOT / "BENCHMARKS.md"
         body = md.read_text()
-        section = (f"{BEGIN}\n`{cmd}`\n\n{args.epochs} epochs, batch {args.batch_size}, AdamW lr {args.lr}, weight decay "
-                   f"{args.weight_decay}, {args.warmup} warm-up steps + cosine, precision {args.precision}, on `{args.data.name}`; "
-                   f"test split; mean ± std over seeds {args.seeds}. Curves: bench/results/compare_curves.png; by incidence: "
-                   f"bench/results/compare_incidence.png.\n\n{text}\n{END}")
+        section = (
+            f"{BEGIN}\n`{cmd}`\n\n{args.epochs} epochs, batch {args.batch_size}, AdamW lr {args.lr}, weight decay "
+            f"{args.weight_decay}, {args.warmup} warm-up steps + cosine, precision {args.precision}, on `{args.data.name}`; "
+            f"test split; mean ± std over seeds {args.seeds}. Curves: bench/results/compare_curves.png; by incidence: "
+            f"bench/results/compare_incidence.png.\n\n{text}\n{END}"
+        )
         if BEGIN in body and END in body:
-            body = body[: body.index(BEGIN)] + section + body[body.index(END) + len(END):]
+            body = body[: body.index(BEGIN)] + section + body[body.index(END) + len(END) :]
         else:
             body += f"\n## Model comparison (synthetic benchmark)\n\n{section}\n"
         md.write_text(body)

@@ -51,7 +51,9 @@ def confusion(pred: np.ndarray, target: np.ndarray, k: int, keep: np.ndarray) ->
 
 def on_sphere(images: dict[str, np.ndarray], sphere: Any, cameras: tuple[str, ...]) -> np.ndarray:
     """(C, N) each camera's image sampled (nearest) at the vehicle-sphere directions; 255 where it does not see."""
-    return np.stack([proj.to_sphere(images[c], mode="nearest", fill=255) for c, proj in zip(cameras, sphere.projectors)])
+    return np.stack(
+        [proj.to_sphere(images[c], mode="nearest", fill=255) for c, proj in zip(cameras, sphere.projectors)]
+    )
 
 
 def train_run(recipe: Path, name: str, args: argparse.Namespace, extra: list[str]) -> tuple[Path, float]:
@@ -64,7 +66,9 @@ def train_run(recipe: Path, name: str, args: argparse.Namespace, extra: list[str
     cfg = load_config(recipe, over)
     if (cfg.run_dir / "model.safetensors").exists():
         print(f"{name}: reusing {cfg.run_dir}", flush=True)
-        return cfg.run_dir, float(json.loads((cfg.run_dir / "metrics.json").read_text()).get("train_seconds", float("nan")))
+        return cfg.run_dir, float(
+            json.loads((cfg.run_dir / "metrics.json").read_text()).get("train_seconds", float("nan"))
+        )
     print(f"{name}: training", flush=True)
     summary = train(cfg, resume=(cfg.run_dir / "checkpoints" / "last.ckpt").exists())
     return cfg.run_dir, float(summary["train_seconds"])
@@ -85,7 +89,12 @@ def evaluate_family(family: str, args: argparse.Namespace) -> dict[str, Any]:
     per_cam: dict[str, Path] = {}
     t_cam = 0.0
     for cam in SURROUND_CAMERAS:
-        per_cam[cam], t = train_run(recipe, f"cmp_{family}_{cam}", args, ["data.surround=false", "data.base_pixels=[0,1,2,3,4,5,6,7]", f"data.cameras=[{cam}]"])
+        per_cam[cam], t = train_run(
+            recipe,
+            f"cmp_{family}_{cam}",
+            args,
+            ["data.surround=false", "data.base_pixels=[0,1,2,3,4,5,6,7]", f"data.cameras=[{cam}]"],
+        )
         t_cam += t
 
     model, _ = load_model(run / "model.safetensors")
@@ -99,8 +108,19 @@ def evaluate_family(family: str, args: argparse.Namespace) -> dict[str, Any]:
         with torch.no_grad():
             return model(torch.from_numpy(x)).numpy()
 
-    cm = {key: np.zeros((k, k), np.int64) for key in ("sphere_surround", "sphere_percam", "image_surround", "image_percam")}
-    pairs = {"pairs": 0, "percam": 0, "surround": 0, "labels": 0, "acc_percam": 0, "acc_surround": 0, "directions": 0}
+    cm = {
+        key: np.zeros((k, k), np.int64)
+        for key in ("sphere_surround", "sphere_percam", "image_surround", "image_percam")
+    }
+    pairs = {
+        "pairs": 0,
+        "percam": 0,
+        "surround": 0,
+        "labels": 0,
+        "acc_percam": 0,
+        "acc_surround": 0,
+        "directions": 0,
+    }
     t0 = time.perf_counter()
     for i in range(len(ds)):
         _, raws = ds.raw_frame(i)
@@ -133,12 +153,22 @@ def evaluate_family(family: str, args: argparse.Namespace) -> dict[str, Any]:
         pairs["directions"] += int(multi.sum())
         for a in range(len(ds.cameras)):
             for b in range(a + 1, len(ds.cameras)):
-                sel = multi & w[a] & w[b] & (sph_cam[a] != NO_CLASS) & (sph_cam[b] != NO_CLASS) & (sph_lab[a] < k) & (sph_lab[b] < k)
+                sel = (
+                    multi
+                    & w[a]
+                    & w[b]
+                    & (sph_cam[a] != NO_CLASS)
+                    & (sph_cam[b] != NO_CLASS)
+                    & (sph_lab[a] < k)
+                    & (sph_lab[b] < k)
+                )
                 pairs["pairs"] += int(sel.sum())
                 pairs["percam"] += int((sph_cam[a][sel] != sph_cam[b][sel]).sum())
                 pairs["surround"] += int((sph_sur[a][sel] != sph_sur[b][sel]).sum())
                 pairs["labels"] += int((sph_lab[a][sel] != sph_lab[b][sel]).sum())
-                pairs["acc_percam"] += int((sph_cam[a][sel] == label[sel]).sum() + (sph_cam[b][sel] == label[sel]).sum())
+                pairs["acc_percam"] += int(
+                    (sph_cam[a][sel] == label[sel]).sum() + (sph_cam[b][sel] == label[sel]).sum()
+                )
                 pairs["acc_surround"] += int(2 * (classes[sel] == label[sel]).sum())
     eval_s = time.perf_counter() - t0
     summ = {key: segmentation_summary(c, names) for key, c in cm.items()}
@@ -163,7 +193,9 @@ def evaluate_family(family: str, args: argparse.Namespace) -> dict[str, Any]:
             "accuracy_per_camera": pairs["acc_percam"] / (2 * n),
             "accuracy_surround": pairs["acc_surround"] / (2 * n),
         },
-        "per_class_iou_sphere": {key: summ[key]["per_class_iou"] for key in ("sphere_surround", "sphere_percam")},
+        "per_class_iou_sphere": {
+            key: summ[key]["per_class_iou"] for key in ("sphere_surround", "sphere_percam")
+        },
     }
 
 
@@ -174,11 +206,17 @@ def table(rows: list[dict[str, Any]]) -> str:
     ]
     for r in rows:
         o = r["overlap"]
-        lines.append(f"| {r['family']} | surround (1 model, vehicle sphere) | {r['params_surround']:,} | {r['miou']['sphere_surround']:.3f} | "
-                     f"{r['miou']['image_surround']:.3f} | {o['disagree_surround']:.3f} | {o['accuracy_surround']:.3f} | {r['train_s_surround']:.0f} |")
-        lines.append(f"| {r['family']} | per-camera (4 models) | 4 x {r['params_per_camera']:,} | {r['miou']['sphere_percam']:.3f} | "
-                     f"{r['miou']['image_percam']:.3f} | {o['disagree_per_camera']:.3f} | {o['accuracy_per_camera']:.3f} | {r['train_s_per_camera_total']:.0f} |")
-        lines.append(f"| {r['family']} | ground-truth labels of the two images | | | | {o['disagree_labels']:.3f} | | |")
+        lines.append(
+            f"| {r['family']} | surround (1 model, vehicle sphere) | {r['params_surround']:,} | {r['miou']['sphere_surround']:.3f} | "
+            f"{r['miou']['image_surround']:.3f} | {o['disagree_surround']:.3f} | {o['accuracy_surround']:.3f} | {r['train_s_surround']:.0f} |"
+        )
+        lines.append(
+            f"| {r['family']} | per-camera (4 models) | 4 x {r['params_per_camera']:,} | {r['miou']['sphere_percam']:.3f} | "
+            f"{r['miou']['image_percam']:.3f} | {o['disagree_per_camera']:.3f} | {o['accuracy_per_camera']:.3f} | {r['train_s_per_camera_total']:.0f} |"
+        )
+        lines.append(
+            f"| {r['family']} | ground-truth labels of the two images | | | | {o['disagree_labels']:.3f} | | |"
+        )
     return "\n".join(lines)
 
 
@@ -193,12 +231,23 @@ def main() -> int:
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "compare_surround.json")
     args = ap.parse_args()
     if not (args.data / "dataset_card.json").exists():
-        raise SystemExit(f"{args.data}: no synthetic dataset; run: heal-swin data synth --out {args.data} --scenes 60 --width 320 --height 242")
+        raise SystemExit(
+            f"{args.data}: no synthetic dataset; run: heal-swin data synth --out {args.data} --scenes 60 --width 320 --height 242"
+        )
     load_start = os.getloadavg()
     rows = [evaluate_family(f, args) for f in args.families]
     result = {
-        "command": "python bench/compare_surround.py " + " ".join(
-            [f"--data {args.data}", f"--nside {args.nside}", f"--epochs {args.epochs}", f"--batch-size {args.batch_size}", "--families", *args.families]),
+        "command": "python bench/compare_surround.py "
+        + " ".join(
+            [
+                f"--data {args.data}",
+                f"--nside {args.nside}",
+                f"--epochs {args.epochs}",
+                f"--batch-size {args.batch_size}",
+                "--families",
+                *args.families,
+            ]
+        ),
         "load_start": load_start,
         "load_end": os.getloadavg(),
         "cpus": os.cpu_count(),
@@ -213,7 +262,9 @@ def main() -> int:
         kept = [r for r in old.get("rows", []) if r["family"] not in done]
         if kept:
             result["rows"] = kept + rows
-            result["earlier_runs"] = [{k: old[k] for k in ("command", "load_start", "load_end") if k in old}] + old.get("earlier_runs", [])
+            result["earlier_runs"] = [
+                {k: old[k] for k in ("command", "load_start", "load_end") if k in old}
+            ] + old.get("earlier_runs", [])
     save_json(args.results, result)
     print(table(result["rows"]))
     print(f"load average start {load_start}, end {result['load_end']}; results: {args.results}")

@@ -10,12 +10,12 @@ import argparse
 import importlib
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from heal_swin.errors import InputError
 
-__all__ = ["main", "parse_base_pixels", "UsageError"]
+__all__ = ["UsageError", "main", "parse_base_pixels"]
 
 
 class UsageError(InputError):
@@ -51,7 +51,9 @@ def _add_project(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calib", type=Path, required=True, help="WoodScape/SynWoodScape calibration JSON")
     p.add_argument("--nside", type=int, default=256, help="HEALPix nside, a power of two (default 256)")
     p.add_argument("--base-pixels", default="0-7", help="base pixels, e.g. '0-7' (default) or 'all'")
-    p.add_argument("--mode", choices=("bilinear", "nearest"), default="bilinear", help="nearest for label images")
+    p.add_argument(
+        "--mode", choices=("bilinear", "nearest"), default="bilinear", help="nearest for label images"
+    )
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--view-width", type=int, default=1024, help="width of the sphere pictures in pixels")
     p.add_argument("--cache-dir", type=Path, default=None, help="on-disk cache for the sampling maps")
@@ -113,14 +115,20 @@ def _run_project(args: argparse.Namespace) -> int:
         },
     )
     print(f"{args.image} -> {out}/  ({camera.name or 'camera'}, {image.shape[1]}x{image.shape[0]})")
-    print(f"  grid       nside {grid.nside}, base pixels {list(grid.base_pixels)}, {grid.npix:,} pixels, NESTED")
-    print(f"  coverage   {100 * coverage:.1f}% of grid pixels see the image; {100 * footprint:.1f}% of image pixels fall in the grid")
+    print(
+        f"  grid       nside {grid.nside}, base pixels {list(grid.base_pixels)}, {grid.npix:,} pixels, NESTED"
+    )
+    print(
+        f"  coverage   {100 * coverage:.1f}% of grid pixels see the image; {100 * footprint:.1f}% of image pixels fall in the grid"
+    )
     print(f"  max angle  {np.degrees(camera.max_incidence_angle):.1f} deg from the optical axis")
-    print(f"  time       maps {1e3 * t_maps:.0f} ms, to sphere {1e3 * t_project:.1f} ms, back to image {1e3 * t_back:.1f} ms")
+    print(
+        f"  time       maps {1e3 * t_maps:.0f} ms, to sphere {1e3 * t_project:.1f} ms, back to image {1e3 * t_back:.1f} ms"
+    )
     return 0
 
 
-def _label_colours(labels: "np.ndarray") -> "np.ndarray":  # noqa: F821
+def _label_colours(labels: np.ndarray) -> np.ndarray:  # noqa: F821
     """Distinct BGR colours for integer labels (a fixed palette, 0 black)."""
     import numpy as np
 

@@ -8,15 +8,24 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import numpy as np
 
 from heal_swin.errors import InputError
 
-__all__ = ["ImageReadError", "atomic_open", "atomic_write_bytes", "save_npy", "save_json", "save_image", "read_image"]
+__all__ = [
+    "ImageReadError",
+    "atomic_open",
+    "atomic_write_bytes",
+    "read_image",
+    "save_image",
+    "save_json",
+    "save_npy",
+]
 
 
 class ImageReadError(InputError):

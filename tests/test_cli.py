@@ -25,7 +25,7 @@ def small_case(tmp_path, fv_calib):
 
 
 def test_project_writes_all_outputs(tmp_path, small_case, capsys):
-    cam, calib, img, image = small_case
+    _cam, calib, img, image = small_case
     out = tmp_path / "out"
     assert main(["project", str(img), "--calib", str(calib), "--nside", "32", "--out", str(out)]) == 0
     sphere = np.load(out / "sphere.npy")
@@ -48,12 +48,30 @@ def test_project_writes_all_outputs(tmp_path, small_case, capsys):
 
 
 def test_project_labels_nearest_all_base_pixels(tmp_path, small_case):
-    cam, calib, img, _ = small_case
+    cam, calib, _img, _ = small_case
     labels = (np.arange(cam.width)[None] // 32 % 5 + np.zeros((cam.height, 1), int)).astype(np.uint8)
     lab = tmp_path / "lab.png"
     cv2.imwrite(str(lab), labels)
     out = tmp_path / "o"
-    assert main(["project", str(lab), "--calib", str(calib), "--nside", "16", "--base-pixels", "all", "--mode", "nearest", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "project",
+                str(lab),
+                "--calib",
+                str(calib),
+                "--nside",
+                "16",
+                "--base-pixels",
+                "all",
+                "--mode",
+                "nearest",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     sphere = np.load(out / "sphere.npy")
     assert sphere.shape == (12 * 256,) and set(np.unique(sphere)) <= set(range(5))
 
@@ -66,22 +84,26 @@ def test_project_labels_nearest_all_base_pixels(tmp_path, small_case):
     ],
 )
 def test_project_errors_are_one_line_exit_2(tmp_path, small_case, capsys, mutate, expect):
-    cam, calib, img, _ = small_case
+    _cam, calib, img, _ = small_case
     data = json.loads(calib.read_text())
     mutate(data)
     calib.write_text(json.dumps(data))
-    assert main(["project", str(img), "--calib", str(calib), "--nside", "8", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["project", str(img), "--calib", str(calib), "--nside", "8", "--out", str(tmp_path / "x")]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert expect in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
 def test_project_bad_image_and_nside(tmp_path, small_case, capsys):
-    cam, calib, img, _ = small_case
+    _cam, calib, img, _ = small_case
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG not really")
     assert main(["project", str(bad), "--calib", str(calib), "--out", str(tmp_path / "x")]) == 2
     assert "bad.png" in capsys.readouterr().err
-    assert main(["project", str(img), "--calib", str(calib), "--nside", "48", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["project", str(img), "--calib", str(calib), "--nside", "48", "--out", str(tmp_path / "x")]) == 2
+    )
     assert "nside" in capsys.readouterr().err
 
 

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _bash_blocks() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    return [b.strip() for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S)]
+    return [b.strip() for b in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)]
 
 
 def test_ci_runs_the_readme_test_command():

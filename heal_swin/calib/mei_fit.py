@@ -26,7 +26,9 @@ def _distort(m: np.ndarray, dist: tuple[float, ...]) -> np.ndarray:
     x, y = m[..., 0], m[..., 1]
     r2 = x * x + y * y
     g = 1 + r2 * (k1 + r2 * k2)
-    return np.stack([x * g + 2 * p1 * x * y + p2 * (r2 + 2 * x * x), y * g + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y], -1)
+    return np.stack(
+        [x * g + 2 * p1 * x * y + p2 * (r2 + 2 * x * x), y * g + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y], -1
+    )
 
 
 def _distort_jacobian(m: np.ndarray, dist: tuple[float, ...]) -> np.ndarray:
@@ -43,7 +45,9 @@ def _distort_jacobian(m: np.ndarray, dist: tuple[float, ...]) -> np.ndarray:
     return j
 
 
-def kalibr_omni_radtan_unproject(px: np.ndarray, intr: tuple[float, ...], dist: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+def kalibr_omni_radtan_unproject(
+    px: np.ndarray, intr: tuple[float, ...], dist: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Kalibr's omni + radtan unprojection of pixels ``(n, 2)`` (intr = xi, fu, fv, pu, pv; dist = k1, k2, r1, r2).
 
     Exact: Newton on the distortion (analytic 2x2 Jacobian) to 1e-15, then Mei's closed-form lift.
@@ -89,13 +93,27 @@ def _least_squares(rays: np.ndarray, px: np.ndarray, q0: np.ndarray, src: str) -
     except ModuleNotFoundError:
         from heal_swin.errors import InputError
 
-        raise InputError(f"{src}: fitting radtan's tangential terms needs scipy: pip install 'heal-swin[calib]'") from None
-    res = least_squares(lambda q: (_radial_project(rays, q) - px).ravel(), q0, method="lm", x_scale="jac", xtol=1e-12, ftol=1e-12)
+        raise InputError(
+            f"{src}: fitting radtan's tangential terms needs scipy: pip install 'heal-swin[calib]'"
+        ) from None
+    res = least_squares(
+        lambda q: (_radial_project(rays, q) - px).ravel(),
+        q0,
+        method="lm",
+        x_scale="jac",
+        xtol=1e-12,
+        ftol=1e-12,
+    )
     return res.x
 
 
 def fit_mei_radtan(
-    intr: tuple[float, ...], dist: tuple[float, ...], size: tuple[float, float], kw: dict[str, Any], field: str, max_error: float
+    intr: tuple[float, ...],
+    dist: tuple[float, ...],
+    size: tuple[float, float],
+    kw: dict[str, Any],
+    field: str,
+    max_error: float,
 ) -> tuple[FisheyeCamera, dict[str, float]]:
     """Fit a radial ``mei`` camera to Kalibr omni + radtan (intr = xi, fu, fv, pu, pv; dist = k1, k2, r1, r2).
 
@@ -108,16 +126,31 @@ def fit_mei_radtan(
     eval_px = _grid(w, h, eval_step)
     rays, ok = kalibr_omni_radtan_unproject(eval_px, intr, dist)
     if not ok.all():
-        raise CalibrationError(src, field, "a distortion invertible over the whole image",
-                               f"{int((~ok).sum())} of {ok.size} sampled pixels have no ray")
+        raise CalibrationError(
+            src,
+            field,
+            "a distortion invertible over the whole image",
+            f"{int((~ok).sum())} of {ok.size} sampled pixels have no ray",
+        )
     fit_rays, _ = kalibr_omni_radtan_unproject(fit_px, intr, dist)
     xi, fu, fv, pu, pv = intr
-    q = _least_squares(fit_rays, fit_px, np.array([fu, fv, pu, pv, xi, dist[0], dist[1]], dtype=np.float64), src)
+    q = _least_squares(
+        fit_rays, fit_px, np.array([fu, fv, pu, pv, xi, dist[0], dist[1]], dtype=np.float64), src
+    )
     err = np.linalg.norm(_radial_project(rays, q) - eval_px, axis=-1)
-    report = {"max_px": float(err.max()), "mean_px": float(err.mean()), "threshold_px": float(max_error),
-              "pixels": int(err.size), "grid_step_px": int(eval_step)}
+    report = {
+        "max_px": float(err.max()),
+        "mean_px": float(err.mean()),
+        "threshold_px": float(max_error),
+        "pixels": int(err.size),
+        "grid_step_px": int(eval_step),
+    }
     if not report["max_px"] <= max_error:
-        raise CalibrationError(src, field, f"tangential distortion a radially symmetric model fits within {max_error:g} px",
-                               f"max {report['max_px']:.3f} px, mean {report['mean_px']:.3f} px")
+        raise CalibrationError(
+            src,
+            field,
+            f"tangential distortion a radially symmetric model fits within {max_error:g} px",
+            f"max {report['max_px']:.3f} px, mean {report['mean_px']:.3f} px",
+        )
     f, fv2, pu2, pv2, xi2, k1, k2 = (float(v) for v in q)
     return FisheyeCamera.from_focal("mei", f, fv2, pu2, pv2, w, h, (xi2, k1, k2), **kw), report

@@ -38,7 +38,14 @@ from heal_swin.geometry.calibration import CalibrationError, number
 from heal_swin.geometry.camera import FisheyeCamera
 from heal_swin.geometry.rotations import matrix_to_quaternion
 
-__all__ = ["FORMATS", "Conversion", "read_basalt", "read_calibration_file", "read_kalibr", "read_opencv_fisheye"]
+__all__ = [
+    "FORMATS",
+    "Conversion",
+    "read_basalt",
+    "read_calibration_file",
+    "read_kalibr",
+    "read_opencv_fisheye",
+]
 
 FORMATS = ("opencv-fisheye", "kalibr", "ucm", "ds")
 DEFAULT_MAX_FIT_ERROR_PX = 0.5
@@ -57,7 +64,11 @@ class Conversion:
 
     def to_dict(self) -> dict[str, Any]:
         """The calibration JSON (``FisheyeCamera.from_json`` reads it) with a ``provenance`` block."""
-        prov: dict[str, Any] = {"tool": self.tool, "source_model": self.source_model, "exact": self.fit is None}
+        prov: dict[str, Any] = {
+            "tool": self.tool,
+            "source_model": self.source_model,
+            "exact": self.fit is None,
+        }
         if self.fit is not None:
             prov["fit"] = self.fit
         if self.notes:
@@ -65,12 +76,15 @@ class Conversion:
         return {**self.camera.to_dict(), "provenance": prov}
 
 
-def read_calibration_file(fmt: str, path: str | Path, camera: str | None = None,
-                          max_fit_error: float = DEFAULT_MAX_FIT_ERROR_PX) -> Conversion:
+def read_calibration_file(
+    fmt: str, path: str | Path, camera: str | None = None, max_fit_error: float = DEFAULT_MAX_FIT_ERROR_PX
+) -> Conversion:
     """Read ``path`` written by the tool ``fmt`` (one of ``FORMATS``)."""
     if fmt == "opencv-fisheye":
         if camera is not None:
-            raise CalibrationError(str(path), "--camera", "no camera name (an OpenCV file holds one camera)", camera)
+            raise CalibrationError(
+                str(path), "--camera", "no camera name (an OpenCV file holds one camera)", camera
+            )
         return read_opencv_fisheye(path)
     if fmt == "kalibr":
         return read_kalibr(path, camera, max_fit_error)
@@ -99,7 +113,9 @@ def _source_fields(mapping: dict[str, str]) -> Iterator[None]:
     try:
         yield
     except CalibrationError as e:
-        theirs = mapping.get(e.field) or next((v for k, v in mapping.items() if k.endswith(".*") and e.field.startswith(k[:-1])), None)
+        theirs = mapping.get(e.field) or next(
+            (v for k, v in mapping.items() if k.endswith(".*") and e.field.startswith(k[:-1])), None
+        )
         if theirs is None:
             raise
         raise CalibrationError(e.source, f"{theirs} ({e.field})", e.expected, e.got) from None
@@ -112,8 +128,12 @@ def _rigid(t: Any, src: str, fld: str) -> np.ndarray:
         raise CalibrationError(src, fld, "a 4x4 matrix (list of 4 rows of 4 numbers)", t)
     m = np.array([[number(v, src, f"{fld}[{i}][{j}]") for j, v in enumerate(r)] for i, r in enumerate(rows)])
     r = m[:3, :3]
-    if not (np.abs(r.T @ r - np.eye(3)).max() < 1e-4 and np.linalg.det(r) > 0 and np.allclose(m[3], [0, 0, 0, 1])):
-        raise CalibrationError(src, fld, "a rigid transform (orthonormal rotation, det +1, last row 0 0 0 1)", t)
+    if not (
+        np.abs(r.T @ r - np.eye(3)).max() < 1e-4 and np.linalg.det(r) > 0 and np.allclose(m[3], [0, 0, 0, 1])
+    ):
+        raise CalibrationError(
+            src, fld, "a rigid transform (orthonormal rotation, det +1, last row 0 0 0 1)", t
+        )
     return m
 
 
@@ -179,30 +199,54 @@ def read_opencv_fisheye(path: str | Path) -> Conversion:
             raise CalibrationError(src, "<file>", "an OpenCV FileStorage YAML or JSON file", "unreadable")
         kkey, knode = _fs_node(fs, _K_KEYS)
         if knode is None:
-            raise CalibrationError(src, "camera_matrix", f"a 3x3 camera matrix (one of {', '.join(_K_KEYS)})", "missing")
+            raise CalibrationError(
+                src, "camera_matrix", f"a 3x3 camera matrix (one of {', '.join(_K_KEYS)})", "missing"
+            )
         k = _fs_numbers(knode, src, kkey)
         if k.size != 9 or not np.all(np.isfinite(k)):
             raise CalibrationError(src, kkey, "a 3x3 camera matrix of finite numbers", f"{k.size} values")
         k = k.reshape(3, 3)
         if not (k[0, 1] == 0 and k[1, 0] == 0 and k[2, 0] == 0 and k[2, 1] == 0 and k[2, 2] == 1):
-            raise CalibrationError(src, kkey, "[[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew)", k.round(6).tolist())
+            raise CalibrationError(
+                src, kkey, "[[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew)", k.round(6).tolist()
+            )
         dkey, dnode = _fs_node(fs, _D_KEYS)
         if dnode is None:
-            raise CalibrationError(src, "distortion_coefficients", f"4 cv2.fisheye coefficients (one of {', '.join(_D_KEYS)})", "missing")
+            raise CalibrationError(
+                src,
+                "distortion_coefficients",
+                f"4 cv2.fisheye coefficients (one of {', '.join(_D_KEYS)})",
+                "missing",
+            )
         d = _fs_numbers(dnode, src, dkey)
         if d.size != 4:
-            why = f"{d.size} values" + (" (the pinhole model's k1 k2 p1 p2 [k3 ...]?)" if d.size in (5, 8, 12, 14) else "")
+            why = f"{d.size} values" + (
+                " (the pinhole model's k1 k2 p1 p2 [k3 ...]?)" if d.size in (5, 8, 12, 14) else ""
+            )
             raise CalibrationError(src, dkey, "4 cv2.fisheye coefficients k1..k4", why)
         size = _opencv_size(fs, src)
         dm = fs.getNode("distortion_model")  # ROS camera_info names its model
-        if not dm.empty() and dm.isString() and dm.string() not in ("equidistant", "fisheye", "kannala_brandt"):
+        if (
+            not dm.empty()
+            and dm.isString()
+            and dm.string() not in ("equidistant", "fisheye", "kannala_brandt")
+        ):
             raise CalibrationError(src, "distortion_model", "equidistant (cv2.fisheye's model)", dm.string())
     finally:
         fs.release()
-    with _source_fields({"intrinsic.k1..k4": dkey, "intrinsic.k*": dkey, "intrinsic.*": kkey, "fx": kkey, "fy": kkey}):
+    with _source_fields(
+        {"intrinsic.k1..k4": dkey, "intrinsic.k*": dkey, "intrinsic.*": kkey, "fx": kkey, "fy": kkey}
+    ):
         cam = FisheyeCamera.from_focal(
-            "kannala_brandt", k[0, 0], k[1, 1], k[0, 2], k[1, 2], *size, tuple(float(v) for v in d),
-            name=Path(src).stem, source=src,
+            "kannala_brandt",
+            k[0, 0],
+            k[1, 1],
+            k[0, 2],
+            k[1, 2],
+            *size,
+            tuple(float(v) for v in d),
+            name=Path(src).stem,
+            source=src,
         )
     return Conversion(cam, "opencv-fisheye", "cv2.fisheye (Kannala-Brandt)")
 
@@ -210,10 +254,15 @@ def read_opencv_fisheye(path: str | Path) -> Conversion:
 def _opencv_size(fs, src: str) -> tuple[float, float]:
     wnode, hnode = fs.getNode("image_width"), fs.getNode("image_height")
     if not wnode.empty() and not hnode.empty():
-        return (float(_fs_numbers(wnode, src, "image_width")[0]), float(_fs_numbers(hnode, src, "image_height")[0]))
+        return (
+            float(_fs_numbers(wnode, src, "image_width")[0]),
+            float(_fs_numbers(hnode, src, "image_height")[0]),
+        )
     key, node = _fs_node(fs, ("image_size", "imageSize", "resolution"))
     if node is None:
-        raise CalibrationError(src, "image_size", "the image size (image_width + image_height, or image_size [w, h])", "missing")
+        raise CalibrationError(
+            src, "image_size", "the image size (image_width + image_height, or image_size [w, h])", "missing"
+        )
     vals = _fs_numbers(node, src, key)
     if vals.size != 2:
         raise CalibrationError(src, key, "[width, height]", f"{vals.size} values")
@@ -232,14 +281,18 @@ def _yaml(data: bytes, src: str) -> Any:
         # PyYAML shares aliased objects, but a "billion laughs" of nested aliases is still no calibration.
         aliases = sum(isinstance(ev, yaml.AliasEvent) for ev in yaml.parse(text, Loader=yaml.SafeLoader))
         if aliases > _MAX_YAML_ALIASES:
-            raise CalibrationError(src, "<file>", f"YAML with at most {_MAX_YAML_ALIASES} aliases", f"{aliases} aliases")
+            raise CalibrationError(
+                src, "<file>", f"YAML with at most {_MAX_YAML_ALIASES} aliases", f"{aliases} aliases"
+            )
         if _lim.json_depth(text) > _lim.MAX_JSON_DEPTH:
             raise CalibrationError(src, "<file>", f"YAML nested at most {_lim.MAX_JSON_DEPTH} deep", "deeper")
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise CalibrationError(src, "<file>", "valid YAML", f"{getattr(e, 'problem', None) or type(e).__name__}{where}") from None
+        raise CalibrationError(
+            src, "<file>", "valid YAML", f"{getattr(e, 'problem', None) or type(e).__name__}{where}"
+        ) from None
 
 
 def _numbers(obj: dict, key: str, n: int | tuple[int, ...], src: str, parent: str) -> list[float]:
@@ -266,7 +319,9 @@ _KALIBR = {
 }
 
 
-def read_kalibr(path: str | Path, camera: str | None = None, max_fit_error: float = DEFAULT_MAX_FIT_ERROR_PX) -> Conversion:
+def read_kalibr(
+    path: str | Path, camera: str | None = None, max_fit_error: float = DEFAULT_MAX_FIT_ERROR_PX
+) -> Conversion:
     """Camera ``camera`` (``cam0`` .. or its index) of a Kalibr camchain YAML."""
     src = str(path)
     data = _yaml(_read_bytes(path), src)
@@ -291,15 +346,29 @@ def read_kalibr(path: str | Path, camera: str | None = None, max_fit_error: floa
     if n_dist:
         dist = _numbers(cam, "distortion_coeffs", n_dist, src, name)
     elif cam.get("distortion_coeffs") not in (None, []):
-        raise CalibrationError(src, f"{name}.distortion_coeffs", f"no coefficients for {cmodel}+{dmodel}", cam["distortion_coeffs"])
+        raise CalibrationError(
+            src,
+            f"{name}.distortion_coeffs",
+            f"no coefficients for {cmodel}+{dmodel}",
+            cam["distortion_coeffs"],
+        )
     else:
         dist = []
     w, h = _numbers(cam, "resolution", 2, src, name)
     kw = {"name": name, "source": src, **_kalibr_extrinsic(data, name, src)}
-    with _source_fields({"intrinsic.width": f"{name}.resolution", "intrinsic.height": f"{name}.resolution",
-                         "intrinsic.k1..k4": f"{name}.distortion_coeffs", "intrinsic.xi,k1,k2": f"{name}.intrinsics/distortion_coeffs",
-                         "intrinsic.k*": f"{name}.distortion_coeffs", "intrinsic.*": f"{name}.intrinsics",
-                         "fx": f"{name}.intrinsics", "fy": f"{name}.intrinsics", "extrinsic.*": f"{name}.T_cam_imu"}):
+    with _source_fields(
+        {
+            "intrinsic.width": f"{name}.resolution",
+            "intrinsic.height": f"{name}.resolution",
+            "intrinsic.k1..k4": f"{name}.distortion_coeffs",
+            "intrinsic.xi,k1,k2": f"{name}.intrinsics/distortion_coeffs",
+            "intrinsic.k*": f"{name}.distortion_coeffs",
+            "intrinsic.*": f"{name}.intrinsics",
+            "fx": f"{name}.intrinsics",
+            "fy": f"{name}.intrinsics",
+            "extrinsic.*": f"{name}.T_cam_imu",
+        }
+    ):
         return _kalibr_camera(model, cmodel, dmodel, intr, dist, (w, h), kw, name, max_fit_error)
 
 
@@ -308,23 +377,35 @@ def _kalibr_camera(model, cmodel, dmodel, intr, dist, size, kw, name, max_fit_er
     label = f"kalibr {cmodel}+{dmodel}"
     if model == "kannala_brandt":
         fu, fv, pu, pv = intr
-        return Conversion(FisheyeCamera.from_focal(model, fu, fv, pu, pv, w, h, tuple(dist), **kw), "kalibr", label)
+        return Conversion(
+            FisheyeCamera.from_focal(model, fu, fv, pu, pv, w, h, tuple(dist), **kw), "kalibr", label
+        )
     if model == "ucm":
         fu, fv, pu, pv = intr
-        return Conversion(FisheyeCamera.from_focal(model, fu, fv, pu, pv, w, h, (0.0,), **kw), "kalibr", label)
+        return Conversion(
+            FisheyeCamera.from_focal(model, fu, fv, pu, pv, w, h, (0.0,), **kw), "kalibr", label
+        )
     if model == "double_sphere":
         xi, alpha, fu, fv, pu, pv = intr
-        return Conversion(FisheyeCamera.from_focal(model, fu, fv, pu, pv, w, h, (xi, alpha), **kw), "kalibr", label)
+        return Conversion(
+            FisheyeCamera.from_focal(model, fu, fv, pu, pv, w, h, (xi, alpha), **kw), "kalibr", label
+        )
     if model == "eucm":
         alpha, beta, fu, fv, pu, pv = intr
-        return Conversion(FisheyeCamera.from_focal(model, fu, fv, pu, pv, w, h, (alpha, beta), **kw), "kalibr", label)
+        return Conversion(
+            FisheyeCamera.from_focal(model, fu, fv, pu, pv, w, h, (alpha, beta), **kw), "kalibr", label
+        )
     xi, fu, fv, pu, pv = intr if cmodel == "omni" else (0.0, *intr)
     k1, k2, p1, p2 = dist if dist else (0.0, 0.0, 0.0, 0.0)
     if p1 == 0 and p2 == 0:
-        return Conversion(FisheyeCamera.from_focal("mei", fu, fv, pu, pv, w, h, (xi, k1, k2), **kw), "kalibr", label)
+        return Conversion(
+            FisheyeCamera.from_focal("mei", fu, fv, pu, pv, w, h, (xi, k1, k2), **kw), "kalibr", label
+        )
     from heal_swin.calib.mei_fit import fit_mei_radtan
 
-    camera_fit, report = fit_mei_radtan((xi, fu, fv, pu, pv), (k1, k2, p1, p2), (w, h), kw, f"{name}.distortion_coeffs", max_fit_error)
+    camera_fit, report = fit_mei_radtan(
+        (xi, fu, fv, pu, pv), (k1, k2, p1, p2), (w, h), kw, f"{name}.distortion_coeffs", max_fit_error
+    )
     note = "the tangential distortion (r1, r2) is approximated by a radially symmetric Mei model (fit)"
     return Conversion(camera_fit, "kalibr", label, fit=report, notes=[note])
 
@@ -339,7 +420,9 @@ def _kalibr_extrinsic(data: dict, name: str, src: str) -> dict[str, Any]:
     for i in range(index, 0, -1):
         ci = data.get(f"cam{i}")
         if not isinstance(ci, dict) or "T_cn_cnm1" not in ci:
-            raise CalibrationError(src, f"cam{i}.T_cn_cnm1", "the transform from the previous camera", "missing")
+            raise CalibrationError(
+                src, f"cam{i}.T_cn_cnm1", "the transform from the previous camera", "missing"
+            )
         t = t @ _rigid(ci["T_cn_cnm1"], src, f"cam{i}.T_cn_cnm1")
     return _camera_to_ref(t)
 
@@ -354,7 +437,9 @@ def read_basalt(path: str | Path, fmt: str, camera: str | None = None) -> Conver
     data = _lim.parse_calibration_json(_read_bytes(path), src)
     root = data.get("value0") if isinstance(data, dict) else None
     if not isinstance(root, dict):
-        raise CalibrationError(src, "value0", "an object (basalt's calibration JSON)", "missing" if root is None else root)
+        raise CalibrationError(
+            src, "value0", "an object (basalt's calibration JSON)", "missing" if root is None else root
+        )
     i = 0 if camera is None else camera
     if not str(i).isdigit():
         raise CalibrationError(src, "--camera", "a camera index (0, 1, ...)", camera)
@@ -388,8 +473,17 @@ def read_basalt(path: str | Path, fmt: str, camera: str | None = None) -> Conver
         get = {k: number(pose.get(k), src, f"{pfld}.{k}") for k in ("px", "py", "pz", "qx", "qy", "qz", "qw")}
         kw["translation"] = (get["px"], get["py"], get["pz"])  # basalt's T_imu_cam maps camera -> IMU
         kw["quaternion"] = (get["qx"], get["qy"], get["qz"], get["qw"])
-    with _source_fields({"intrinsic.width": f"value0.resolution[{i}]", "intrinsic.height": f"value0.resolution[{i}]",
-                         "intrinsic.*": fld, "fx": f"{fld}.fx", "fy": f"{fld}.fy", "extrinsic.*": f"value0.T_imu_cam[{i}]"}):
-        cam = FisheyeCamera.from_focal(model, vals["fx"], vals["fy"], vals["cx"], vals["cy"], w, h,
-                                       tuple(vals[k] for k in extra), **kw)
+    with _source_fields(
+        {
+            "intrinsic.width": f"value0.resolution[{i}]",
+            "intrinsic.height": f"value0.resolution[{i}]",
+            "intrinsic.*": fld,
+            "fx": f"{fld}.fx",
+            "fy": f"{fld}.fy",
+            "extrinsic.*": f"value0.T_imu_cam[{i}]",
+        }
+    ):
+        cam = FisheyeCamera.from_focal(
+            model, vals["fx"], vals["fy"], vals["cx"], vals["cy"], w, h, tuple(vals[k] for k in extra), **kw
+        )
     return Conversion(cam, "basalt", f"basalt {fmt}")

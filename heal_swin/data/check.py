@@ -214,7 +214,9 @@ def stray_files(idx: DatasetIndex, cameras: Sequence[str] | None = None) -> list
             m = _NAME_RE.match(p.stem)
             if kind == "image":
                 if not m:
-                    out.append((str(p), f"stray name: expected NNNNN_CAM{ext} (loaded without a camera name)"))
+                    out.append(
+                        (str(p), f"stray name: expected NNNNN_CAM{ext} (loaded without a camera name)")
+                    )
             elif p.stem in images:
                 continue  # the file of an image (a badly named image is reported once, above)
             elif not m:

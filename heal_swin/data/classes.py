@@ -63,7 +63,9 @@ class ClassTable:
 
     def __post_init__(self) -> None:
         if self.unknown_label_ids not in UNKNOWN_LABEL_POLICIES:
-            raise ValueError(f"{self.name}: unknown_label_ids: expected 'error' or 'ignore', got {self.unknown_label_ids!r}")
+            raise ValueError(
+                f"{self.name}: unknown_label_ids: expected 'error' or 'ignore', got {self.unknown_label_ids!r}"
+            )
         if len(self.colors_bgr) != len(self.names):
             raise ValueError(f"{self.name}: {len(self.names)} names but {len(self.colors_bgr)} colours")
         if not self.raw_to_class:

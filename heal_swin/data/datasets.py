@@ -195,7 +195,9 @@ class FisheyeDataset(Dataset):
         proj = SphereProjector(cam, self.grid, cache_dir=self.cache_dir)
         valid = proj.valid_mask
         sph: dict[str, Any] = {"valid": valid.copy()}
-        sph["image"] = contract.sphere_input(s["image"], proj, self.mean, self.std, resample=self.resample)  # (3, N)
+        sph["image"] = contract.sphere_input(
+            s["image"], proj, self.mean, self.std, resample=self.resample
+        )  # (3, N)
         if s["label"] is not None:
             sph["label"] = contract.labels_to_sphere(s["label"], proj, IGNORE_INDEX).astype(np.int64)
         if s["depth"] is not None:

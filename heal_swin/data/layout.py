@@ -265,5 +265,3 @@ def _path_if(d: Path | None, name: str, ext: str) -> str | None:
         return None
     p = d / f"{name}{ext}"
     return str(p) if p.exists() else None
-
-

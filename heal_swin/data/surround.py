@@ -77,7 +77,10 @@ def mirror_sample(sample: dict[str, Any], grid: HealpixGrid, cameras: Sequence[s
             out[k] = np.take(np.asarray(out[k]), idx, axis=-1)
     if out.get("source") is not None:
         names = list(cameras)
-        swap = np.array([names.index(_MIRRORED[n]) if _MIRRORED.get(n) in names else i for i, n in enumerate(names)] + [-1])
+        swap = np.array(
+            [names.index(_MIRRORED[n]) if _MIRRORED.get(n) in names else i for i, n in enumerate(names)]
+            + [-1]
+        )
         out["source"] = swap[out["source"]]  # -1 indexes the appended -1
     return out
 
@@ -160,7 +163,9 @@ class SurroundDataset(Dataset):
             "source": sphere.source.astype(np.int64),
         }
         if all(s["label"] is not None for s in raws):
-            out["label"] = surround_labels([s["label"] for s in raws], sphere, fill=IGNORE_INDEX).astype(np.int64)
+            out["label"] = surround_labels([s["label"] for s in raws], sphere, fill=IGNORE_INDEX).astype(
+                np.int64
+            )
         if all(s.get("depth") is not None for s in raws):
             out["depth"] = sphere.depth_to_range([s["depth"] for s in raws])
         return out
@@ -176,7 +181,9 @@ class SurroundDataset(Dataset):
         return out
 
 
-def _group_frames(flat: FisheyeDataset, cameras: tuple[str, ...]) -> tuple[list[tuple[str, list[int]]], list[tuple[str, str]]]:
+def _group_frames(
+    flat: FisheyeDataset, cameras: tuple[str, ...]
+) -> tuple[list[tuple[str, list[int]]], list[tuple[str, str]]]:
     """Frames with every camera (indices into ``flat`` in ``cameras`` order) and the incomplete ones."""
     by_frame: dict[str, dict[str, int]] = {}
     for j, rec in enumerate(flat.samples):
@@ -188,7 +195,12 @@ def _group_frames(flat: FisheyeDataset, cameras: tuple[str, ...]) -> tuple[list[
         have = by_frame[frame]
         missing = [c for c in cameras if c not in have]
         if missing:
-            skipped.append((frame, f"frame {frame} has no usable {', '.join(missing)} image(s): left out of the surround view"))
+            skipped.append(
+                (
+                    frame,
+                    f"frame {frame} has no usable {', '.join(missing)} image(s): left out of the surround view",
+                )
+            )
             continue
         frames.append((frame, [have[c] for c in cameras]))
     return frames, skipped

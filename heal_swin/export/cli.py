@@ -21,12 +21,25 @@ def add_export_commands(sub: argparse._SubParsersAction) -> None:
             "REPO/<name>/, served by `heal-swin serve --model-repository REPO` or by Triton."
         ),
     )
-    p.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors written by save_model)")
-    p.add_argument("--out", type=Path, required=True, help="model folder to write, e.g. models/heal_swin_seg/")
+    p.add_argument(
+        "--checkpoint", type=Path, required=True, help="model file (.safetensors written by save_model)"
+    )
+    p.add_argument(
+        "--out", type=Path, required=True, help="model folder to write, e.g. models/heal_swin_seg/"
+    )
     p.add_argument("--name", default=None, help="model name in the repository (default: the folder's name)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
-    p.add_argument("--int8", action="store_true", help="also write version 2, OUT/2/model.onnx (dynamic int8 quantisation), and its accuracy change")
-    p.add_argument("--max-batch-size", type=int, default=8, help="config.pbtxt max_batch_size for Triton's dynamic batching (default 8)")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write version 2, OUT/2/model.onnx (dynamic int8 quantisation), and its accuracy change",
+    )
+    p.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=8,
+        help="config.pbtxt max_batch_size for Triton's dynamic batching (default 8)",
+    )
     p.add_argument(
         "--val-data",
         type=Path,
@@ -63,7 +76,9 @@ def run_export(args: argparse.Namespace) -> int:
     from heal_swin.export.exporter import export_checkpoint
     from heal_swin.export.onnx_export import ParityError
 
-    cameras = [resolve_camera(spec, args.out.parent) for spec in args.camera]  # a bad camera fails before the export
+    cameras = [
+        resolve_camera(spec, args.out.parent) for spec in args.camera
+    ]  # a bad camera fails before the export
     try:
         m = export_checkpoint(
             args.checkpoint,
@@ -95,13 +110,18 @@ def run_export(args: argparse.Namespace) -> int:
     if m.int8:
         v = m.int8["validation"]
         key = "delta_miou" if m.task == "segmentation" else "delta_abs_rel"
-        print(f"  int8    {args.out}/{m.int8['version']}/{m.int8['onnx_file']}: {key} {v.get(key)}, on {v['source']}")
+        print(
+            f"  int8    {args.out}/{m.int8['version']}/{m.int8['onnx_file']}: {key} {v.get(key)}, on {v['source']}"
+        )
     for camera, cam_name in cameras:
         try:
             e = export_end_to_end(args.out, camera, cam_name, backend=args.triton_backend, max_batch_size=args.max_batch_size,
                                   seed=args.seed, log=lambda s: print(f"  {s}", flush=True))  # fmt: skip
         except EndToEndParityError as err:
-            print(f"heal-swin export: error: end-to-end parity check FAILED, {cam_name} not written: {err}", file=sys.stderr)
+            print(
+                f"heal-swin export: error: end-to-end parity check FAILED, {cam_name} not written: {err}",
+                file=sys.stderr,
+            )
             return 1
         r = e.parity["results"]
         key = "agreement" if m.task == "segmentation" else "max_rel"

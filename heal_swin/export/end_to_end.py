@@ -37,7 +37,14 @@ from heal_swin.inference.manifest import (
 )
 from heal_swin.inference.triton import BACKENDS, CONFIG_NAME, PYTHON_MODEL_NAME, end_to_end_config_text
 
-__all__ = ["DEPTH_MAX_REL", "MASK_AGREEMENT", "compare_outputs", "export_end_to_end", "pipeline_output", "resolve_camera"]
+__all__ = [
+    "DEPTH_MAX_REL",
+    "MASK_AGREEMENT",
+    "compare_outputs",
+    "export_end_to_end",
+    "pipeline_output",
+    "resolve_camera",
+]
 
 MASK_AGREEMENT = 0.999  # fraction of fisheye pixels whose class equals the Python pipeline's
 DEPTH_MAX_REL = 1e-4  # max relative depth error where both are finite
@@ -57,7 +64,11 @@ def resolve_camera(spec: str, repository: Path) -> tuple[FisheyeCamera, str]:
         return FisheyeCamera.from_json(path), path.stem
     registered = repository / _CAMERAS / f"{spec}.json"
     if not NAME_RE.match(spec) or not registered.is_file():
-        known = sorted(p.stem for p in (repository / _CAMERAS).glob("*.json")) if (repository / _CAMERAS).is_dir() else []
+        known = (
+            sorted(p.stem for p in (repository / _CAMERAS).glob("*.json"))
+            if (repository / _CAMERAS).is_dir()
+            else []
+        )
         raise ExportInputError(
             f"--camera {spec}: expected a calibration .json file or a camera registered in {repository / _CAMERAS}/, "
             f"got neither (registered: {', '.join(known) or 'none'})"
@@ -92,7 +103,11 @@ def compare_outputs(task: str, got: np.ndarray, ref: np.ndarray) -> dict[str, fl
         return {"agreement": float(np.mean(got == ref)), "pixels": int(ref.size)}
     both = np.isfinite(got) & np.isfinite(ref)
     rel = np.abs(got[both].astype(np.float64) - ref[both]) / np.maximum(np.abs(ref[both]), 1e-30)
-    return {"max_rel": float(rel.max(initial=0.0)), "nan_mismatch": int(np.sum(np.isnan(got) != np.isnan(ref))), "pixels": int(ref.size)}
+    return {
+        "max_rel": float(rel.max(initial=0.0)),
+        "nan_mismatch": int(np.sum(np.isnan(got) != np.isnan(ref))),
+        "pixels": int(ref.size),
+    }
 
 
 def _passes(task: str, r: dict[str, float]) -> bool:
@@ -140,7 +155,9 @@ def export_end_to_end(
     out = Path(out) if out is not None else model_folder.parent / name
     name = out.resolve().name
     if not NAME_RE.match(name) or name == _CAMERAS:
-        raise ExportInputError(f"end-to-end model name: expected letters, digits, '_', '.', '-', got {name!r}")
+        raise ExportInputError(
+            f"end-to-end model name: expected letters, digits, '_', '.', '-', got {name!r}"
+        )
     w, h = camera.image_size
     log(f"end-to-end model for camera {camera_name} ({w}x{h}) around {m.name} ...")
     proj = pl.projector_for(camera, m)
@@ -161,16 +178,27 @@ def export_end_to_end(
         onnx_path = tmp / str(FP32_VERSION) / ONNX_NAME
         onnx.save_model(e2e, str(onnx_path))
         frames = synthetic_frames(camera, seed)
-        sphere_session = ort.InferenceSession(str(model_folder / str(FP32_VERSION) / m.onnx_file), providers=["CPUExecutionProvider"])
+        sphere_session = ort.InferenceSession(
+            str(model_folder / str(FP32_VERSION) / m.onnx_file), providers=["CPUExecutionProvider"]
+        )
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         got = session.run([output], {IMAGE_INPUT: frames})[0]
-        results = [compare_outputs(m.task, got[i], pipeline_output(m, sphere_session, camera, f)) for i, f in enumerate(frames)]
+        results = [
+            compare_outputs(m.task, got[i], pipeline_output(m, sphere_session, camera, f))
+            for i, f in enumerate(frames)
+        ]
         log(f"parity vs the Python pipeline (street scene, noise; one batch): {results}")
         if not all(_passes(m.task, r) for r in results):
             raise EndToEndParityError(f"end-to-end model differs from the Python pipeline: {results} "
                                       f"(need agreement >= {MASK_AGREEMENT}, depth max_rel <= {DEPTH_MAX_REL})")  # fmt: skip
-        io_out = {"name": output, "datatype": "UINT8" if m.task == "segmentation" else "FP32", "shape": [-1, h, w]}
-        io_out.update({"no_prediction": 255} if m.task == "segmentation" else {"unit": "metres", "no_prediction": "NaN"})
+        io_out = {
+            "name": output,
+            "datatype": "UINT8" if m.task == "segmentation" else "FP32",
+            "shape": [-1, h, w],
+        }
+        io_out.update(
+            {"no_prediction": 255} if m.task == "segmentation" else {"unit": "metres", "no_prediction": "NaN"}
+        )
         e2e_info = {
             "camera": camera_name,
             "image_size": [w, h],
@@ -178,7 +206,12 @@ def export_end_to_end(
             "sphere_model": m.name,
             "sphere_onnx_sha256": m.onnx_sha256,
             "sampling": {"mode": m.resample, "taps": taps.k},
-            "input": {"name": IMAGE_INPUT, "datatype": "UINT8", "shape": [-1, h, w, 3], "colour_order": "BGR"},
+            "input": {
+                "name": IMAGE_INPUT,
+                "datatype": "UINT8",
+                "shape": [-1, h, w, 3],
+                "colour_order": "BGR",
+            },
             "output": io_out,
             "triton_backend": backend,
         }
@@ -194,14 +227,21 @@ def export_end_to_end(
             "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         })  # fmt: skip
         save_manifest(tmp / MANIFEST_NAME, manifest)
-        (tmp / CONFIG_NAME).write_text(end_to_end_config_text(manifest, backend=backend, max_batch_size=max_batch_size))
+        (tmp / CONFIG_NAME).write_text(
+            end_to_end_config_text(manifest, backend=backend, max_batch_size=max_batch_size)
+        )
         if backend == "python":
-            shutil.copyfile(Path(__file__).with_name("triton_python_model.py"), tmp / str(FP32_VERSION) / PYTHON_MODEL_NAME)
+            shutil.copyfile(
+                Path(__file__).with_name("triton_python_model.py"),
+                tmp / str(FP32_VERSION) / PYTHON_MODEL_NAME,
+            )
         for f in [tmp / CONFIG_NAME, *tmp.glob("[0-9]*/*")]:
             f.chmod(0o644)
         (tmp / str(FP32_VERSION)).chmod(0o755)
         commit_folder(tmp, out)
-        log(f"wrote {out}/ ({', '.join(sorted(str(p.relative_to(out)) for p in out.rglob('*') if p.is_file()))})")
+        log(
+            f"wrote {out}/ ({', '.join(sorted(str(p.relative_to(out)) for p in out.rglob('*') if p.is_file()))})"
+        )
         return manifest
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

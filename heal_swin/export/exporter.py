@@ -72,9 +72,13 @@ def _check_colours(colours: Any, n: int, src: str) -> list[list[int]]:
     try:
         out = [[int(v) for v in c] for c in colours]
     except (TypeError, ValueError):
-        raise ExportInputError(f"{src}: metadata 'class_colours': expected {n} BGR triples, got {colours!r}") from None
+        raise ExportInputError(
+            f"{src}: metadata 'class_colours': expected {n} BGR triples, got {colours!r}"
+        ) from None
     if len(out) != n or any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in out):
-        raise ExportInputError(f"{src}: metadata 'class_colours': expected {n} BGR triples of 0..255, got {colours!r}")
+        raise ExportInputError(
+            f"{src}: metadata 'class_colours': expected {n} BGR triples of 0..255, got {colours!r}"
+        )
     return out
 
 
@@ -123,7 +127,9 @@ def _stage(out: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.export-"))
     except OSError as e:
-        raise ExportInputError(f"--out {out}: cannot write there ({e.strerror or type(e).__name__})") from None
+        raise ExportInputError(
+            f"--out {out}: cannot write there ({e.strerror or type(e).__name__})"
+        ) from None
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -177,7 +183,9 @@ def commit_folder(staged: Path, out: Path) -> None:
             shutil.rmtree(aside, ignore_errors=True)
     except OSError as e:
         shutil.rmtree(staged, ignore_errors=True)
-        raise ExportInputError(f"--out {out}: cannot replace the folder ({e.strerror or type(e).__name__})") from None
+        raise ExportInputError(
+            f"--out {out}: cannot replace the folder ({e.strerror or type(e).__name__})"
+        ) from None
 
 
 def export_checkpoint(
@@ -213,7 +221,9 @@ def export_checkpoint(
     checkpoint, out = Path(checkpoint), Path(out)
     name = name or out.resolve().name
     if not NAME_RE.match(name) or name in (".", "..", "cameras"):
-        raise ExportInputError(f"--name: expected letters, digits, '_', '.', '-' (not 'cameras'), got {name!r}")
+        raise ExportInputError(
+            f"--name: expected letters, digits, '_', '.', '-' (not 'cameras'), got {name!r}"
+        )
     if val_samples < 1:
         raise ExportInputError(f"--val-samples: expected a positive integer, got {val_samples}")
     if max_batch_size < 1:
@@ -248,12 +258,16 @@ def export_checkpoint(
         names_default, colours_default = _default_classes(out_chans)
         class_names = [str(n) for n in meta.get("class_names", names_default)]
         if len(class_names) != out_chans:
-            raise ExportInputError(f"{src}: metadata 'class_names': expected {out_chans} names, got {len(class_names)}")
+            raise ExportInputError(
+                f"{src}: metadata 'class_names': expected {out_chans} names, got {len(class_names)}"
+            )
         class_colours = _check_colours(meta.get("class_colours", colours_default), out_chans, src)
     else:
         missing = [k for k in ("depth_log_mean", "depth_log_std") if k not in meta]
         if missing:
-            raise ExportInputError(f"{src}: a depth model needs metadata {missing} (metres = exp(z * std + mean))")
+            raise ExportInputError(
+                f"{src}: a depth model needs metadata {missing} (metres = exp(z * std + mean))"
+            )
         depth = {"log_mean": float(meta["depth_log_mean"]), "log_std": float(meta["depth_log_std"])}
     # The model file records its normalisation; an older file without it gets its variant's.
     mean = [float(v) for v in meta.get("mean", model.default_cfg["mean"])]
@@ -263,23 +277,36 @@ def export_checkpoint(
     try:
         log(f"exporting {header['model_name']} ({kind}, {task}, input {[-1, 3, *spatial]}) ...")
         (tmp / str(FP32_VERSION)).mkdir()
-        onnx_path = export_onnx(model, example, tmp / str(FP32_VERSION) / ONNX_NAME, dynamic_batch=True, opset=opset)
+        onnx_path = export_onnx(
+            model, example, tmp / str(FP32_VERSION) / ONNX_NAME, dynamic_batch=True, opset=opset
+        )
         onnx_path, data_path = _consolidate(onnx_path)
         onnx.checker.check_model(str(onnx_path), full_check=True)
         log("onnx.checker: ok")
 
         rand = [torch.randn(1, 3, *spatial, generator=gen), torch.randn(3, 3, *spatial, generator=gen)]
         parity_random = check_parity(model, onnx_path, rand, rtol=rtol, atol=atol)
-        log(f"parity (random, batch 1 and 3): max abs {parity_random['max_abs']:.3g}, max rel {parity_random['max_rel']:.3g}")
+        log(
+            f"parity (random, batch 1 and 3): max abs {parity_random['max_abs']:.3g}, max rel {parity_random['max_rel']:.3g}"
+        )
 
         partial = Manifest(
-            name=name, model_name=header["model_name"], task=task, input_kind=kind, in_chans=3, out_chans=out_chans,
-            input_shape=[-1, 3, *spatial], output_shape=[-1, out_chans, *spatial], onnx_sha256="0" * 64, opset=1,
+            name=name,
+            model_name=header["model_name"],
+            task=task,
+            input_kind=kind,
+            in_chans=3,
+            out_chans=out_chans,
+            input_shape=[-1, 3, *spatial],
+            output_shape=[-1, out_chans, *spatial],
+            onnx_sha256="0" * 64,
+            opset=1,
             nside=grid.nside if kind == "sphere" else None,
             base_pixels=list(grid.base_pixels) if kind == "sphere" else None,
             resample=meta.get("resample", "bilinear"),
             img_size=list(spatial) if kind == "flat" else None,
-            class_names=class_names, class_colours=class_colours,
+            class_names=class_names,
+            class_colours=class_colours,
             normalisation={"colour_order": "RGB", "scale": 1 / 255, "mean": mean, "std": std},
             depth=depth,
         )
@@ -308,9 +335,13 @@ def export_checkpoint(
             val_frames = render_frames(val_samples, size, seed=1000 + seed)
             val_source = f"synthetic street scenes (heal_swin.data.synthetic, FV camera {size[0]}x{size[1]}, {val_samples} frames, seed {1000 + seed})"
         real_frames = frames + val_frames[:2]
-        real_inputs = [torch.from_numpy(pl.model_input(img, partial, cam)[None]) for cam, img, _, _ in real_frames]
+        real_inputs = [
+            torch.from_numpy(pl.model_input(img, partial, cam)[None]) for cam, img, _, _ in real_frames
+        ]
         parity_real = check_parity(model, onnx_path, real_inputs, rtol=rtol, atol=atol)
-        log(f"parity (real, {len(real_inputs)} frames): max abs {parity_real['max_abs']:.3g}, max rel {parity_real['max_rel']:.3g}")
+        log(
+            f"parity (real, {len(real_inputs)} frames): max abs {parity_real['max_abs']:.3g}, max rel {parity_real['max_rel']:.3g}"
+        )
 
         int8_info = None
         if int8:
@@ -340,10 +371,18 @@ def export_checkpoint(
                     "rtol": rtol,
                     "atol": atol,
                     "random": {**parity_random, "count": 2, "batches": [1, 3], "seed": seed},
-                    "real": {**parity_real, "count": len(real_inputs), "source": demo_source + (f" + {len(real_frames) - 1} of {val_source}" if len(real_frames) > 1 else "")},
+                    "real": {
+                        **parity_real,
+                        "count": len(real_inputs),
+                        "source": demo_source
+                        + (f" + {len(real_frames) - 1} of {val_source}" if len(real_frames) > 1 else ""),
+                    },
                 },
                 "int8": int8_info,
-                "model_versions": {str(FP32_VERSION): "fp32", **({str(INT8_VERSION): "int8"} if int8_info else {})},
+                "model_versions": {
+                    str(FP32_VERSION): "fp32",
+                    **({str(INT8_VERSION): "int8"} if int8_info else {}),
+                },
                 "model_config": header["model_config"],
                 "dataset": meta.get("dataset"),
                 "metadata": meta,
@@ -364,7 +403,9 @@ def export_checkpoint(
         for d in tmp.glob("[0-9]*"):
             d.chmod(0o755)
         commit_folder(tmp, out)
-        files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
+        files = sorted(
+            str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")
+        )
         log(f"wrote {out}/ ({', '.join(files)})")
         return manifest
     finally:

@@ -21,7 +21,9 @@ from heal_swin.inference.manifest import Manifest
 
 __all__ = ["compare_on_frames", "ort_session", "quantize_int8", "validation_frames_from_folder"]
 
-Frame = tuple[FisheyeCamera, np.ndarray, np.ndarray | None, np.ndarray | None]  # camera, BGR image, label, depth
+Frame = tuple[
+    FisheyeCamera, np.ndarray, np.ndarray | None, np.ndarray | None
+]  # camera, BGR image, label, depth
 
 
 def ort_session(path: str | Path, threads: int = 0):
@@ -76,7 +78,14 @@ def compare_on_frames(
     sessions = {"fp32": ort_session(fp32_path), "int8": ort_session(int8_path)}
     k = manifest.out_chans
     acc: dict[str, dict[str, Any]] = {
-        name: {"inter": np.zeros(k), "union": np.zeros(k), "correct": 0, "total": 0, "abs_rel": [], "sq_log": []}
+        name: {
+            "inter": np.zeros(k),
+            "union": np.zeros(k),
+            "correct": 0,
+            "total": 0,
+            "abs_rel": [],
+            "sq_log": [],
+        }
         for name in sessions
     }
     agree = total = 0
@@ -147,7 +156,9 @@ def compare_on_frames(
     return result
 
 
-def validation_frames_from_folder(folder: str | Path, limit: int, split: Sequence[str] = ("val.txt",)) -> tuple[list[Frame], str]:
+def validation_frames_from_folder(
+    folder: str | Path, limit: int, split: Sequence[str] = ("val.txt",)
+) -> tuple[list[Frame], str]:
     """Frames of a WoodScape-layout folder (``rgb_images``, ``gtLabels``, ``depth_maps/raw_data``, ``calibration``)."""
     from heal_swin.errors import InputError
     from heal_swin.io import read_image
@@ -166,7 +177,9 @@ def validation_frames_from_folder(folder: str | Path, limit: int, split: Sequenc
     rgb = find_dir("rgb_images")
     calib = find_dir("calibration")
     if rgb is None or calib is None:
-        raise InputError(f"--val-data {root}: expected rgb_images/ and calibration/ folders (WoodScape layout)")
+        raise InputError(
+            f"--val-data {root}: expected rgb_images/ and calibration/ folders (WoodScape layout)"
+        )
     labels = find_dir("gtLabels")
     depths = root / "depth_maps" / "raw_data"
     stems: list[str] | None = None
@@ -182,7 +195,11 @@ def validation_frames_from_folder(folder: str | Path, limit: int, split: Sequenc
         if not cal.is_file():
             raise InputError(f"--val-data: no calibration {cal} for image {stem}")
         image = read_image(rgb / f"{stem}.png", 1)
-        label = read_image(labels / f"{stem}.png", 0) if labels is not None and (labels / f"{stem}.png").is_file() else None
+        label = (
+            read_image(labels / f"{stem}.png", 0)
+            if labels is not None and (labels / f"{stem}.png").is_file()
+            else None
+        )
         dpath = depths / f"{stem}.npy"
         depth = np.load(dpath, allow_pickle=False).astype(np.float32) if dpath.is_file() else None
         if depth is not None:

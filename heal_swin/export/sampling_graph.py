@@ -84,7 +84,12 @@ def taps_from_maps(map_u: np.ndarray, map_v: np.ndarray, valid: np.ndarray, widt
     fx, fy = u - x0, v - y0  # float32, exact
     xi, yi = x0.astype(np.int64), y0.astype(np.int64)
     index, weight = [], []
-    for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+    for dx, dy, w in (
+        (0, 0, (1 - fx) * (1 - fy)),
+        (1, 0, fx * (1 - fy)),
+        (0, 1, (1 - fx) * fy),
+        (1, 1, fx * fy),
+    ):
         xx, yy = xi + dx, yi + dy
         inside = (xx >= 0) & (xx < width) & (yy >= 0) & (yy < height)
         index.append(np.where(inside, yy * width + xx, 0))
@@ -100,7 +105,9 @@ def pipeline_taps(proj: Any, mode: str = "bilinear") -> Taps:
     """
     if hasattr(proj, "taps"):
         t = proj.taps(mode)
-        return Taps(np.asarray(t.index, np.int64), np.asarray(t.weight, np.float32), np.asarray(t.valid, bool))
+        return Taps(
+            np.asarray(t.index, np.int64), np.asarray(t.weight, np.float32), np.asarray(t.valid, bool)
+        )
     if mode != "bilinear":
         raise ValueError(f"mode: this projector offers only 'bilinear' sampling maps, got {mode!r}")
     maps = proj.forward_maps
@@ -138,7 +145,9 @@ class _Graph:
         return out
 
 
-def _sample_in(g: _Graph, taps: Taps, image: str, hw: int, lut: np.ndarray, src_channels: Sequence[int], out: str) -> None:
+def _sample_in(
+    g: _Graph, taps: Taps, image: str, hw: int, lut: np.ndarray, src_channels: Sequence[int], out: str
+) -> None:
     """image (B, H, W, 3) uint8 -> ``out`` (B, 3, N) float32: the model's normalised sphere input.
 
     Planar from the start (one transpose of the frame, channels in the model's order), so each tap is
@@ -149,16 +158,36 @@ def _sample_in(g: _Graph, taps: Taps, image: str, hw: int, lut: np.ndarray, src_
 
     n = int(taps.index.shape[0])
     flat = g.op("Reshape", [image, g.const("image_shape", np.array([-1, hw, 3], np.int64))])
-    planes = g.op("Gather", [g.op("Transpose", [flat], perm=[0, 2, 1]), g.const("channels", np.asarray(src_channels, np.int64))], axis=1)
-    batch = g.op("Slice", [g.op("Shape", [image]), g.const("b0", np.array([0], np.int64)), g.const("b1", np.array([1], np.int64))])
+    planes = g.op(
+        "Gather",
+        [g.op("Transpose", [flat], perm=[0, 2, 1]), g.const("channels", np.asarray(src_channels, np.int64))],
+        axis=1,
+    )
+    batch = g.op(
+        "Slice",
+        [
+            g.op("Shape", [image]),
+            g.const("b0", np.array([0], np.int64)),
+            g.const("b1", np.array([1], np.int64)),
+        ],
+    )
     shape = g.op("Concat", [batch, g.const("planes_n", np.array([3, n], np.int64))], axis=0)
     acc = None
     for k in range(taps.k):  # one tap at a time: the float32 sums round as in the numpy path
-        index = g.op("Expand", [g.const(f"tap{k}_index", taps.index[None, None, :, k].astype(np.int64)), shape])
+        index = g.op(
+            "Expand", [g.const(f"tap{k}_index", taps.index[None, None, :, k].astype(np.int64)), shape]
+        )
         px = g.op("Cast", [g.op("GatherElements", [planes, index], axis=2)], to=TensorProto.FLOAT)
         term = g.op("Mul", [px, g.const(f"tap{k}_weight", taps.weight[:, k].astype(np.float32))])
         acc = term if acc is None else g.op("Add", [acc, term])
-    u8 = g.op("Clip", [g.op("Round", [acc]), g.const("zero", np.array(0, np.float32)), g.const("u8max", np.array(255, np.float32))])
+    u8 = g.op(
+        "Clip",
+        [
+            g.op("Round", [acc]),
+            g.const("zero", np.array(0, np.float32)),
+            g.const("u8max", np.array(255, np.float32)),
+        ],
+    )
     # Table rows: channel c at c * 256, and 256 zeros at 768 for the pixels the grid does not see
     # (the pipeline sets them to +0.0 after normalising): one Add selects both, no Where.
     offsets = np.where(taps.valid[None, :], np.arange(3, dtype=np.int64)[:, None] * 256, 768)
@@ -167,7 +196,9 @@ def _sample_in(g: _Graph, taps: Taps, image: str, hw: int, lut: np.ndarray, src_
     g.op("Gather", [g.const("lut", table), lut_index], out, axis=0)
 
 
-def _sample_out(g: _Graph, values: str, npix: int, nearest: np.ndarray, fill: np.ndarray, shape: tuple[int, int], out: str) -> None:
+def _sample_out(
+    g: _Graph, values: str, npix: int, nearest: np.ndarray, fill: np.ndarray, shape: tuple[int, int], out: str
+) -> None:
     """values (B, N) -> ``out`` (B, H, W): each fisheye pixel's grid pixel, ``fill`` outside the footprint.
 
     ``fill`` is appended as value N, where the pixels outside the footprint point; GatherElements
@@ -176,10 +207,22 @@ def _sample_out(g: _Graph, values: str, npix: int, nearest: np.ndarray, fill: np
     flat = nearest.reshape(-1)
     n = g.op("Shape", [values])
     batch = g.op("Slice", [n, g.const("s0", np.array([0], np.int64)), g.const("s1", np.array([1], np.int64))])
-    column = g.op("Expand", [g.const("fill", fill.reshape(1, 1)), g.op("Concat", [batch, g.const("one", np.array([1], np.int64))], axis=0)])
+    column = g.op(
+        "Expand",
+        [
+            g.const("fill", fill.reshape(1, 1)),
+            g.op("Concat", [batch, g.const("one", np.array([1], np.int64))], axis=0),
+        ],
+    )
     padded = g.op("Concat", [values, column], axis=1)
     index = np.where(flat >= 0, flat, npix).astype(np.int64)[None]
-    wide = g.op("Expand", [g.const("nearest", index), g.op("Concat", [batch, g.const("hw", np.array([flat.size], np.int64))], axis=0)])
+    wide = g.op(
+        "Expand",
+        [
+            g.const("nearest", index),
+            g.op("Concat", [batch, g.const("hw", np.array([flat.size], np.int64))], axis=0),
+        ],
+    )
     picked = g.op("GatherElements", [padded, wide], axis=1)
     g.op("Reshape", [picked, g.const("out_shape", np.array([-1, *shape], np.int64))], out)
 
@@ -191,7 +234,16 @@ def _model(nodes: list[Any], inits: list[Any], inputs: list[Any], outputs: list[
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="heal-swin")
 
 
-def build_sphere_input(taps: Taps, image_size: tuple[int, int], *, mean, std, scale: float, reverse_channels: bool, opset: int = 18) -> Any:
+def build_sphere_input(
+    taps: Taps,
+    image_size: tuple[int, int],
+    *,
+    mean,
+    std,
+    scale: float,
+    reverse_channels: bool,
+    opset: int = 18,
+) -> Any:
     """Only the input half of the end-to-end graph: ``image`` uint8 (B, H, W, 3) -> ``input`` (B, 3, N) float32.
 
     The same nodes :func:`build_end_to_end` puts in front of the model (``image_size = (W, H)``).
@@ -200,7 +252,15 @@ def build_sphere_input(taps: Taps, image_size: tuple[int, int], *, mean, std, sc
 
     w, h = (int(s) for s in image_size)
     g = _Graph()
-    _sample_in(g, taps, IMAGE_INPUT, h * w, normalisation_lut(mean, std, scale), [2, 1, 0] if reverse_channels else [0, 1, 2], "input")
+    _sample_in(
+        g,
+        taps,
+        IMAGE_INPUT,
+        h * w,
+        normalisation_lut(mean, std, scale),
+        [2, 1, 0] if reverse_channels else [0, 1, 2],
+        "input",
+    )
     n = int(taps.index.shape[0])
     return _model(
         g.nodes, g.inits,
@@ -252,15 +312,31 @@ def build_end_to_end(
     pre_nodes, pre_inits = g.nodes, g.inits
     g.nodes, g.inits = [], []
     if task == "segmentation":
-        classes = g.op("Cast", [g.op("ArgMax", [output_name], axis=1, keepdims=0, select_last_index=0)], to=TensorProto.UINT8)
+        classes = g.op(
+            "Cast",
+            [g.op("ArgMax", [output_name], axis=1, keepdims=0, select_last_index=0)],
+            to=TensorProto.UINT8,
+        )
         _sample_out(g, classes, n, nearest, np.array(NO_CLASS, np.uint8), (h, w), MASK_OUTPUT)
         out_info = helper.make_tensor_value_info(MASK_OUTPUT, TensorProto.UINT8, ["batch", h, w])
     elif task == "depth":
         if depth is None:
             raise ValueError("depth: a depth model needs {'log_mean', 'log_std'}")
-        z = g.op("Cast", [g.op("Gather", [output_name, g.const("channel0", np.array(0, np.int64))], axis=1)], to=TensorProto.DOUBLE)
-        zz = g.op("Add", [g.op("Mul", [z, g.const("log_std", np.array(depth["log_std"], np.float64))]), g.const("log_mean", np.array(depth["log_mean"], np.float64))])
-        zc = g.op("Clip", [zz, g.const("lo", np.array(-50, np.float64)), g.const("hi", np.array(50, np.float64))])
+        z = g.op(
+            "Cast",
+            [g.op("Gather", [output_name, g.const("channel0", np.array(0, np.int64))], axis=1)],
+            to=TensorProto.DOUBLE,
+        )
+        zz = g.op(
+            "Add",
+            [
+                g.op("Mul", [z, g.const("log_std", np.array(depth["log_std"], np.float64))]),
+                g.const("log_mean", np.array(depth["log_mean"], np.float64)),
+            ],
+        )
+        zc = g.op(
+            "Clip", [zz, g.const("lo", np.array(-50, np.float64)), g.const("hi", np.array(50, np.float64))]
+        )
         metres = g.op("Cast", [g.op("Exp", [zc])], to=TensorProto.FLOAT)
         _sample_out(g, metres, n, nearest, np.array(np.nan, np.float32), (h, w), DEPTH_OUTPUT)
         out_info = helper.make_tensor_value_info(DEPTH_OUTPUT, TensorProto.FLOAT, ["batch", h, w])

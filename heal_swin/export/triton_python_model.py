@@ -43,7 +43,9 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(params.get("intra_op_threads", "0") or 0)  # 0: onnxruntime's default
+        options.intra_op_num_threads = int(
+            params.get("intra_op_threads", "0") or 0
+        )  # 0: onnxruntime's default
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
         self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self._input = config["input"][0]["name"]
@@ -60,7 +62,10 @@ class TritonPythonModel:
             return [pb.InferenceResponse(error=pb.TritonError(f"{self._input}: {e}")) for _ in requests]
         responses, start = [], 0
         for n in sizes:
-            tensors = [pb.Tensor.from_dlpack(name, np.ascontiguousarray(r[start : start + n])) for name, r in zip(self._outputs, results)]
+            tensors = [
+                pb.Tensor.from_dlpack(name, np.ascontiguousarray(r[start : start + n]))
+                for name, r in zip(self._outputs, results)
+            ]
             responses.append(pb.InferenceResponse(output_tensors=tensors))
             start += n
         return responses

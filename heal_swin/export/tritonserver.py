@@ -40,7 +40,9 @@ def find_pytriton() -> Path:
     else:
         spec = importlib.util.find_spec("pytriton")
         if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError("tritonserver: the PyPI package nvidia-pytriton is not installed (pip install nvidia-pytriton)")
+            raise FileNotFoundError(
+                "tritonserver: the PyPI package nvidia-pytriton is not installed (pip install nvidia-pytriton)"
+            )
         root = Path(next(iter(spec.submodule_search_locations)))
     if not (root / "tritonserver" / "bin" / "tritonserver").is_file():
         raise FileNotFoundError(f"tritonserver: no binary at {root / 'tritonserver/bin/tritonserver'}")
@@ -53,7 +55,9 @@ def prepare_backends(workdir: Path, pytriton: Path | None = None) -> Path:
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     stub = root / "tritonserver" / "python_backend_stubs" / version / "triton_python_backend_stub"
     if not stub.is_file():
-        raise FileNotFoundError(f"tritonserver: pytriton has no python backend stub for Python {version} ({stub})")
+        raise FileNotFoundError(
+            f"tritonserver: pytriton has no python backend stub for Python {version} ({stub})"
+        )
     backends = workdir / "backends"
     python = backends / "python"
     python.mkdir(parents=True, exist_ok=True)
@@ -69,7 +73,9 @@ def server_env(pytriton: Path | None = None, base: dict[str, str] | None = None)
     root = pytriton or find_pytriton()
     env = dict(os.environ if base is None else base)
     libs = [sysconfig.get_config_var("LIBDIR") or "", str(root.parent / "nvidia_pytriton.libs")]
-    env["LD_LIBRARY_PATH"] = os.pathsep.join([p for p in libs if p] + ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else []))
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        [p for p in libs if p] + ([env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else [])
+    )
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
 
@@ -78,7 +84,9 @@ def command(repository: Path, models: Sequence[str], backends: Path, http_port: 
             host: str = "127.0.0.1", pytriton: Path | None = None) -> list[str]:  # fmt: skip
     """The tritonserver command line: only ``models`` loaded, metrics off, a python-backend shared-memory prefix of its own."""
     root = pytriton or find_pytriton()
-    prefix = f"heal_swin_{os.getpid()}_{secrets.token_hex(4)}"  # parallel servers must not share /dev/shm regions
+    prefix = (
+        f"heal_swin_{os.getpid()}_{secrets.token_hex(4)}"  # parallel servers must not share /dev/shm regions
+    )
     return [
         str(root / "tritonserver" / "bin" / "tritonserver"),
         f"--model-repository={repository}",
@@ -98,7 +106,9 @@ def command(repository: Path, models: Sequence[str], backends: Path, http_port: 
 class TritonServer:
     """A tritonserver process: ``start()`` waits until ``/v2/health/ready``; ``stop()`` always ends it; ``log`` is its output."""
 
-    def __init__(self, repository: Path, models: Sequence[str], workdir: Path, http_port: int, grpc_port: int) -> None:
+    def __init__(
+        self, repository: Path, models: Sequence[str], workdir: Path, http_port: int, grpc_port: int
+    ) -> None:
         self.repository, self.models, self.workdir = Path(repository), list(models), Path(workdir)
         self.http_port, self.grpc_port = http_port, grpc_port
         self.log_path = self.workdir / "tritonserver.log"
@@ -113,12 +123,16 @@ class TritonServer:
         backends = prepare_backends(self.workdir, root)
         argv = command(self.repository, self.models, backends, self.http_port, self.grpc_port, pytriton=root)
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(argv, env=server_env(root), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+            self.proc = subprocess.Popen(
+                argv, env=server_env(root), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+            )
         url = f"http://127.0.0.1:{self.http_port}/v2/health/ready"
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"tritonserver exited with {self.proc.returncode}; its log:\n{self.log[-6000:]}")
+                raise RuntimeError(
+                    f"tritonserver exited with {self.proc.returncode}; its log:\n{self.log[-6000:]}"
+                )
             try:
                 with urllib.request.urlopen(url, timeout=1) as r:
                     if r.status == 200:
@@ -127,7 +141,9 @@ class TritonServer:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"tritonserver not ready after {timeout:.0f} s; its log:\n{self.log[-6000:]}")
+                raise RuntimeError(
+                    f"tritonserver not ready after {timeout:.0f} s; its log:\n{self.log[-6000:]}"
+                )
             time.sleep(0.2)
 
     def stop(self) -> None:
@@ -142,7 +158,9 @@ class TritonServer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m heal_swin.export.tritonserver", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m heal_swin.export.tritonserver", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("repository", type=Path)
     p.add_argument("models", nargs="+", help="models to load (Python-backend end-to-end models)")
     p.add_argument("--http-port", type=int, default=8000)

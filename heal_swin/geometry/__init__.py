@@ -5,12 +5,12 @@ from heal_swin.geometry.healpix import DEFAULT_BASE_PIXELS, GridError, HealpixGr
 from heal_swin.geometry.projector import ImageSizeError, SphereProjector
 
 __all__ = [
+    "DEFAULT_BASE_PIXELS",
     "CalibrationError",
     "FisheyeCamera",
-    "DEFAULT_BASE_PIXELS",
     "GridError",
     "HealpixGrid",
-    "face_coordinates",
     "ImageSizeError",
     "SphereProjector",
+    "face_coordinates",
 ]

@@ -137,7 +137,9 @@ def parse_calibration_json(data: str | bytes, source: str) -> Any:
     if isinstance(data, str) and size <= MAX_CALIBRATION_BYTES:  # a str's UTF-8 is at least len() bytes
         size = len(data.encode("utf-8", "surrogatepass"))
     if size > MAX_CALIBRATION_BYTES:
-        raise CalibrationError(source, "<file>", f"at most {MAX_CALIBRATION_BYTES} bytes of JSON", f"{size} bytes")
+        raise CalibrationError(
+            source, "<file>", f"at most {MAX_CALIBRATION_BYTES} bytes of JSON", f"{size} bytes"
+        )
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8-sig")
@@ -147,7 +149,9 @@ def parse_calibration_json(data: str | bytes, source: str) -> Any:
         text = data.removeprefix("\ufeff")
     depth = json_depth(text)
     if depth > MAX_JSON_DEPTH:
-        raise CalibrationError(source, "<file>", f"JSON nested at most {MAX_JSON_DEPTH} deep", f"depth {depth}")
+        raise CalibrationError(
+            source, "<file>", f"JSON nested at most {MAX_JSON_DEPTH} deep", f"depth {depth}"
+        )
     try:
         return json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as e:

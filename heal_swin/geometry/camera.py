@@ -74,24 +74,32 @@ class FisheyeCamera:
         lens = make_lens(self.model, self.k, src)
         size = {}
         for name in ("width", "height"):
-            val = in_range(getattr(self, name), src, f"intrinsic.{name}", 1, _lim.MAX_IMAGE_SIDE, "an integer")
+            val = in_range(
+                getattr(self, name), src, f"intrinsic.{name}", 1, _lim.MAX_IMAGE_SIDE, "an integer"
+            )
             if not val.is_integer():
                 raise CalibrationError(src, f"intrinsic.{name}", "a positive integer", getattr(self, name))
             size[name] = int(val)
         cx = in_range(self.cx_offset, src, "intrinsic.cx_offset", -size["width"], size["width"])
         cy = in_range(self.cy_offset, src, "intrinsic.cy_offset", -size["height"], size["height"])
-        aspect = in_range(self.aspect_ratio, src, "intrinsic.aspect_ratio", _lim.MIN_ASPECT_RATIO, _lim.MAX_ASPECT_RATIO)
+        aspect = in_range(
+            self.aspect_ratio, src, "intrinsic.aspect_ratio", _lim.MIN_ASPECT_RATIO, _lim.MAX_ASPECT_RATIO
+        )
         q = np.asarray(vector(self.quaternion, 4, src, "extrinsic.quaternion"), dtype=np.float64)
         with np.errstate(over="ignore"):
             norm = float(np.linalg.norm(q))
         if not abs(norm - 1.0) <= 1e-2:
-            raise CalibrationError(src, "extrinsic.quaternion", "a unit quaternion (norm 1)", f"norm {norm:.6g}")
+            raise CalibrationError(
+                src, "extrinsic.quaternion", "a unit quaternion (norm 1)", f"norm {norm:.6g}"
+            )
         t = vector(self.translation, 3, src, "extrinsic.translation")
         lim_t = _lim.MAX_TRANSLATION_M
         for i, c in enumerate(t):
             in_range(c, src, f"extrinsic.translation[{i}]", -lim_t, lim_t, "metres")
         if not isinstance(self.name, str) or len(self.name) > _lim.MAX_NAME_LENGTH:
-            raise CalibrationError(src, "name", f"a string of at most {_lim.MAX_NAME_LENGTH} characters", self.name)
+            raise CalibrationError(
+                src, "name", f"a string of at most {_lim.MAX_NAME_LENGTH} characters", self.name
+            )
         object.__setattr__(self, "cx_offset", cx)
         object.__setattr__(self, "cy_offset", cy)
         object.__setattr__(self, "aspect_ratio", aspect)
@@ -116,12 +124,19 @@ class FisheyeCamera:
                 f"a polynomial increasing up to the image corner radius {needed:.1f} px",
                 f"maximum {rho_max:.1f} px at theta {theta_max:.1f} deg",
             )
-        what, why = ("field of view covers", "field of view ends") if lens.limited_by_fov else ("rho(theta) increases up to", "rho(theta) stops increasing")
+        what, why = (
+            ("field of view covers", "field of view ends")
+            if lens.limited_by_fov
+            else ("rho(theta) increases up to", "rho(theta) stops increasing")
+        )
         got = f"{why} at theta {theta_max:.1f} deg ({rho_max:.1f} px)"
         if lens.theta_max >= math.pi * (1 - 1e-12):
             got = f"theta reaches 180 deg at {rho_max:.1f} px"
         raise CalibrationError(
-            self.source, lens.RANGE_FIELD, f"a {self.model} lens whose {what} the image corner radius {needed:.1f} px", got
+            self.source,
+            lens.RANGE_FIELD,
+            f"a {self.model} lens whose {what} the image corner radius {needed:.1f} px",
+            got,
         )
 
     @property
@@ -175,9 +190,13 @@ class FisheyeCamera:
             with open(calib, "rb") as f:
                 data = f.read(limit + 1)  # never read a huge file whole
         except FileNotFoundError:
-            raise CalibrationError(source, "<file>", "an existing calibration JSON file", "no such file") from None
+            raise CalibrationError(
+                source, "<file>", "an existing calibration JSON file", "no such file"
+            ) from None
         except OSError as e:
-            raise CalibrationError(source, "<file>", "a readable file", e.strerror or type(e).__name__) from None
+            raise CalibrationError(
+                source, "<file>", "a readable file", e.strerror or type(e).__name__
+            ) from None
         if len(data) > limit:
             raise CalibrationError(source, "<file>", f"at most {limit} bytes of JSON", "a larger file")
         return cls.from_json_text(data, source=source)
@@ -201,8 +220,14 @@ class FisheyeCamera:
         poly_order = intr.get("poly_order", 4) if model == "radial_poly" else 4
         if number(poly_order, source, "intrinsic.poly_order") != 4:
             raise CalibrationError(source, "intrinsic.poly_order", "4", intr["poly_order"])
-        params = tuple(number(_req(intr, p, source, "intrinsic"), source, f"intrinsic.{p}") for p in LENS_MODELS[model].PARAMS)
-        vals = {name: number(_req(intr, name, source, "intrinsic"), source, f"intrinsic.{name}") for name in _PIXEL_FIELDS}
+        params = tuple(
+            number(_req(intr, p, source, "intrinsic"), source, f"intrinsic.{p}")
+            for p in LENS_MODELS[model].PARAMS
+        )
+        vals = {
+            name: number(_req(intr, name, source, "intrinsic"), source, f"intrinsic.{name}")
+            for name in _PIXEL_FIELDS
+        }
         extr = _get(data, "extrinsic", Mapping, source, "an object")
         quat = vector(_req(extr, "quaternion", source, "extrinsic"), 4, source, "extrinsic.quaternion")
         tkey = next((key for key in _TRANSLATION_KEYS if key in extr), None)
@@ -323,7 +348,9 @@ class FisheyeCamera:
         theta = self.lens.theta_of_rho(r)
         s = np.sin(theta)
         safe = np.where(r > 0, r, 1.0)
-        return np.stack([np.where(r > 0, s * x / safe, 0.0), np.where(r > 0, s * y / safe, 0.0), np.cos(theta)], axis=-1)
+        return np.stack(
+            [np.where(r > 0, s * x / safe, 0.0), np.where(r > 0, s * y / safe, 0.0), np.cos(theta)], axis=-1
+        )
 
     def pixel_rays(self) -> np.ndarray:
         """(H, W, 3) unit rays of every pixel centre of the image."""

@@ -55,5 +55,7 @@ def make_lens(model: str, values, source: str) -> LensModel:
     """Validated lens model ``model`` with parameters ``values`` (in ``PARAMS`` order)."""
     cls = LENS_MODELS.get(model) if isinstance(model, str) else None
     if cls is None:
-        raise CalibrationError(source, "intrinsic.model", f"one of {', '.join(map(repr, LENS_MODELS))}", model)
+        raise CalibrationError(
+            source, "intrinsic.model", f"one of {', '.join(map(repr, LENS_MODELS))}", model
+        )
     return cls(cls.validate(values, source))

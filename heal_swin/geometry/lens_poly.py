@@ -29,10 +29,14 @@ class RadialPoly(LensModel):
         vs = list(values) if isinstance(values, np.ndarray) and values.ndim == 1 else values
         if not isinstance(vs, (list, tuple)) or len(vs) != 4:
             raise CalibrationError(source, "intrinsic.k1..k4", "4 coefficients", values)
-        k1 = in_range(vs[0], source, "intrinsic.k1", 0.0, _lim.K1_MAX, "a positive number (pixels per radian)")
+        k1 = in_range(
+            vs[0], source, "intrinsic.k1", 0.0, _lim.K1_MAX, "a positive number (pixels per radian)"
+        )
         if k1 <= 0:
             raise CalibrationError(source, "intrinsic.k1", "a positive number (pixels per radian)", k1)
-        rest = (in_range(c, source, f"intrinsic.k{i + 2}", -_lim.K_MAX, _lim.K_MAX) for i, c in enumerate(vs[1:]))
+        rest = (
+            in_range(c, source, f"intrinsic.k{i + 2}", -_lim.K_MAX, _lim.K_MAX) for i, c in enumerate(vs[1:])
+        )
         return (k1, *rest)
 
     def rho(self, theta):
@@ -66,7 +70,10 @@ class KannalaBrandt(LensModel):
     def validate(cls, values, source: str) -> tuple[float, ...]:
         vs = _coeffs(values, 5, cls.PARAMS, source)
         lim = _lim.DISTORTION_MAX
-        return (_f(vs[0], source), *(in_range(c, source, f"intrinsic.k{i + 1}", -lim, lim) for i, c in enumerate(vs[1:])))
+        return (
+            _f(vs[0], source),
+            *(in_range(c, source, f"intrinsic.k{i + 1}", -lim, lim) for i, c in enumerate(vs[1:])),
+        )
 
     def rho(self, theta):
         f, k1, k2, k3, k4 = self.values

@@ -213,8 +213,12 @@ class Mei(LensModel):
     def validate(cls, values, source: str) -> tuple[float, ...]:
         vs = _coeffs(values, 4, cls.PARAMS, source)
         lim = _lim.DISTORTION_MAX
-        return (_f(vs[0], source), in_range(vs[1], source, "intrinsic.xi", 0.0, _lim.MEI_XI_MAX),
-                in_range(vs[2], source, "intrinsic.k1", -lim, lim), in_range(vs[3], source, "intrinsic.k2", -lim, lim))
+        return (
+            _f(vs[0], source),
+            in_range(vs[1], source, "intrinsic.xi", 0.0, _lim.MEI_XI_MAX),
+            in_range(vs[2], source, "intrinsic.k1", -lim, lim),
+            in_range(vs[3], source, "intrinsic.k2", -lim, lim),
+        )
 
     def _s(self, theta):
         xi = self.values[1]

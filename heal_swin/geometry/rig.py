@@ -47,7 +47,15 @@ from heal_swin.geometry.healpix import HealpixGrid
 from heal_swin.geometry.projector import SphereProjector
 from heal_swin.geometry.rig_camera import CameraRig, RigError, VehicleFrameCamera
 
-__all__ = ["ALL_BASE_PIXELS", "CameraRig", "RigError", "RigMaps", "VehicleFrameCamera", "VehicleSphere", "vehicle_grid"]
+__all__ = [
+    "ALL_BASE_PIXELS",
+    "CameraRig",
+    "RigError",
+    "RigMaps",
+    "VehicleFrameCamera",
+    "VehicleSphere",
+    "vehicle_grid",
+]
 
 ALL_BASE_PIXELS: tuple[int, ...] = tuple(range(12))
 DEFAULT_FEATHER = 0.05  # fraction of the image's shorter side over which weights fall to 0 at a border
@@ -83,20 +91,30 @@ class RigMaps:
         return self.source >= 0
 
 
-def raw_weights(view: VehicleFrameCamera, directions: np.ndarray, feather: float = DEFAULT_FEATHER) -> np.ndarray:
+def raw_weights(
+    view: VehicleFrameCamera, directions: np.ndarray, feather: float = DEFAULT_FEATHER
+) -> np.ndarray:
     """(N,) float64 unnormalised weight of one camera at vehicle directions (module docstring)."""
     cam = view.camera
     rays = view.camera_rays(directions)
     theta = np.arctan2(np.hypot(rays[..., 0], rays[..., 1]), rays[..., 2])
     uv = cam.project(rays)
     # Distance to the image border: the outer edges of the border pixels are at -0.5 and W - 0.5.
-    d = np.minimum.reduce([uv[..., 0] + 0.5, cam.width - 0.5 - uv[..., 0], uv[..., 1] + 0.5, cam.height - 0.5 - uv[..., 1]])
-    edge = np.clip(d / (feather * min(cam.width, cam.height)), 0.0, 1.0) if feather > 0 else (d > 0).astype(np.float64)
+    d = np.minimum.reduce(
+        [uv[..., 0] + 0.5, cam.width - 0.5 - uv[..., 0], uv[..., 1] + 0.5, cam.height - 0.5 - uv[..., 1]]
+    )
+    edge = (
+        np.clip(d / (feather * min(cam.width, cam.height)), 0.0, 1.0)
+        if feather > 0
+        else (d > 0).astype(np.float64)
+    )
     radial = np.clip(1.0 - theta / cam.max_incidence_angle, 0.0, 1.0)
     return np.where(cam.sees(rays), radial * edge, 0.0)
 
 
-def compute_rig_maps(views: Sequence[VehicleFrameCamera], grid: HealpixGrid, feather: float = DEFAULT_FEATHER) -> RigMaps:
+def compute_rig_maps(
+    views: Sequence[VehicleFrameCamera], grid: HealpixGrid, feather: float = DEFAULT_FEATHER
+) -> RigMaps:
     """Blend weights, best camera and range coefficients of every grid pixel."""
     vec = grid.vectors()
     w = np.stack([raw_weights(v, vec, feather) for v in views])  # (C, N)
@@ -183,7 +201,9 @@ class VehicleSphere:
 
     def _check(self, images: Sequence[np.ndarray], what: str) -> None:
         if len(images) != len(self.rig):
-            raise RigError(f"{what}: expected {len(self.rig)} images ({', '.join(self.rig.names)}), got {len(images)}")
+            raise RigError(
+                f"{what}: expected {len(self.rig)} images ({', '.join(self.rig.names)}), got {len(images)}"
+            )
 
     def to_sphere(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Blend one image per camera (rig order), each (H, W) or (H, W, C), onto the sphere.

@@ -22,9 +22,9 @@ from heal_swin.geometry.camera import FisheyeCamera
 
 __all__ = ["CameraRig", "RigError", "VehicleFrameCamera"]
 
+
 class RigError(InputError):
     """An invalid camera rig (no cameras, duplicate names, a bad registration distance)."""
-
 
 
 # ----------------------------------------------------------------- one camera
@@ -46,7 +46,9 @@ class VehicleFrameCamera:
         radius = float(radius)
         dist = float(np.linalg.norm(camera.translation))
         if not radius > dist:
-            raise RigError(f"radius: expected a registration distance beyond camera {camera.name or camera.source} ({dist:.3f} m from the origin), got {radius}")
+            raise RigError(
+                f"radius: expected a registration distance beyond camera {camera.name or camera.source} ({dist:.3f} m from the origin), got {radius}"
+            )
         self.camera = camera
         self.radius = radius
         self._r = camera.rotation
@@ -76,7 +78,14 @@ class VehicleFrameCamera:
     @property
     def intrinsics_key(self) -> str:
         """sha256 (16 hex) of the intrinsics, the extrinsics and the registration distance."""
-        text = repr((self.camera.intrinsics_key, tuple(self.camera.quaternion), tuple(self.camera.translation), self.radius))
+        text = repr(
+            (
+                self.camera.intrinsics_key,
+                tuple(self.camera.quaternion),
+                tuple(self.camera.translation),
+                self.radius,
+            )
+        )
         return hashlib.sha256(f"vehicle|{text}".encode()).hexdigest()[:16]
 
     def camera_rays(self, directions: np.ndarray) -> np.ndarray:
@@ -156,8 +165,12 @@ class CameraRig:
         """From ``{"cameras": {name: <WoodScape calibration>, ...}}`` (what ``to_dict`` writes)."""
         cams = data.get("cameras") if isinstance(data, Mapping) else None
         if not isinstance(cams, Mapping) or not cams:
-            raise RigError(f"{source}: field 'cameras': expected an object {{name: calibration}}, got {type(cams).__name__}")
-        return cls.from_cameras({str(n): FisheyeCamera.from_dict(c, source=f"{source}: cameras.{n}") for n, c in cams.items()})
+            raise RigError(
+                f"{source}: field 'cameras': expected an object {{name: calibration}}, got {type(cams).__name__}"
+            )
+        return cls.from_cameras(
+            {str(n): FisheyeCamera.from_dict(c, source=f"{source}: cameras.{n}") for n, c in cams.items()}
+        )
 
     @classmethod
     def from_json_text(cls, data: str | bytes, source: str = "<rig>") -> CameraRig:
@@ -184,7 +197,10 @@ class CameraRig:
     @property
     def key(self) -> str:
         """sha256 (16 hex) of every camera's intrinsics and extrinsics, in order."""
-        parts = [(n, c.intrinsics_key, tuple(c.quaternion), tuple(c.translation)) for n, c in zip(self.names, self.cameras)]
+        parts = [
+            (n, c.intrinsics_key, tuple(c.quaternion), tuple(c.translation))
+            for n, c in zip(self.names, self.cameras)
+        ]
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
     def __len__(self) -> int:

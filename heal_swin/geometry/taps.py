@@ -58,7 +58,9 @@ class SamplingTaps:
         keep = self.weight > 0
         used, cols = np.unique(self.index[keep], return_inverse=True)
         rows = np.nonzero(keep)[0]
-        matrix = sparse.csr_matrix((self.weight[keep], (rows, cols.reshape(-1))), shape=(len(self.valid), len(used)))
+        matrix = sparse.csr_matrix(
+            (self.weight[keep], (rows, cols.reshape(-1))), shape=(len(self.valid), len(used))
+        )
         object.__setattr__(self, "_used", used)
         object.__setattr__(self, "_matrix", matrix)
 

@@ -39,7 +39,7 @@ def _camera_orthographic(width: int) -> tuple[np.ndarray, np.ndarray]:
     from the sphere's centre with x to the right and y down, i.e. oriented like the fisheye image."""
     half = width // 2
     a = (np.arange(half) + 0.5) / half * 2 - 1
-    x, y = np.meshgrid(a, a[: half])
+    x, y = np.meshgrid(a, a[:half])
     r2 = x**2 + y**2
     inside = r2 < 1
     z = np.sqrt(np.clip(1 - r2, 0, None))
@@ -87,7 +87,9 @@ def sphere_view(
     return out
 
 
-def colorize_scalar(values: np.ndarray, valid: np.ndarray | None = None, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+def colorize_scalar(
+    values: np.ndarray, valid: np.ndarray | None = None, lo: float | None = None, hi: float | None = None
+) -> np.ndarray:
     """(N,) scalars -> (N, 3) uint8 BGR with OpenCV's TURBO colour map; invalid values black."""
     import cv2
 

@@ -56,12 +56,21 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic.dataclasses import dataclass
 from typing_extensions import NotRequired, Required, TypedDict
 
@@ -123,7 +132,7 @@ def _rule(ok: Callable[[Any], bool], expected: str) -> AfterValidator:
 
 def _number(v: Any) -> Any:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError("a number")
+        raise ValueError("a number")  # noqa: TRY004 (pydantic reports ValueError, not TypeError, as a validation error)
     return v
 
 
@@ -145,21 +154,42 @@ PositiveFinite = Annotated[Finite, _rule(lambda v: v > 0, "positive numbers"), _
 PositiveInt = Annotated[StrictInt, _rule(lambda v: v > 0, "a positive integer"), _schema(exclusiveMinimum=0)]
 NonEmpty = Annotated[StrictStr, _rule(bool, "a non-empty string"), _schema(minLength=1)]
 FileName = Annotated[
-    StrictStr, _rule(_plain_file, "a plain file name inside the version folder"), _schema(pattern=r"^[^./\\][^/\\]*$")
+    StrictStr,
+    _rule(_plain_file, "a plain file name inside the version folder"),
+    _schema(pattern=r"^[^./\\][^/\\]*$"),
 ]
 Sha256 = Annotated[
-    StrictStr, _rule(lambda v: re.fullmatch(r"[0-9a-fA-F]{64}", v) is not None, "64 hex digits"), _schema(pattern=r"^[0-9a-fA-F]{64}$")
+    StrictStr,
+    _rule(lambda v: re.fullmatch(r"[0-9a-fA-F]{64}", v) is not None, "64 hex digits"),
+    _schema(pattern=r"^[0-9a-fA-F]{64}$"),
 ]
-Byte = Annotated[StrictInt, _rule(lambda v: 0 <= v <= 255, "BGR triples of 0..255"), _schema(minimum=0, maximum=255)]
-Nside = Annotated[StrictInt, _rule(lambda v: v >= 1 and not v & (v - 1), "a power of two"), _schema(minimum=1)]
+Byte = Annotated[
+    StrictInt, _rule(lambda v: 0 <= v <= 255, "BGR triples of 0..255"), _schema(minimum=0, maximum=255)
+]
+Nside = Annotated[
+    StrictInt, _rule(lambda v: v >= 1 and not v & (v - 1), "a power of two"), _schema(minimum=1)
+]
 BasePixels = Annotated[
     list[Annotated[StrictInt, _schema(minimum=0, maximum=11)]],
-    _rule(lambda v: bool(v) and len(set(v)) == len(v) and all(0 <= b < 12 for b in v), "a list of distinct integers 0..11"),
+    _rule(
+        lambda v: bool(v) and len(set(v)) == len(v) and all(0 <= b < 12 for b in v),
+        "a list of distinct integers 0..11",
+    ),
     _schema(minItems=1, uniqueItems=True),
 ]
-Triple = Annotated[list[Byte], _rule(lambda v: len(v) == 3, "BGR triples of 0..255"), _schema(minItems=3, maxItems=3)]
-ImageSize = Annotated[list[PositiveInt], _rule(lambda v: len(v) == 2, "[height, width] positive integers"), _schema(minItems=2, maxItems=2)]
-VersionKey = Annotated[StrictStr, _rule(_version_key, "an object {version number: 'fp32' | 'int8'}"), _schema(pattern="^[1-9][0-9]*$")]
+Triple = Annotated[
+    list[Byte], _rule(lambda v: len(v) == 3, "BGR triples of 0..255"), _schema(minItems=3, maxItems=3)
+]
+ImageSize = Annotated[
+    list[PositiveInt],
+    _rule(lambda v: len(v) == 2, "[height, width] positive integers"),
+    _schema(minItems=2, maxItems=2),
+]
+VersionKey = Annotated[
+    StrictStr,
+    _rule(_version_key, "an object {version number: 'fp32' | 'int8'}"),
+    _schema(pattern="^[1-9][0-9]*$"),
+]
 
 
 class Normalisation(TypedDict):
@@ -228,12 +258,16 @@ class Manifest:
         default_factory=lambda: {str(FP32_VERSION): "fp32"}
     )
     format: Literal["heal-swin-onnx/2"] = FORMAT
-    end_to_end: dict[str, Any] | None = None  # the interface of an end-to-end model (see the module docstring)
+    end_to_end: dict[str, Any] | None = (
+        None  # the interface of an end-to-end model (see the module docstring)
+    )
 
     # ------------------------------------------------------------ derived
     @property
     def npix(self) -> int | None:
-        return None if self.nside is None or self.base_pixels is None else len(self.base_pixels) * self.nside**2
+        return (
+            None if self.nside is None or self.base_pixels is None else len(self.base_pixels) * self.nside**2
+        )
 
     @property
     def mean(self) -> list[float]:
@@ -277,14 +311,18 @@ class Manifest:
                 raise bad(f"normalisation.{key}", f"{self.in_chans} finite numbers", self.normalisation[key])
         if self.task == "segmentation":
             if self.out_chans > 255:
-                raise bad("out_chans", "at most 255 classes (255 marks 'no prediction' in masks)", self.out_chans)
+                raise bad(
+                    "out_chans", "at most 255 classes (255 marks 'no prediction' in masks)", self.out_chans
+                )
             if len(self.class_names) != self.out_chans:
                 raise bad("class_names", f"a list of {self.out_chans} names", self.class_names)
             if len(self.class_colours) != self.out_chans:
                 raise bad("class_colours", f"{self.out_chans} BGR triples of 0..255", self.class_colours)
         else:
             if self.out_chans not in (1, 2):
-                raise bad("out_chans", "1 (log-depth) or 2 (log-depth, log-variance) for depth", self.out_chans)
+                raise bad(
+                    "out_chans", "1 (log-depth) or 2 (log-depth, log-variance) for depth", self.out_chans
+                )
             if self.depth is None:
                 raise bad("depth", "{'log_mean': number, 'log_std': positive number}", self.depth)
         mv = self.model_versions
@@ -323,19 +361,29 @@ def _check_end_to_end(e2e: Any, task: str, bad: Any) -> None:
         if not isinstance(e2e.get(key), str) or not e2e[key]:
             raise bad(f"end_to_end.{key}", "a non-empty string", e2e.get(key))
     size = e2e.get("image_size")
-    if not isinstance(size, list) or len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+    if (
+        not isinstance(size, list)
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
         raise bad("end_to_end.image_size", "[width, height] positive integers", size)
     if not isinstance(e2e.get("calibration"), dict):
         raise bad("end_to_end.calibration", "the camera's calibration (an object)", e2e.get("calibration"))
     w, h = size
-    want = {"input": ("UINT8", [-1, h, w, 3]), "output": ("UINT8" if task == "segmentation" else "FP32", [-1, h, w])}
+    want = {
+        "input": ("UINT8", [-1, h, w, 3]),
+        "output": ("UINT8" if task == "segmentation" else "FP32", [-1, h, w]),
+    }
     for key, (dtype, shape) in want.items():
         t = e2e.get(key)
         if not isinstance(t, dict) or not isinstance(t.get("name"), str) or not t["name"]:
             raise bad(f"end_to_end.{key}", "an object with a tensor 'name'", t)
         if t.get("datatype") != dtype or t.get("shape") != shape:
-            raise bad(f"end_to_end.{key}", f"datatype {dtype!r}, shape {shape}", {k: t.get(k) for k in ("datatype", "shape")})
-
+            raise bad(
+                f"end_to_end.{key}",
+                f"datatype {dtype!r}, shape {shape}",
+                {k: t.get(k) for k in ("datatype", "shape")},
+            )
 
 
 def manifest_json_schema() -> dict[str, Any]:
@@ -359,10 +407,16 @@ def _expected(msg: str) -> str:
 
 def _first_error(e: ValidationError, data: dict[str, Any], source: str) -> ManifestError:
     errors = e.errors()
-    missing = sorted(str(err["loc"][0]) for err in errors if err["type"] == "missing" and len(err["loc"]) == 1)
+    missing = sorted(
+        str(err["loc"][0]) for err in errors if err["type"] == "missing" and len(err["loc"]) == 1
+    )
     if missing:
         return ManifestError(f"{source}: missing field(s) {missing}")
-    unknown = sorted(str(err["loc"][0]) for err in errors if err["type"] in ("unexpected_keyword_argument", "extra_forbidden") and len(err["loc"]) == 1)
+    unknown = sorted(
+        str(err["loc"][0])
+        for err in errors
+        if err["type"] in ("unexpected_keyword_argument", "extra_forbidden") and len(err["loc"]) == 1
+    )
     if unknown:
         return ManifestError(f"{source}: unknown field(s) {unknown}")
     err = errors[0]

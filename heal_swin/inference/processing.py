@@ -128,7 +128,14 @@ def sphere_input(
     return x
 
 
-def flat_input(image: np.ndarray, img_size: Sequence[int], mean, std, scale: float = 1 / 255, reverse_channels: bool = False) -> np.ndarray:
+def flat_input(
+    image: np.ndarray,
+    img_size: Sequence[int],
+    mean,
+    std,
+    scale: float = 1 / 255,
+    reverse_channels: bool = False,
+) -> np.ndarray:
     """(H, W, 3) uint8 image -> (3, h, w) float32 normalised, resized to ``img_size = (h, w)``."""
     h, w = int(img_size[0]), int(img_size[1])
     return normalise_pixels(resize_image(image, (w, h)), mean, std, scale, reverse_channels)
@@ -187,7 +194,9 @@ def normalise(pixels_bgr: np.ndarray, manifest: Manifest) -> np.ndarray:
     return normalise_pixels(pixels_bgr, *_norm_args(manifest, "BGR"))
 
 
-def model_input(image: np.ndarray, manifest: Manifest, camera: FisheyeCamera | None, colour_order: str = "BGR") -> np.ndarray:
+def model_input(
+    image: np.ndarray, manifest: Manifest, camera: FisheyeCamera | None, colour_order: str = "BGR"
+) -> np.ndarray:
     """One sample's model input: ``(3, N)`` for sphere models, ``(3, H, W)`` for flat ones.
 
     ``image`` is (H, W, 3) uint8 in ``colour_order`` (BGR as OpenCV decodes; the datasets read RGB).
@@ -210,14 +219,18 @@ def depth_from_output(output: np.ndarray, manifest: Manifest) -> np.ndarray:
     return decode_depth(output[0], d["log_mean"], d["log_std"])
 
 
-def classes_to_image(classes: np.ndarray, manifest: Manifest, camera: FisheyeCamera | None, size: tuple[int, int]) -> np.ndarray:
+def classes_to_image(
+    classes: np.ndarray, manifest: Manifest, camera: FisheyeCamera | None, size: tuple[int, int]
+) -> np.ndarray:
     """Class ids on the model's domain -> (H, W) uint8 mask at ``size = (W, H)``; NO_CLASS outside."""
     if manifest.input_kind == "sphere":
         return sphere_to_image(classes, projector_for(camera, manifest), NO_CLASS)
     return resize_nearest(classes, size)
 
 
-def depth_to_image(depth: np.ndarray, manifest: Manifest, camera: FisheyeCamera | None, size: tuple[int, int]) -> np.ndarray:
+def depth_to_image(
+    depth: np.ndarray, manifest: Manifest, camera: FisheyeCamera | None, size: tuple[int, int]
+) -> np.ndarray:
     """Metres on the model's domain -> (H, W) float32 metres at ``size``; NaN outside the footprint."""
     if manifest.input_kind == "sphere":
         return sphere_to_image(depth.astype(np.float32), projector_for(camera, manifest), np.nan)
@@ -229,7 +242,9 @@ def palette(manifest: Manifest) -> np.ndarray:
     return palette_of(manifest.class_colours)
 
 
-def colour_overlay(image_bgr: np.ndarray, mask: np.ndarray, manifest: Manifest, alpha: float = 0.5) -> np.ndarray:
+def colour_overlay(
+    image_bgr: np.ndarray, mask: np.ndarray, manifest: Manifest, alpha: float = 0.5
+) -> np.ndarray:
     """Class colours blended over the image; pixels without a prediction keep the image, darkened."""
     colours = palette(manifest)[mask]
     out = cv2.addWeighted(image_bgr, 1 - alpha, colours, alpha, 0)
@@ -265,7 +280,9 @@ def _view_index(grid: HealpixGrid, projection: str, width: int) -> np.ndarray:
     return _VIEWS.get((grid.key, projection, width), compute)
 
 
-def sphere_picture(colours: np.ndarray, manifest: Manifest, projection: str = "mollweide", width: int = 512) -> np.ndarray:
+def sphere_picture(
+    colours: np.ndarray, manifest: Manifest, projection: str = "mollweide", width: int = 512
+) -> np.ndarray:
     """(N, 3) uint8 colours on the model's grid -> a picture of the sphere (BGR uint8)."""
     idx = _view_index(grid_of(manifest), projection, width)
     out = np.take(colours, np.maximum(idx, 0), axis=0)

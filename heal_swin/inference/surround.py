@@ -55,16 +55,22 @@ class SurroundError(InputError):
 def vehicle_sphere_for(rig: CameraRig, grid: HealpixGrid, radius: float = math.inf) -> VehicleSphere:
     """A vehicle sphere per (rig, grid, radius); the rig maps and per-camera maps are cached below it."""
     if tuple(grid.base_pixels) != ALL_BASE_PIXELS:
-        raise SurroundError(f"grid: a surround model needs all 12 base pixels 0..11, got {list(grid.base_pixels)}")
+        raise SurroundError(
+            f"grid: a surround model needs all 12 base pixels 0..11, got {list(grid.base_pixels)}"
+        )
     return _SPHERES.get((rig.key, grid.key, float(radius)), lambda: VehicleSphere(rig, grid, radius=radius))
 
 
-def _ordered(frames: Mapping[str, np.ndarray] | Sequence[np.ndarray], rig: CameraRig, what: str) -> list[np.ndarray]:
+def _ordered(
+    frames: Mapping[str, np.ndarray] | Sequence[np.ndarray], rig: CameraRig, what: str
+) -> list[np.ndarray]:
     if isinstance(frames, Mapping):
         missing = [n for n in rig.names if n not in frames]
         extra = [n for n in frames if n not in rig.names]
         if missing or extra:
-            raise SurroundError(f"{what}: expected one per camera {list(rig.names)}, missing {missing}, unknown {extra}")
+            raise SurroundError(
+                f"{what}: expected one per camera {list(rig.names)}, missing {missing}, unknown {extra}"
+            )
         return [np.asarray(frames[n]) for n in rig.names]
     if len(frames) != len(rig):
         raise SurroundError(f"{what}: expected {len(rig)} ({', '.join(rig.names)}), got {len(frames)}")
@@ -92,7 +98,9 @@ def surround_input(
     return x
 
 
-def surround_labels(labels: Mapping[str, np.ndarray] | Sequence[np.ndarray], sphere: VehicleSphere, fill: int = NO_CLASS) -> np.ndarray:
+def surround_labels(
+    labels: Mapping[str, np.ndarray] | Sequence[np.ndarray], sphere: VehicleSphere, fill: int = NO_CLASS
+) -> np.ndarray:
     """(H, W) class ids per camera -> (N,) on the vehicle sphere from the best camera, ``fill`` unseen."""
     return sphere.labels_to_sphere(_ordered(labels, sphere.rig, "labels"), fill=fill)
 
@@ -127,7 +135,13 @@ def panorama_index(grid: HealpixGrid, width: int = 1024) -> np.ndarray:
     return _PANORAMAS.get((grid.key, int(width)), compute)
 
 
-def panorama(values: np.ndarray, grid: HealpixGrid, width: int = 1024, fill: float | None = None, valid: np.ndarray | None = None) -> np.ndarray:
+def panorama(
+    values: np.ndarray,
+    grid: HealpixGrid,
+    width: int = 1024,
+    fill: float | None = None,
+    valid: np.ndarray | None = None,
+) -> np.ndarray:
     """Sphere values (N,) or (N, C) -> a (width // 2, width[, C]) 360° panorama; ``fill`` where not ``valid``."""
     idx = panorama_index(grid, width)
     out = np.take(np.asarray(values), np.maximum(idx, 0), axis=0)
@@ -177,24 +191,39 @@ class SurroundPrediction:
 def surround_grid(manifest: Manifest) -> HealpixGrid:
     """The vehicle-sphere grid of a surround model; SurroundError unless a segmentation sphere model on all 12 base pixels."""
     if manifest.task != "segmentation" or manifest.input_kind != "sphere":
-        raise SurroundError(f"model {manifest.name!r}: expected a segmentation sphere model, got {manifest.task} on {manifest.input_kind}")
+        raise SurroundError(
+            f"model {manifest.name!r}: expected a segmentation sphere model, got {manifest.task} on {manifest.input_kind}"
+        )
     if list(manifest.base_pixels or []) != list(ALL_BASE_PIXELS):
-        raise SurroundError(f"model {manifest.name!r}: a surround model needs all 12 base pixels 0..11, got {manifest.base_pixels}")
+        raise SurroundError(
+            f"model {manifest.name!r}: a surround model needs all 12 base pixels 0..11, got {manifest.base_pixels}"
+        )
     return HealpixGrid(int(manifest.nside), ALL_BASE_PIXELS)
 
 
-def manifest_input(frames: Mapping[str, np.ndarray] | Sequence[np.ndarray], sphere: VehicleSphere, manifest: Manifest, colour_order: str = "BGR") -> np.ndarray:
+def manifest_input(
+    frames: Mapping[str, np.ndarray] | Sequence[np.ndarray],
+    sphere: VehicleSphere,
+    manifest: Manifest,
+    colour_order: str = "BGR",
+) -> np.ndarray:
     """(3, N) model input of the frames (in ``colour_order``) normalised as the manifest says."""
     norm = manifest.normalisation
     reverse = norm.get("colour_order", "RGB") != colour_order
-    return surround_input(frames, sphere, manifest.mean, manifest.std, float(norm.get("scale", 1 / 255)), reverse)
+    return surround_input(
+        frames, sphere, manifest.mean, manifest.std, float(norm.get("scale", 1 / 255)), reverse
+    )
 
 
-def finish_surround(logits: np.ndarray, sphere: VehicleSphere, manifest: Manifest, picture_width: int = 1024) -> SurroundPrediction:
+def finish_surround(
+    logits: np.ndarray, sphere: VehicleSphere, manifest: Manifest, picture_width: int = 1024
+) -> SurroundPrediction:
     """(K, N) logits on the vehicle sphere -> classes, a mask per camera and the panorama in the class colours."""
     logits = np.asarray(logits)
     if logits.ndim != 2 or logits.shape[1] != sphere.grid.npix:
-        raise SurroundError(f"model {manifest.name!r}: expected output (K, {sphere.grid.npix}), got {logits.shape}")
+        raise SurroundError(
+            f"model {manifest.name!r}: expected output (K, {sphere.grid.npix}), got {logits.shape}"
+        )
     classes = classes_from_logits(logits)
     classes[~sphere.valid_mask] = NO_CLASS
     picture = panorama(palette_of(manifest.class_colours)[classes], sphere.grid, picture_width)
@@ -222,5 +251,7 @@ def predict_surround(
     sphere = vehicle_sphere_for(rig, surround_grid(manifest), radius)
     logits = np.asarray(run(manifest_input(frames, sphere, manifest, colour_order)[None]))
     if logits.ndim != 3 or logits.shape[0] != 1:
-        raise SurroundError(f"model {manifest.name!r}: expected output (1, K, {sphere.grid.npix}), got {logits.shape}")
+        raise SurroundError(
+            f"model {manifest.name!r}: expected output (1, K, {sphere.grid.npix}), got {logits.shape}"
+        )
     return finish_surround(logits[0], sphere, manifest, picture_width)

@@ -53,7 +53,9 @@ def model_config_text(manifest: Manifest, max_batch_size: int = 8, max_queue_del
 
     def tensor(name: str, shape: list[int]) -> str:
         dims = ", ".join(str(int(d)) for d in shape[1:])  # shape[0] is the dynamic batch (-1)
-        return f"  {{\n    name: {_quote(name)}\n    data_type: {_DATATYPE['FP32']}\n    dims: [ {dims} ]\n  }}"
+        return (
+            f"  {{\n    name: {_quote(name)}\n    data_type: {_DATATYPE['FP32']}\n    dims: [ {dims} ]\n  }}"
+        )
 
     return (
         f"# Triton model configuration written by heal-swin export; {MANIFEST_NAME} beside it has classes, grid and\n"
@@ -68,7 +70,9 @@ def model_config_text(manifest: Manifest, max_batch_size: int = 8, max_queue_del
     )
 
 
-def end_to_end_config_text(manifest: Manifest, backend: str = "onnxruntime", max_batch_size: int = 8, max_queue_delay_us: int = 5000) -> str:
+def end_to_end_config_text(
+    manifest: Manifest, backend: str = "onnxruntime", max_batch_size: int = 8, max_queue_delay_us: int = 5000
+) -> str:
     """``config.pbtxt`` of an end-to-end model (``manifest.end_to_end``): uint8 frame in, mask/depth out.
 
     ``backend="onnxruntime"``: platform onnxruntime_onnx (NGC Triton: onnxruntime or TensorRT backends);
@@ -87,9 +91,13 @@ def end_to_end_config_text(manifest: Manifest, backend: str = "onnxruntime", max
         return f"  {{\n    name: {_quote(t['name'])}\n    data_type: {_DATATYPE[t['datatype']]}\n    dims: [ {dims} ]\n  }}"
 
     engine = f"platform: {_quote(PLATFORM)}\n" if backend == "onnxruntime" else 'backend: "python"\n'
-    extra = "" if backend == "onnxruntime" else (
-        "instance_group [\n  {\n    kind: KIND_CPU\n    count: 1\n  }\n]\n"
-        'parameters: {\n  key: "intra_op_threads"\n  value: { string_value: "0" }\n}\n'
+    extra = (
+        ""
+        if backend == "onnxruntime"
+        else (
+            "instance_group [\n  {\n    kind: KIND_CPU\n    count: 1\n  }\n]\n"
+            'parameters: {\n  key: "intra_op_threads"\n  value: { string_value: "0" }\n}\n'
+        )
     )
     w, h = e2e["image_size"]
     return (
@@ -123,7 +131,9 @@ def parse_pbtxt(text: str) -> dict[str, list[Any]]:
         if t.isspace() or t.startswith("#"):
             continue
         if t == '"' or (len(t) == 1 and not re.fullmatch(r"[{}\[\]:,\w.+-]", t)):
-            raise ValueError(f"config.pbtxt: cannot read at offset {m.start()}: {text[m.start():m.start() + 20]!r}")
+            raise ValueError(
+                f"config.pbtxt: cannot read at offset {m.start()}: {text[m.start() : m.start() + 20]!r}"
+            )
         tokens.append(t)
     it = iter(tokens + ["<end>"])
     look = [next(it)]
@@ -192,4 +202,6 @@ def old_layout(folder: Path) -> bool:
 
 def reexport_hint(folder: Path) -> str:
     """The command that rewrites ``folder`` in the current layout."""
-    return f"heal-swin export --checkpoint MODEL.safetensors --out {folder}" + (" --int8" if (folder / INT8_NAME).is_file() else "")
+    return f"heal-swin export --checkpoint MODEL.safetensors --out {folder}" + (
+        " --int8" if (folder / INT8_NAME).is_file() else ""
+    )

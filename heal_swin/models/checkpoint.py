@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn as nn
 from safetensors.torch import load_file, save
+from torch import nn
 
 from heal_swin.errors import InputError
 from heal_swin.io import atomic_write_bytes
 from heal_swin.models.registry import create_model
 
-__all__ = ["save_model", "load_model", "read_model_metadata", "ModelFileError", "FORMAT"]
+__all__ = ["FORMAT", "ModelFileError", "load_model", "read_model_metadata", "save_model"]
 
 FORMAT = "heal-swin-model/1"
 
@@ -44,8 +44,15 @@ def save_model(path: str | Path, model: nn.Module, metadata: dict[str, Any] | No
     name = getattr(model, "model_name", None)
     config = getattr(model, "model_config", None)
     if name is None or config is None:
-        raise ValueError("save_model: the model must come from heal_swin.models.create_model (no model_name/model_config)")
-    header = {"format": FORMAT, "model_name": name, "model_config": _jsonable(config), "metadata": _jsonable(metadata or {})}
+        raise ValueError(
+            "save_model: the model must come from heal_swin.models.create_model (no model_name/model_config)"
+        )
+    header = {
+        "format": FORMAT,
+        "model_name": name,
+        "model_config": _jsonable(config),
+        "metadata": _jsonable(metadata or {}),
+    }
     # Persistent entries only; clone so shared/non-contiguous storages serialise cleanly.
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     path = Path(path)
@@ -63,22 +70,28 @@ def read_model_metadata(path: str | Path) -> dict[str, Any]:
 
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get("heal_swin")
-    except Exception as e:  # safetensors raises its own error types for corrupt headers
+    except Exception as e:  # noqa: BLE001 (safetensors raises its own error types for corrupt headers)
         raise ModelFileError(f"{path}: not a safetensors file ({e})") from None
     if raw is None:
-        raise ModelFileError(f"{path}: field 'heal_swin' metadata: expected a heal-swin model header, got none")
+        raise ModelFileError(
+            f"{path}: field 'heal_swin' metadata: expected a heal-swin model header, got none"
+        )
     header = json.loads(raw)
     if header.get("format") != FORMAT:
         raise ModelFileError(f"{path}: field 'format': expected {FORMAT!r}, got {header.get('format')!r}")
     return header
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_model(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model from its file (no pickle involved). Returns ``(model in eval mode, metadata)``."""
     header = read_model_metadata(path)
     model = create_model(header["model_name"], **header["model_config"])
     state = load_file(str(path), device=str(map_location))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ModelFileError(f"{path}: weights do not match {header['model_name']}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ModelFileError(
+            f"{path}: weights do not match {header['model_name']}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     return model.eval(), header["metadata"]

@@ -23,7 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FusedLinear", "Mlp", "cosine_normalise", "eager_inference", "fused_inference_available", "permute_tokens"]
+__all__ = [
+    "FusedLinear",
+    "Mlp",
+    "cosine_normalise",
+    "eager_inference",
+    "fused_inference_available",
+    "permute_tokens",
+]
 
 
 @lru_cache(maxsize=1)
@@ -49,7 +56,9 @@ def eager_inference(x: torch.Tensor) -> bool:
 class FusedLinear(nn.Linear):
     """``nn.Linear`` with an optional fused activation (``"gelu"``) on the eager CPU inference path."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, activation: str = "none") -> None:
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, activation: str = "none"
+    ) -> None:
         super().__init__(in_features, out_features, bias=bias)
         if activation not in ("none", "gelu"):
             raise ValueError(f"activation: expected 'none' or 'gelu', got {activation!r}")

@@ -33,11 +33,12 @@ __all__ = [
     "HealPatchEmbed",
     "HealPatchExpand",
     "HealPatchMerging",
+    "HealStage",
     "HealSwinBlock",
     "HealSwinUNet",
     "HealWindowAttention",
-    "HealStage",
 ]
+
 
 class HealSwinBlock(nn.Module):
     """One (shifted-)window transformer block on a HEALPix level. ``(B, N, C) -> (B, N, C)``.
@@ -77,7 +78,9 @@ class HealSwinBlock(nn.Module):
             # not on every forward.
             allowed = None
             if spec.allowed is not None:
-                allowed = torch.zeros(spec.allowed.shape).masked_fill(~torch.from_numpy(spec.allowed.copy()), float("-inf"))
+                allowed = torch.zeros(spec.allowed.shape).masked_fill(
+                    ~torch.from_numpy(spec.allowed.copy()), float("-inf")
+                )
             self.register_buffer("attn_allowed", allowed, persistent=False)
         else:
             self.shift_perm = self.shift_inv = self.attn_allowed = None
@@ -120,8 +123,13 @@ class HealStage(nn.Sequential):
         super().__init__(
             *[
                 HealSwinBlock(
-                    grid, dim, num_heads, shift=shift if i % 2 else None, shift_size=shift_size,
-                    drop_path=drop_path[i], **kw,
+                    grid,
+                    dim,
+                    num_heads,
+                    shift=shift if i % 2 else None,
+                    shift_size=shift_size,
+                    drop_path=drop_path[i],
+                    **kw,
                 )
                 for i in range(depth)
             ]
@@ -258,11 +266,18 @@ class HealSwinUNet(SwinUNetSkeleton):
         self.grids = [self.grid.coarser(patch_levels + i) for i in range(levels)]
         dims = [embed_dim * 2**i for i in range(levels)]
         dpr_at = drop_path_rates(depths, drop_path_rate)
-        kw = dict(
-            window_size=window_size, shift=shift, shift_size=shift_size * shift_sign, mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias, drop=drop_rate, attn_drop=attn_drop_rate, cosine_attn=cosine_attn,
-            post_norm=post_norm, rel_pos_bias=rel_pos_bias,
-        )
+        kw = {
+            "window_size": window_size,
+            "shift": shift,
+            "shift_size": shift_size * shift_sign,
+            "mlp_ratio": mlp_ratio,
+            "qkv_bias": qkv_bias,
+            "drop": drop_rate,
+            "attn_drop": attn_drop_rate,
+            "cosine_attn": cosine_attn,
+            "post_norm": post_norm,
+            "rel_pos_bias": rel_pos_bias,
+        }
         self._build_unet(
             skip=skip,
             patch_embed=lambda: HealPatchEmbed(in_chans, embed_dim, patch_size, norm=patch_norm),
@@ -299,18 +314,41 @@ class HealSwinUNet(SwinUNetSkeleton):
 
 # Variants: what each changes from HealSwinUNet's defaults (Swin-T sizes, window 64, ring shift 4).
 register_model(
-    "heal_swin_tiny", HealSwinUNet, "Tiny HEAL-SWIN for tests and CPU runs (~30 k parameters): 2 levels, embed 16, window 16.",
-    nside=16, window_size=16, shift_size=2, embed_dim=16, depths=(2, 2), num_heads=(2, 4), mlp_ratio=2.0,
-    drop_path_rate=0.0, cosine_attn=True, post_norm=True,
+    "heal_swin_tiny",
+    HealSwinUNet,
+    "Tiny HEAL-SWIN for tests and CPU runs (~30 k parameters): 2 levels, embed 16, window 16.",
+    nside=16,
+    window_size=16,
+    shift_size=2,
+    embed_dim=16,
+    depths=(2, 2),
+    num_heads=(2, 4),
+    mlp_ratio=2.0,
+    drop_path_rate=0.0,
+    cosine_attn=True,
+    post_norm=True,
 )
 register_model(
-    "heal_swin_small", HealSwinUNet, "Small HEAL-SWIN (3 levels, embed 48, window 64): quick experiments on one GPU.",
-    nside=64, embed_dim=48, depths=(2, 2, 2), num_heads=(3, 6, 12), cosine_attn=True, post_norm=True,
+    "heal_swin_small",
+    HealSwinUNet,
+    "Small HEAL-SWIN (3 levels, embed 48, window 64): quick experiments on one GPU.",
+    nside=64,
+    embed_dim=48,
+    depths=(2, 2, 2),
+    num_heads=(3, 6, 12),
+    cosine_attn=True,
+    post_norm=True,
 )
 register_model(
-    "heal_swin_paper", HealSwinUNet,
+    "heal_swin_paper",
+    HealSwinUNet,
     "The paper's WoodScape configuration (41,279,688 parameters with 3 inputs, 10 classes): Swin-v2 blocks, "
     "dropout 0.1, the paper code's skips (each encoder stage's input) and ring-shift direction.",
-    nside=256, drop_rate=0.1, attn_drop_rate=0.1, cosine_attn=True, post_norm=True,
-    skip="stage_input", shift_sign=-1,
+    nside=256,
+    drop_rate=0.1,
+    attn_drop_rate=0.1,
+    cosine_attn=True,
+    post_norm=True,
+    skip="stage_input",
+    shift_sign=-1,
 )

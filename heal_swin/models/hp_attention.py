@@ -64,7 +64,7 @@ class HealWindowAttention(nn.Module):
             self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(num_heads, 1, 1)))
         self.rel_pos_bias = rel_pos_bias
         if rel_pos_bias:
-            s = int(round(window**0.5))
+            s = round(window**0.5)
             self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * s - 1) ** 2, num_heads))
             trunc_normal_(self.relative_position_bias_table, std=0.02)
             idx = torch.from_numpy(hp_windows.relative_position_index(window))
@@ -149,7 +149,11 @@ class HealWindowAttention(nn.Module):
             # A per-window mask cannot broadcast over the merged (B nW) dim: one call per image.
             parts = [
                 F.scaled_dot_product_attention(
-                    q[i * nw : (i + 1) * nw], k[i * nw : (i + 1) * nw], v[i * nw : (i + 1) * nw], attn_mask=m, scale=scale
+                    q[i * nw : (i + 1) * nw],
+                    k[i * nw : (i + 1) * nw],
+                    v[i * nw : (i + 1) * nw],
+                    attn_mask=m,
+                    scale=scale,
                 ).transpose(1, 2)
                 for i in range(b)
             ]

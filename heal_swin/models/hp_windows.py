@@ -54,14 +54,14 @@ from heal_swin.geometry.healpix import HealpixGrid
 __all__ = [
     "SHIFT_METHODS",
     "ShiftSpec",
+    "build_shift",
     "effective_window",
-    "window_partition",
-    "window_reverse",
-    "window_face_xy",
     "relative_position_index",
     "shift_permutation",
     "window_components",
-    "build_shift",
+    "window_face_xy",
+    "window_partition",
+    "window_reverse",
 ]
 
 SHIFT_METHODS: tuple[str, ...] = ("roll", "ring", "grid")
@@ -115,7 +115,7 @@ def relative_position_index(window_size: int) -> np.ndarray:
     token came from (as in the reference implementation): the bias is a function of the window
     layout, which is the same for every window.
     """
-    s = int(round(window_size**0.5))
+    s = round(window_size**0.5)
     xy = window_face_xy(window_size)
     d = xy[:, None, :] - xy[None, :, :] + (s - 1)
     return d[..., 0] * (2 * s - 1) + d[..., 1]
@@ -176,7 +176,7 @@ def shift_permutation(grid: HealpixGrid, window: int, method: str, shift: int) -
     if method == "ring":
         return _ring_perm(grid, shift)
     if method == "grid":
-        return _grid_perm(grid, int(round(window**0.5)) // 2)
+        return _grid_perm(grid, round(window**0.5) // 2)
     raise ValueError(f"shift method: expected one of {SHIFT_METHODS}, got {method!r}")
 
 

@@ -18,8 +18,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from torch import nn
 
 from heal_swin.errors import InputError
 

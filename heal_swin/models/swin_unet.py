@@ -11,13 +11,13 @@ Blocks precompute their shift masks for the fixed ``img_size`` (export-ready).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
 from timm.layers import PatchEmbed, trunc_normal_
 from timm.models.swin_transformer import PatchMerging, SwinTransformerBlock
 from timm.models.swin_transformer_v2 import SwinTransformerV2Block
+from torch import nn
 
 from heal_swin.models.registry import register_model
 from heal_swin.models.unet import SwinUNetSkeleton, drop_path_rates
@@ -57,7 +57,11 @@ class SwinUNet(SwinUNetSkeleton):
     """
 
     input_kind = "flat"
-    no_decay_keywords = ("relative_position_bias_table", "logit_scale", "cpb_mlp")  # cpb_mlp: Swin-v2's bias MLP
+    no_decay_keywords = (
+        "relative_position_bias_table",
+        "logit_scale",
+        "cpb_mlp",
+    )  # cpb_mlp: Swin-v2's bias MLP
 
     def __init__(
         self,
@@ -106,9 +110,16 @@ class SwinUNet(SwinUNetSkeleton):
             return nn.Sequential(
                 *[
                     block_cls(
-                        dim=dims[i], input_resolution=res[i], num_heads=num_heads[i], window_size=window_size,
-                        shift_size=shift_size if j % 2 else 0, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                        proj_drop=drop_rate, attn_drop=attn_drop_rate, drop_path=dpr_at[i][j],
+                        dim=dims[i],
+                        input_resolution=res[i],
+                        num_heads=num_heads[i],
+                        window_size=window_size,
+                        shift_size=shift_size if j % 2 else 0,
+                        mlp_ratio=mlp_ratio,
+                        qkv_bias=qkv_bias,
+                        proj_drop=drop_rate,
+                        attn_drop=attn_drop_rate,
+                        drop_path=dpr_at[i][j],
                     )
                     for j in range(depths[i])
                 ]
@@ -143,15 +154,33 @@ class SwinUNet(SwinUNetSkeleton):
 
 # Variants: what each changes from SwinUNet's defaults (Swin-T sizes, window 8, shift 2, v1 blocks).
 register_model(
-    "swin_unet_tiny", SwinUNet, "Tiny flat Swin-UNet for tests and CPU runs.",
-    window_size=4, embed_dim=16, depths=(2, 2), num_heads=(2, 4), mlp_ratio=2.0, drop_path_rate=0.0,
+    "swin_unet_tiny",
+    SwinUNet,
+    "Tiny flat Swin-UNet for tests and CPU runs.",
+    window_size=4,
+    embed_dim=16,
+    depths=(2, 2),
+    num_heads=(2, 4),
+    mlp_ratio=2.0,
+    drop_path_rate=0.0,
 )
 register_model(
-    "swin_unet_small", SwinUNet, "Small flat Swin-UNet (3 levels, embed 48), the flat counterpart of heal_swin_small.",
-    img_size=(320, 384), embed_dim=48, depths=(2, 2, 2), num_heads=(3, 6, 12), v2=True,
+    "swin_unet_small",
+    SwinUNet,
+    "Small flat Swin-UNet (3 levels, embed 48), the flat counterpart of heal_swin_small.",
+    img_size=(320, 384),
+    embed_dim=48,
+    depths=(2, 2, 2),
+    num_heads=(3, 6, 12),
+    v2=True,
 )
 register_model(
-    "swin_unet_paper", SwinUNet,
+    "swin_unet_paper",
+    SwinUNet,
     "The paper's flat baseline: 640x768 input, patch 2, window 8, shift 2, Swin-v2 blocks, Swin-Unet's skips.",
-    img_size=(640, 768), drop_rate=0.1, attn_drop_rate=0.1, v2=True, skip="stage_input",
+    img_size=(640, 768),
+    drop_rate=0.1,
+    attn_drop_rate=0.1,
+    v2=True,
+    skip="stage_input",
 )

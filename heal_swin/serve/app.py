@@ -81,9 +81,19 @@ def create_app(config: ServeConfig) -> FastAPI:
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
     app.add_middleware(AdmissionMiddleware, admission=state.admission, stage="slot", metrics=state.metrics)
-    app.add_middleware(BodyMiddleware, max_bytes=config.max_upload_bytes, timeout_s=config.body_timeout_s, idle_s=config.body_idle_s)
+    app.add_middleware(
+        BodyMiddleware,
+        max_bytes=config.max_upload_bytes,
+        timeout_s=config.body_timeout_s,
+        idle_s=config.body_idle_s,
+    )
     app.add_middleware(AdmissionMiddleware, admission=state.admission, stage="enter", metrics=state.metrics)
     app.add_middleware(LastResortMiddleware, metrics=state.metrics)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)

@@ -90,7 +90,9 @@ class MicroBatcher:
         if not self.batching or self._task is None:
             out, seconds = await loop.run_in_executor(self._executor, self._timed_run, x)
             if self._on_batch:
-                first = x if isinstance(x, np.ndarray) else next(iter(x.values()))  # an array or {input name: array}
+                first = (
+                    x if isinstance(x, np.ndarray) else next(iter(x.values()))
+                )  # an array or {input name: array}
                 self._on_batch(int(first.shape[0]), seconds)
             return out
         fut: asyncio.Future[np.ndarray] = loop.create_future()

@@ -25,15 +25,28 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=None, help="port (default 8000)")
     p.add_argument("--workers", type=int, default=None, help="uvicorn worker processes (default 1)")
     p.add_argument(
-        "--precision", choices=("latest", "fp32", "int8"), default=None,
+        "--precision",
+        choices=("latest", "fp32", "int8"),
+        default=None,
         help="default version: the highest (latest, the default) or the highest of that precision",
     )
     p.add_argument("--max-batch-size", type=int, default=None, help="micro-batch size limit (default 8)")
     p.add_argument("--max-wait-ms", type=float, default=None, help="micro-batch wait (default 5 ms)")
-    p.add_argument("--concurrent-batches", type=int, default=None, help="model runs in flight at once (default 2)")
-    p.add_argument("--batching", action="store_true", help="micro-batch concurrent requests (worth it on GPU; off by default)")
+    p.add_argument(
+        "--concurrent-batches", type=int, default=None, help="model runs in flight at once (default 2)"
+    )
+    p.add_argument(
+        "--batching",
+        action="store_true",
+        help="micro-batch concurrent requests (worth it on GPU; off by default)",
+    )
     p.add_argument("--no-batching", action="store_true", help="run every request on its own (the default)")
-    p.add_argument("--intra-op-threads", type=int, default=None, help="onnxruntime threads per session (0 = cores / workers)")
+    p.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=None,
+        help="onnxruntime threads per session (0 = cores / workers)",
+    )
     p.add_argument("--max-upload-bytes", type=int, default=None, help="request body limit (default 20 MiB)")
     p.add_argument("--no-warmup", action="store_true", help="report ready without warming up")
     p.add_argument("--log-level", default=None, help="uvicorn log level (default info)")
@@ -75,7 +88,9 @@ def run_serve(args: argparse.Namespace) -> int:
     from heal_swin.serve.repository import ModelRepository
 
     config = config_from_args(args)
-    repo = ModelRepository(config.model_repository, precision=config.preferred_precision)  # fail fast, one line, before forking
+    repo = ModelRepository(
+        config.model_repository, precision=config.preferred_precision
+    )  # fail fast, one line, before forking
     if config.workers == 1:
         from heal_swin.serve.app import create_app
 

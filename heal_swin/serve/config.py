@@ -24,7 +24,9 @@ class ConfigError(InputError):
 
 
 def _int(default: int, lo: int, hi: int, doc: str) -> Any:
-    return Field(default, ge=lo, le=hi, description=doc, json_schema_extra={"expected": f"an integer in [{lo}, {hi}]"})
+    return Field(
+        default, ge=lo, le=hi, description=doc, json_schema_extra={"expected": f"an integer in [{lo}, {hi}]"}
+    )
 
 
 class ServeConfig(BaseModel):
@@ -37,7 +39,12 @@ class ServeConfig(BaseModel):
         description="a Triton model repository: <model>/config.pbtxt + model.json + <model>/<version>/model.onnx, cameras/<name>.json",
         json_schema_extra={"expected": "a folder path"},
     )
-    host: str = Field("127.0.0.1", min_length=1, description="bind address", json_schema_extra={"expected": "a host name or address"})
+    host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="bind address",
+        json_schema_extra={"expected": "a host name or address"},
+    )
     port: StrictInt = _int(8000, 0, 65535, "TCP port")
     workers: StrictInt = _int(1, 1, 64, "uvicorn processes (each loads every model)")
     precision: Literal["latest", "fp32", "int8"] = Field(
@@ -45,8 +52,12 @@ class ServeConfig(BaseModel):
         description="the version a request without one gets: the highest (latest, as Triton) or the highest of that precision",
         json_schema_extra={"expected": "'latest', 'fp32' or 'int8'"},
     )
-    intra_op_threads: StrictInt = _int(0, 0, 1024, "onnxruntime threads per run; 0 = CPU cores / (workers x concurrent_batches)")
-    inter_op_threads: StrictInt = _int(1, 0, 1024, "onnxruntime inter-op threads (sequential execution uses 1)")
+    intra_op_threads: StrictInt = _int(
+        0, 0, 1024, "onnxruntime threads per run; 0 = CPU cores / (workers x concurrent_batches)"
+    )
+    inter_op_threads: StrictInt = _int(
+        1, 0, 1024, "onnxruntime inter-op threads (sequential execution uses 1)"
+    )
     batching: StrictBool = Field(
         False,  # on CPU batching only adds queueing (BENCHMARKS.md); enable for GPU providers
         description="dynamic micro-batching across concurrent requests",
@@ -59,10 +70,15 @@ class ServeConfig(BaseModel):
     )  # fmt: skip
     concurrent_batches: StrictInt = _int(2, 1, 64, "model runs in flight at once, batched or not")
     max_upload_bytes: StrictInt = _int(20 * 1024 * 1024, 1024, 1 << 34, "request bodies above this get 413")
-    max_image_pixels: StrictInt = _int(4096 * 4096, 1, 1 << 31, "decoded images above this many pixels get 413")
+    max_image_pixels: StrictInt = _int(
+        4096 * 4096, 1, 1 << 31, "decoded images above this many pixels get 413"
+    )
     max_infer_batch: StrictInt = _int(64, 1, 65536, "KServe v2: the largest batch (dimension 0) of a request")
     max_tensor_elements: StrictInt = _int(
-        16 * 1024 * 1024, 1, 1 << 34, "KServe v2: the most tensor elements per request, inputs and outputs each (413 above)"
+        16 * 1024 * 1024,
+        1,
+        1 << 34,
+        "KServe v2: the most tensor elements per request, inputs and outputs each (413 above)",
     )
     providers: list[Literal["TensorRT", "CUDA", "CPU"]] = Field(
         default_factory=lambda: ["CPU"],
@@ -74,30 +90,51 @@ class ServeConfig(BaseModel):
         json_schema_extra={"expected": "true or false"},
     )  # fmt: skip
     memory_budget_bytes: StrictInt = _int(
-        6 << 30, 64 << 20, 1 << 40, "the process's memory: start-up refuses a config whose worst case does not fit (heal_swin.serve.memory)"
+        6 << 30,
+        64 << 20,
+        1 << 40,
+        "the process's memory: start-up refuses a config whose worst case does not fit (heal_swin.serve.memory)",
     )
-    cache_bytes: StrictInt = _int(1 << 30, 1 << 20, 1 << 40, "sampling maps and other precomputed arrays kept in memory (LRU by bytes)")
-    max_inflight_requests: StrictInt = _int(2, 1, 1024, "inference requests processed at once (raise it with batching)")
-    max_queued_requests: StrictInt = _int(16, 0, 65536, "inference requests waiting for a slot; more get 503 + Retry-After")
+    cache_bytes: StrictInt = _int(
+        1 << 30, 1 << 20, 1 << 40, "sampling maps and other precomputed arrays kept in memory (LRU by bytes)"
+    )
+    max_inflight_requests: StrictInt = _int(
+        2, 1, 1024, "inference requests processed at once (raise it with batching)"
+    )
+    max_queued_requests: StrictInt = _int(
+        16, 0, 65536, "inference requests waiting for a slot; more get 503 + Retry-After"
+    )
     queue_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="a queued request waiting longer gets 503 + Retry-After",
         json_schema_extra={"expected": "a number of seconds in (0, 3600]"},
     )  # fmt: skip
     body_timeout_s: float = Field(
-        30.0, gt=0, le=3600, description="a request body must arrive within this (408)", json_schema_extra={"expected": "a number of seconds in (0, 3600]"}
+        30.0,
+        gt=0,
+        le=3600,
+        description="a request body must arrive within this (408)",
+        json_schema_extra={"expected": "a number of seconds in (0, 3600]"},
     )
     body_idle_s: float = Field(
-        10.0, gt=0, le=3600, description="... and never stall longer than this (408)", json_schema_extra={"expected": "a number of seconds in (0, 3600]"}
+        10.0,
+        gt=0,
+        le=3600,
+        description="... and never stall longer than this (408)",
+        json_schema_extra={"expected": "a number of seconds in (0, 3600]"},
     )
     default_models: dict[Literal["segmentation", "depth"], str] = Field(
         default_factory=dict, description="task -> model name used when a request names none",
         json_schema_extra={"expected": "a mapping {segmentation|depth: model name}"},
     )  # fmt: skip
     cors_origins: list[str] = Field(
-        default_factory=list, description="browser origins allowed to call the API", json_schema_extra={"expected": "a list of origins"}
+        default_factory=list,
+        description="browser origins allowed to call the API",
+        json_schema_extra={"expected": "a list of origins"},
     )
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
-        "info", description="uvicorn's", json_schema_extra={"expected": "one of critical, error, warning, info, debug, trace"}
+        "info",
+        description="uvicorn's",
+        json_schema_extra={"expected": "one of critical, error, warning, info, debug, trace"},
     )
 
     @field_validator("max_wait_ms", "queue_timeout_s", "body_timeout_s", "body_idle_s", mode="before")
@@ -166,15 +203,22 @@ def parse_overrides(items: Sequence[str], source: str = "override") -> dict[str,
             value = text
         head, _, sub = key.partition(".")
         if sub:
-            if head not in ServeConfig.model_fields or ServeConfig.model_fields[head].default_factory is not dict:
-                raise ConfigError(f"{source} {item!r}: {head!r} is not a mapping setting; valid: {sorted(ServeConfig.model_fields)}")
+            if (
+                head not in ServeConfig.model_fields
+                or ServeConfig.model_fields[head].default_factory is not dict
+            ):
+                raise ConfigError(
+                    f"{source} {item!r}: {head!r} is not a mapping setting; valid: {sorted(ServeConfig.model_fields)}"
+                )
             out.setdefault(head, {})[sub] = value
         else:
             out[key] = value
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | Sequence[str] | None = None) -> ServeConfig:
+def load_config(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | Sequence[str] | None = None
+) -> ServeConfig:
     """Settings from a YAML file (optional), then ``overrides`` (values that are ``None`` are skipped)."""
     data: dict[str, Any] = {}
     source = "<defaults>"

@@ -35,7 +35,7 @@ def make_demo_assets(out_dir: str | Path = STATIC_DIR) -> tuple[Path, Path]:
     from heal_swin.io import atomic_write_bytes
 
     out_dir = Path(out_dir)
-    (cam, image, _, _), = render_frames(1, DEMO_SIZE, seed=7)
+    ((cam, image, _, _),) = render_frames(1, DEMO_SIZE, seed=7)
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 88])
     assert ok
     img_path, cal_path = out_dir / DEMO_IMAGE, out_dir / DEMO_CALIBRATION

@@ -36,7 +36,6 @@ __all__ = [
 log = logging.getLogger("heal_swin.serve")
 
 
-
 class PayloadTooLargeError(InputError):
     """A request body, decoded image or tensor above the configured limits (413)."""
 
@@ -74,7 +73,9 @@ def status_of(e: InputError) -> int:
     return next(code for cls, code in _STATUS if isinstance(e, cls))
 
 
-def error_response(status: int, message: str, detail: list | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, detail: list | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"error": message}
     if detail is not None:
         body["detail"] = detail
@@ -90,7 +91,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "Upload, image or tensor too large"},
     415: {"model": ErrorResponse, "description": "Not a PNG/JPEG image"},
     422: {"model": ErrorResponse, "description": "Invalid input (calibration, image size, fields)"},
-    503: {"model": ErrorResponse, "description": "Not ready (warming up) or busy (queue full; see Retry-After)"},
+    503: {
+        "model": ErrorResponse,
+        "description": "Not ready (warming up) or busy (queue full; see Retry-After)",
+    },
 }
 
 
@@ -113,7 +117,14 @@ def install_error_handlers(app: FastAPI, count_error: Any) -> None:
             loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
             parts.append(f"{loc}: {err.get('msg', 'invalid')}")
         count_error("validation")
-        detail = [{"loc": list(map(str, err.get("loc", ()))), "msg": str(err.get("msg")), "type": str(err.get("type"))} for err in errs[:20]]
+        detail = [
+            {
+                "loc": list(map(str, err.get("loc", ()))),
+                "msg": str(err.get("msg")),
+                "type": str(err.get("type")),
+            }
+            for err in errs[:20]
+        ]
         return error_response(422, "invalid request: " + "; ".join(parts), detail)
 
     @app.exception_handler(StarletteHTTPException)

@@ -11,6 +11,7 @@ from heal_swin.serve.errors import PayloadTooLargeError
 
 __all__ = ["decode_image", "encode_png"]
 
+
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """PNG/JPEG bytes -> (H, W, 3) uint8 BGR; 415 if not PNG/JPEG, 413 if too many pixels, 422 if corrupt."""
     if not data:

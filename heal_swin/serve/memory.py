@@ -24,14 +24,23 @@ from pathlib import Path
 from heal_swin.serve.config import ConfigError, ServeConfig
 from heal_swin.serve.errors import BusyError
 
-__all__ = ["Admission", "apply_cache_budget", "cache_bytes_in_use", "is_inference", "rss_bytes", "worst_case_bytes"]
+__all__ = [
+    "Admission",
+    "apply_cache_budget",
+    "cache_bytes_in_use",
+    "is_inference",
+    "rss_bytes",
+    "worst_case_bytes",
+]
 
 log = logging.getLogger("heal_swin.serve")
 
 # Bytes a request costs at most, per unit of its limits: deliberate over-estimates; bench/bench_serve.py
 # measures the server's RSS under the worst request mix against the budget (BENCHMARKS.md).
 _PER_UPLOAD_BYTE = 2  # the body, and its copy when multipart parsing spools it
-_PER_IMAGE_PIXEL = 120  # decoded BGR, mask/overlay, PNG encoding and, for a new size, computing its maps (~100 measured)
+_PER_IMAGE_PIXEL = (
+    120  # decoded BGR, mask/overlay, PNG encoding and, for a new size, computing its maps (~100 measured)
+)
 _PER_TENSOR_ELEMENT = 12  # v2: input + output float32 and a copy (JSON output text is streamed in slices)
 _BACKWARD_MAP_BYTES_PER_PIXEL = 40  # the largest cache entry: back-projection maps of one image size
 _RUNTIME_BYTES = 160 << 20  # Python, numpy, OpenCV, onnxruntime, FastAPI before any model
@@ -60,7 +69,9 @@ def apply_cache_budget(config: ServeConfig) -> str:
     cache = _byte_caches()
     if cache is not None:
         caches = cache.memory_caches()
-        small = {name: min(c.max_bytes, total // 16) for name, c in caches.items() if name.startswith("inference.")}
+        small = {
+            name: min(c.max_bytes, total // 16) for name, c in caches.items() if name.startswith("inference.")
+        }
         for name, n in small.items():
             cache.configure_memory(name, max(1, n))
         maps = max(1, total - sum(small.values()))
@@ -81,9 +92,8 @@ def cache_bytes_in_use() -> int | None:
 
 def worst_case_bytes(config: ServeConfig, model_bytes: int) -> dict[str, int]:
     """The parts of the worst case that ``memory_budget_bytes`` must hold."""
-    per_request = (
-        _PER_UPLOAD_BYTE * config.max_upload_bytes
-        + max(_PER_IMAGE_PIXEL * config.max_image_pixels, _PER_TENSOR_ELEMENT * config.max_tensor_elements)
+    per_request = _PER_UPLOAD_BYTE * config.max_upload_bytes + max(
+        _PER_IMAGE_PIXEL * config.max_image_pixels, _PER_TENSOR_ELEMENT * config.max_tensor_elements
     )
     return {
         "runtime": _RUNTIME_BYTES,
@@ -110,7 +120,9 @@ def check_budget(config: ServeConfig, model_bytes: int) -> dict[str, int]:
 def is_inference(scope: dict) -> bool:
     """Requests that run a model: every POST under /v1/ and the v2 infer routes."""
     path = scope.get("path", "")
-    return scope.get("method") == "POST" and (path.startswith("/v1/") or (path.startswith("/v2/models/") and path.endswith("/infer")))
+    return scope.get("method") == "POST" and (
+        path.startswith("/v1/") or (path.startswith("/v2/models/") and path.endswith("/infer"))
+    )
 
 
 class Admission:
@@ -158,7 +170,9 @@ class Admission:
         except (asyncio.TimeoutError, TimeoutError):
             for sem in held:
                 sem.release()
-            raise BusyError(f"busy: no model-run slot freed up within {self.wait_s:g} s; retry after the Retry-After seconds") from None
+            raise BusyError(
+                f"busy: no model-run slot freed up within {self.wait_s:g} s; retry after the Retry-After seconds"
+            ) from None
         try:
             yield
         finally:

@@ -91,7 +91,9 @@ class LastResortMiddleware:
             if self.metrics is not None:
                 self.metrics.errors.labels("internal").inc()
             if not started:
-                await send_json(send, 500, {"error": f"internal error ({type(e).__name__}); see the service log"})
+                await send_json(
+                    send, 500, {"error": f"internal error ({type(e).__name__}); see the service log"}
+                )
             # A response already under way cannot be replaced; it is left truncated (rare: our
             # responses are built before they are sent).
 
@@ -122,7 +124,9 @@ class BodyMiddleware:
             try:
                 n = int(length)
             except ValueError:
-                return await send_json(send, 400, {"error": f"Content-Length: expected an integer, got {length[:32]!r}"}, close)
+                return await send_json(
+                    send, 400, {"error": f"Content-Length: expected an integer, got {length[:32]!r}"}, close
+                )
             if n > self.max_bytes:
                 return await send_json(send, 413, self._too_large(n), close)
         loop = asyncio.get_running_loop()
@@ -136,8 +140,14 @@ class BodyMiddleware:
                     raise TimeoutError
                 message = await asyncio.wait_for(receive(), wait)
             except (asyncio.TimeoutError, TimeoutError):
-                what = f"{size} bytes in {self.timeout_s:g} s" if wait <= 0 or loop.time() >= deadline else f"nothing for {self.idle_s:g} s after {size} bytes"
-                return await send_json(send, 408, {"error": f"request body not received in time ({what})"}, close)
+                what = (
+                    f"{size} bytes in {self.timeout_s:g} s"
+                    if wait <= 0 or loop.time() >= deadline
+                    else f"nothing for {self.idle_s:g} s after {size} bytes"
+                )
+                return await send_json(
+                    send, 408, {"error": f"request body not received in time ({what})"}, close
+                )
             if message["type"] == "http.disconnect":
                 return  # the client left
             chunk = message.get("body", b"")
@@ -182,7 +192,9 @@ class AdmissionMiddleware:
             except BusyError as e:
                 if self.metrics is not None:
                     self.metrics.errors.labels("BusyError").inc()
-                return await send_json(send, 503, {"error": str(e)}, {**headers, "Connection": "close"})  # body unread
+                return await send_json(
+                    send, 503, {"error": str(e)}, {**headers, "Connection": "close"}
+                )  # body unread
             try:
                 return await self.app(scope, receive, send)
             finally:

@@ -54,7 +54,9 @@ __all__ = [
 
 # 1-128 of letters, digits, '_', '.', '-', and not '.' or '..' (spelt without look-ahead: it is also the
 # OpenAPI pattern of every name a request carries, checked by pydantic's regex engine)
-NAME_PATTERN = r"^([A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}|\.[A-Za-z0-9_-][A-Za-z0-9_.-]{0,126}|\.\.[A-Za-z0-9_.-]{1,126})$"
+NAME_PATTERN = (
+    r"^([A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}|\.[A-Za-z0-9_-][A-Za-z0-9_.-]{0,126}|\.\.[A-Za-z0-9_.-]{1,126})$"
+)
 NAME_RE = re.compile(NAME_PATTERN)
 CAMERAS_DIR = "cameras"
 
@@ -81,7 +83,9 @@ def model_load_error(path: Path, e: Exception) -> str:
 
 def check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name) or name in (".", ".."):
-        raise InvalidNameError(f"{what} {name!r}: expected 1-128 of letters, digits, '_', '.', '-' (no paths)")
+        raise InvalidNameError(
+            f"{what} {name!r}: expected 1-128 of letters, digits, '_', '.', '-' (no paths)"
+        )
     return name
 
 
@@ -111,9 +115,13 @@ class ModelRepository:
             if (folder / MANIFEST_NAME).is_file():
                 check_name(folder.name, f"model folder in {self.root}:")
                 versions = self._load_model(folder, verify_checksums)
-            elif (folder / CONFIG_NAME).is_file() and any((folder / str(v) / ONNX_NAME).is_file() for v in version_folders(folder)):
+            elif (folder / CONFIG_NAME).is_file() and any(
+                (folder / str(v) / ONNX_NAME).is_file() for v in version_folders(folder)
+            ):
                 check_name(folder.name, f"model folder in {self.root}:")
-                versions = self._load_raw(folder)  # any ONNX model in Triton's layout: served over KServe v2 only
+                versions = self._load_raw(
+                    folder
+                )  # any ONNX model in Triton's layout: served over KServe v2 only
             else:
                 continue  # not a model folder we can serve (notes, a Triton model of another backend, ...)
             self.versions[folder.name] = versions
@@ -152,11 +160,17 @@ class ModelRepository:
         for version in sorted(named):
             path = folder / str(version) / manifest.onnx_file
             if not path.is_file():
-                raise RepositoryError(f"{folder}: {version}/{manifest.onnx_file} named by {MANIFEST_NAME} is missing")
+                raise RepositoryError(
+                    f"{folder}: {version}/{manifest.onnx_file} named by {MANIFEST_NAME} is missing"
+                )
             sha = manifest.sha256_of(version)
             if verify and sha and sha256_file(path) != sha:
-                raise RepositoryError(f"{path}: sha256 does not match {MANIFEST_NAME} (file changed or corrupt)")
-            entries[version] = ModelEntry(folder.name, folder, manifest, path, manifest.precision_of(version) or "fp32", version)
+                raise RepositoryError(
+                    f"{path}: sha256 does not match {MANIFEST_NAME} (file changed or corrupt)"
+                )
+            entries[version] = ModelEntry(
+                folder.name, folder, manifest, path, manifest.precision_of(version) or "fp32", version
+            )
         return entries
 
     @staticmethod
@@ -178,7 +192,9 @@ class ModelRepository:
         versions = self.versions[name]
         v = str(version)
         if not (v.isdigit() and v == str(int(v)) and int(v) in versions):
-            raise NotFoundError(f"model {name!r} has no version {v!r}; versions: {', '.join(map(str, versions))}")
+            raise NotFoundError(
+                f"model {name!r} has no version {v!r}; versions: {', '.join(map(str, versions))}"
+            )
         return versions[int(v)]
 
     def camera(self, name: str) -> FisheyeCamera:
@@ -192,7 +208,11 @@ class ModelRepository:
             return self.model(defaults[task])
         # Sphere models first (the service's purpose), then by name.
         # End-to-end camera models (uint8 frames in, KServe v2 only) are never a /v1 default.
-        ours = [e for e in self.models.values() if e.manifest is not None and getattr(e.manifest, "end_to_end", None) is None]
+        ours = [
+            e
+            for e in self.models.values()
+            if e.manifest is not None and getattr(e.manifest, "end_to_end", None) is None
+        ]
         for entry in sorted(ours, key=lambda e: (e.manifest.input_kind != "sphere", e.name)):
             if entry.manifest.task == task:
                 return entry

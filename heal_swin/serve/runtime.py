@@ -18,12 +18,23 @@ import numpy as np
 
 from heal_swin.serve.repository import ModelEntry, RepositoryError, model_load_error
 
-__all__ = ["PROVIDERS", "ModelRuntime", "TensorSpec", "available_providers", "ort_version", "resolve_providers"]
+__all__ = [
+    "PROVIDERS",
+    "ModelRuntime",
+    "TensorSpec",
+    "available_providers",
+    "ort_version",
+    "resolve_providers",
+]
 
 log = logging.getLogger("heal_swin.serve")
 
 # Config names -> onnxruntime's execution providers.
-PROVIDERS = {"TensorRT": "TensorrtExecutionProvider", "CUDA": "CUDAExecutionProvider", "CPU": "CPUExecutionProvider"}
+PROVIDERS = {
+    "TensorRT": "TensorrtExecutionProvider",
+    "CUDA": "CUDAExecutionProvider",
+    "CPU": "CPUExecutionProvider",
+}
 _DATATYPES = {
     "tensor(bool)": "BOOL", "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16", "tensor(uint32)": "UINT32",
     "tensor(uint64)": "UINT64", "tensor(int8)": "INT8", "tensor(int16)": "INT16", "tensor(int32)": "INT32",
@@ -77,7 +88,9 @@ def resolve_providers(wanted: Sequence[str], available: Sequence[str]) -> tuple[
 
 def _spec(arg, where: str) -> TensorSpec:
     if arg.type not in _DATATYPES:
-        raise RepositoryError(f"{where}: tensor {arg.name!r} has type {arg.type}; the service serves numeric tensors only")
+        raise RepositoryError(
+            f"{where}: tensor {arg.name!r} has type {arg.type}; the service serves numeric tensors only"
+        )
     shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or []))
     return TensorSpec(arg.name, _DATATYPES[arg.type], shape)
 
@@ -86,7 +99,11 @@ class ModelRuntime:
     """One ``InferenceSession``. ``run``/``run_feeds`` are thread-safe and release the GIL inside onnxruntime."""
 
     def __init__(
-        self, entry: ModelEntry, intra_op_threads: int = 1, inter_op_threads: int = 1, providers: Sequence[str] = ("CPU",)
+        self,
+        entry: ModelEntry,
+        intra_op_threads: int = 1,
+        inter_op_threads: int = 1,
+        providers: Sequence[str] = ("CPU",),
     ) -> None:
         import onnxruntime as ort
 

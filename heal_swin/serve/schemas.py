@@ -41,7 +41,9 @@ class ModelMetadata(BaseModel):
     platform: str
     inputs: list[TensorMetadata]
     outputs: list[TensorMetadata]
-    parameters: dict[str, Any] = Field(default_factory=dict, description="heal-swin: task, grid, classes, precision")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="heal-swin: task, grid, classes, precision"
+    )
 
 
 class ServerMetadata(BaseModel):
@@ -50,18 +52,25 @@ class ServerMetadata(BaseModel):
     extensions: list[str]
 
 
-Datatype = Literal["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"]
+Datatype = Literal[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"
+]
 
 
 class RequestInput(BaseModel):
     model_config = ConfigDict(extra="ignore")
     name: str = Field(max_length=256)
     shape: list[Annotated[int, Field(ge=0, le=1 << 31)]] = Field(min_length=1, max_length=8)
-    datatype: Datatype = Field(description="must be the model's datatype for this input (GET /v2/models/{name}); nothing is converted")
-    data: list[Any] | None = Field(
-        default=None, description="row-major values (flat or nested lists); absent when parameters.binary_data_size is given"
+    datatype: Datatype = Field(
+        description="must be the model's datatype for this input (GET /v2/models/{name}); nothing is converted"
     )
-    parameters: dict[str, Any] | None = Field(default=None, description="binary_data_size: the input's bytes after the JSON header")
+    data: list[Any] | None = Field(
+        default=None,
+        description="row-major values (flat or nested lists); absent when parameters.binary_data_size is given",
+    )
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="binary_data_size: the input's bytes after the JSON header"
+    )
 
 
 class RequestOutput(BaseModel):
@@ -83,7 +92,9 @@ class ResponseOutput(BaseModel):
     shape: list[int]
     datatype: str
     data: list[Any] | None = Field(default=None, description="row-major values, unless sent as binary data")
-    parameters: dict[str, Any] | None = Field(default=None, description="binary_data_size when sent as binary data")
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="binary_data_size when sent as binary data"
+    )
 
 
 class InferResponse(BaseModel):

@@ -77,7 +77,9 @@ class ServiceState:
         for (name, v), rt in self.version_runtimes.items():
             default = rt is self.runtimes[name]
             self.version_batchers[name, v] = MicroBatcher(
-                rt.run if rt.single_tensor else rt.run_feeds,  # several tensors: {name: array} per request, not batched
+                rt.run
+                if rt.single_tensor
+                else rt.run_feeds,  # several tensors: {name: array} per request, not batched
                 max_batch=max_batch if default and rt.single_tensor else 1,
                 max_wait_ms=config.max_wait_ms,
                 on_batch=lambda size, sec, key=(name, v): self._observe(key, size, sec),
@@ -85,12 +87,20 @@ class ServiceState:
                 concurrent_batches=config.concurrent_batches,
                 concurrency=config.concurrent_batches,
             )
-        self.batchers = {name: self.version_batchers[name, rt.entry.version] for name, rt in self.runtimes.items()}
-        self.cameras = pl.LRU(256)  # parsed calibration uploads by hash (small objects; the maps are cached by bytes)
+        self.batchers = {
+            name: self.version_batchers[name, rt.entry.version] for name, rt in self.runtimes.items()
+        }
+        self.cameras = pl.LRU(
+            256
+        )  # parsed calibration uploads by hash (small objects; the maps are cached by bytes)
         model_bytes = sum(_file_bytes(rt.entry.onnx_path) for rt in self.version_runtimes.values())
         self.memory_parts = check_budget(config, model_bytes)
-        log.info("memory budget %d MiB; caches: %s", config.memory_budget_bytes >> 20, apply_cache_budget(config))
-        self.admission = Admission(config.max_inflight_requests, config.max_queued_requests, config.queue_timeout_s)
+        log.info(
+            "memory budget %d MiB; caches: %s", config.memory_budget_bytes >> 20, apply_cache_budget(config)
+        )
+        self.admission = Admission(
+            config.max_inflight_requests, config.max_queued_requests, config.queue_timeout_s
+        )
         self.metrics.watch_memory(rss_bytes, cache_bytes_in_use)
         self.warm_error: str | None = None
         for name in self.runtimes:
@@ -173,13 +183,17 @@ class ServiceState:
             raise NotReadyError(self.warm_error or f"model {name!r} is warming up; retry shortly")
         return rt
 
-    def v2_model(self, name: str, version: str | None, ready: bool = False) -> tuple[ModelEntry, ModelRuntime, MicroBatcher]:
+    def v2_model(
+        self, name: str, version: str | None, ready: bool = False
+    ) -> tuple[ModelEntry, ModelRuntime, MicroBatcher]:
         """A model version (default: the model's default version); NotReadyError if ``ready`` and still warming up."""
         entry = self.repo.model(name, version)
         key = (entry.name, entry.version)
         rt = self.version_runtimes[key]
         if ready and not rt.ready:
-            raise NotReadyError(self.warm_error or f"model {name!r} (version {entry.version}) is warming up; retry shortly")
+            raise NotReadyError(
+                self.warm_error or f"model {name!r} (version {entry.version}) is warming up; retry shortly"
+            )
         return entry, rt, self.version_batchers[key]
 
     def summary(self, name: str) -> ModelSummary:
@@ -200,7 +214,9 @@ class ServiceState:
 
         return self.cameras.get(hashlib.sha256(data).hexdigest(), parse)
 
-    def prepare(self, entry: ModelEntry, data: bytes, calib: bytes | None, camera_name: str | None, resize: bool) -> Prepared:
+    def prepare(
+        self, entry: ModelEntry, data: bytes, calib: bytes | None, camera_name: str | None, resize: bool
+    ) -> Prepared:
         """Decode the upload, find its camera (upload or registered name) and compute the model input."""
         m = entry.manifest
         if calib is not None and camera_name:

@@ -68,7 +68,9 @@ def parse_request(body: bytes, header_length: str | None) -> Decoded:
         try:
             n = int(header_length)
         except ValueError:
-            raise BadRequestError(f"{HEADER_LENGTH}: expected an integer, got {header_length[:32]!r}") from None
+            raise BadRequestError(
+                f"{HEADER_LENGTH}: expected an integer, got {header_length[:32]!r}"
+            ) from None
         if not 0 < n <= len(body):
             raise BadRequestError(f"{HEADER_LENGTH}: expected 1..{len(body)} (the body's size), got {n}")
         head, rest = body[:n], body[n:]
@@ -104,42 +106,64 @@ def input_arrays(
         spec = by_name[inp.name]
         where = f"inputs[{i}] ({inp.name!r})"
         if inp.datatype != spec.datatype:
-            raise BadRequestError(f"{where}.datatype: model {model!r} expects {spec.datatype}, got {inp.datatype}")
+            raise BadRequestError(
+                f"{where}.datatype: model {model!r} expects {spec.datatype}, got {inp.datatype}"
+            )
         shape = list(inp.shape)
-        if len(shape) != len(spec.shape) or any(w >= 0 and g != w for g, w in zip(shape, spec.shape)) or min(shape) < 0:
-            want = ", ".join("B" if k == 0 and d < 0 else ("*" if d < 0 else str(d)) for k, d in enumerate(spec.shape))
+        if (
+            len(shape) != len(spec.shape)
+            or any(w >= 0 and g != w for g, w in zip(shape, spec.shape))
+            or min(shape) < 0
+        ):
+            want = ", ".join(
+                "B" if k == 0 and d < 0 else ("*" if d < 0 else str(d)) for k, d in enumerate(spec.shape)
+            )
             raise BadRequestError(f"{where}.shape: expected [{want}], got {shape}")
         if batch is not None and shape[0] != batch:
             raise BadRequestError(f"{where}.shape: batch {shape[0]} differs from the other inputs' {batch}")
         batch = shape[0]
         if not 1 <= batch <= max_batch:
-            raise PayloadTooLargeError(f"{where}.shape: batch {batch}; expected 1 <= B <= {max_batch} (max_infer_batch)")
+            raise PayloadTooLargeError(
+                f"{where}.shape: batch {batch}; expected 1 <= B <= {max_batch} (max_infer_batch)"
+            )
         count = math.prod(shape)
         total += count
         if total > max_elements:
-            raise PayloadTooLargeError(f"inputs: {total} tensor elements, above the limit of {max_elements} (max_tensor_elements)")
+            raise PayloadTooLargeError(
+                f"inputs: {total} tensor elements, above the limit of {max_elements} (max_tensor_elements)"
+            )
         size = (inp.parameters or {}).get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                raise BadRequestError(f"{where}.parameters.binary_data_size: expected a byte count, got {size!r}")
+                raise BadRequestError(
+                    f"{where}.parameters.binary_data_size: expected a byte count, got {size!r}"
+                )
             if inp.data is not None:
                 raise BadRequestError(f"{where}: give either 'data' or parameters.binary_data_size, not both")
             want = count * spec.dtype.itemsize
             if size != want:
-                raise BadRequestError(f"{where}.parameters.binary_data_size: expected {want} bytes for {spec.datatype} {shape}, got {size}")
+                raise BadRequestError(
+                    f"{where}.parameters.binary_data_size: expected {want} bytes for {spec.datatype} {shape}, got {size}"
+                )
             if offset + size > len(decoded.binary):
-                raise BadRequestError(f"{where}: binary data ends after {len(decoded.binary) - offset} of {size} bytes")
+                raise BadRequestError(
+                    f"{where}: binary data ends after {len(decoded.binary) - offset} of {size} bytes"
+                )
             arr = np.frombuffer(decoded.binary[offset : offset + size], dtype=spec.dtype).reshape(shape)
             offset += size
         else:
             if inp.data is None:
                 raise BadRequestError(f"{where}: no 'data' and no parameters.binary_data_size")
             arr = _from_json(inp.data, spec, shape, where)
-        if spec.datatype.startswith("FP") and not (np.all(np.isfinite(arr)) and np.abs(arr).max(initial=0) <= _FLOAT_LIMIT):
+        if spec.datatype.startswith("FP") and not (
+            np.all(np.isfinite(arr)) and np.abs(arr).max(initial=0) <= _FLOAT_LIMIT
+        ):
             raise InputError(f"{where}.data: values must be finite numbers of magnitude <= {_FLOAT_LIMIT:g}")
         out[inp.name] = arr
     if offset != len(decoded.binary):
-        raise BadRequestError(f"request body: {len(decoded.binary) - offset} bytes after the binary inputs are not claimed by any input")
+        raise BadRequestError(
+            f"request body: {len(decoded.binary) - offset} bytes after the binary inputs are not claimed by any input"
+        )
     return out
 
 
@@ -150,7 +174,9 @@ def _from_json(data: list, spec: TensorSpec, shape: list[int], where: str) -> np
     except (ValueError, TypeError, OverflowError):
         raise InputError(f"{where}.data: expected {kind} numbers (a flat or nested row-major list)") from None
     if flat.size != math.prod(shape):
-        raise InputError(f"{where}.data: expected {math.prod(shape)} values for shape {shape}, got {flat.size}")
+        raise InputError(
+            f"{where}.data: expected {math.prod(shape)} values for shape {shape}, got {flat.size}"
+        )
     flat = flat.reshape(-1)
     if kind.startswith("FP"):
         return flat.astype(spec.dtype).reshape(shape)
@@ -163,11 +189,15 @@ def _from_json(data: list, spec: TensorSpec, shape: list[int], where: str) -> np
     info = np.iinfo(spec.dtype)
     lo, hi = (min(flat), max(flat)) if flat.size else (0, 0)
     if lo < info.min or hi > info.max:
-        raise InputError(f"{where}.data: {kind} values must be in [{info.min}, {info.max}], got {lo if lo < info.min else hi}")
+        raise InputError(
+            f"{where}.data: {kind} values must be in [{info.min}, {info.max}], got {lo if lo < info.min else hi}"
+        )
     return flat.astype(spec.dtype).reshape(shape)
 
 
-def requested_outputs(decoded: Decoded, specs: Sequence[TensorSpec], model: str) -> list[tuple[TensorSpec, bool]]:
+def requested_outputs(
+    decoded: Decoded, specs: Sequence[TensorSpec], model: str
+) -> list[tuple[TensorSpec, bool]]:
     """(output spec, as binary) for each output to return: the listed ones in order, else all."""
     req = decoded.request
     default_binary = bool((req.parameters or {}).get("binary_data_output", False))
@@ -177,7 +207,9 @@ def requested_outputs(decoded: Decoded, specs: Sequence[TensorSpec], model: str)
     chosen = []
     for o in req.outputs:
         if o.name not in by_name:
-            raise NotFoundError(f"outputs: model {model!r} has output(s) {', '.join(map(repr, by_name))}, not {o.name!r}")
+            raise NotFoundError(
+                f"outputs: model {model!r} has output(s) {', '.join(map(repr, by_name))}, not {o.name!r}"
+            )
         chosen.append((by_name[o.name], bool((o.parameters or {}).get("binary_data", default_binary))))
     return chosen
 
@@ -238,7 +270,9 @@ def _json_text(head: dict, json_tensors: list[tuple[int, np.ndarray]]) -> Iterat
         for start in range(0, flat.size, 65536):
             part = flat[start : start + 65536]
             values = part.tolist() if part.dtype != np.float16 else part.astype(np.float32).tolist()
-            if part.dtype.kind == "f" and not np.isfinite(part).all():  # NaN = no prediction (depth outside the grid)
+            if (
+                part.dtype.kind == "f" and not np.isfinite(part).all()
+            ):  # NaN = no prediction (depth outside the grid)
                 values = [v if math.isfinite(v) else None for v in values]
             piece = json.dumps(values)[1:-1]
             yield (b"," if start else b"") + piece.encode()

@@ -34,7 +34,9 @@ def check_precision(precision: str, device: str = "cpu", where: str = "--precisi
     if precision not in PRECISIONS:
         raise InputError(f"{where}: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "bf16" and not bf16_supported(device):
-        raise InputError(f"{where}: bf16 needs a CPU with AVX512_BF16 or AMX (or a CUDA GPU with bf16); this {device} has neither; use fp32")
+        raise InputError(
+            f"{where}: bf16 needs a CPU with AVX512_BF16 or AMX (or a CUDA GPU with bf16); this {device} has neither; use fp32"
+        )
     return precision
 
 

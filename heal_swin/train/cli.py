@@ -12,24 +12,38 @@ __all__ = ["add_train_commands"]
 
 
 def add_train_commands(sub: argparse._SubParsersAction) -> None:
-    t = sub.add_parser("train", help="train a model from a recipe", description="Train from a YAML recipe (see train/).")
+    t = sub.add_parser(
+        "train", help="train a model from a recipe", description="Train from a YAML recipe (see train/)."
+    )
     t.add_argument("--config", type=Path, required=True, help="recipe YAML, e.g. train/quickstart.yaml")
     t.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=3 optim.lr=5e-4")
     t.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     t.add_argument("--no-eval", action="store_true", help="skip the evaluation report after training")
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("evaluate", help="evaluate a trained model on a dataset split", description="Evaluate a model file or run folder.")
+    e = sub.add_parser(
+        "evaluate",
+        help="evaluate a trained model on a dataset split",
+        description="Evaluate a model file or run folder.",
+    )
     e.add_argument("--checkpoint", type=Path, required=True, help="run folder or model.safetensors")
     e.add_argument("--data-root", type=Path, default=None, help="dataset root (default: the run's config)")
-    e.add_argument("--dataset", default=None, help="synthetic | woodscape | synwoodscape[-large|-large_plus_AD] (default: the model's)")
+    e.add_argument(
+        "--dataset",
+        default=None,
+        help="synthetic | woodscape | synwoodscape[-large|-large_plus_AD] (default: the model's)",
+    )
     e.add_argument("--split", default="val")
     e.add_argument("--limit", type=int, default=None, help="evaluate the first N samples only")
-    e.add_argument("--report", type=Path, default=None, help="write a report folder (metrics, charts, overlays)")
+    e.add_argument(
+        "--report", type=Path, default=None, help="write a report folder (metrics, charts, overlays)"
+    )
     _add_speed_options(e)
     e.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("predict", help="run a trained model on one fisheye image", description="Predict on one image.")
+    p = sub.add_parser(
+        "predict", help="run a trained model on one fisheye image", description="Predict on one image."
+    )
     p.add_argument("--checkpoint", type=Path, required=True, help="run folder or model.safetensors")
     p.add_argument("image", type=Path)
     p.add_argument("--calib", type=Path, required=True, help="the image's calibration JSON")
@@ -39,9 +53,17 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_speed_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="bf16: bfloat16 autocast, ~2x faster on CPUs with AVX512_BF16/AMX (accuracy change: BENCHMARKS.md)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (inductor, frozen weights); compiles at the first image")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: bfloat16 autocast, ~2x faster on CPUs with AVX512_BF16/AMX (accuracy change: BENCHMARKS.md)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (inductor, frozen weights); compiles at the first image",
+    )
 
 
 def _model_file(path: Path) -> Path:
@@ -62,18 +84,29 @@ def _train(args: argparse.Namespace) -> int:
     if not summary:  # a non-zero DDP rank
         return 0
     task = cfg.data.task
-    print(f"\n== {cfg.trainer.name}: {cfg.model.name} on {cfg.data.dataset} ({task}), {summary['epochs']} epochs, "
-          f"{summary['steps']} steps, {summary['train_seconds']:.0f} s ==")
+    print(
+        f"\n== {cfg.trainer.name}: {cfg.model.name} on {cfg.data.dataset} ({task}), {summary['epochs']} epochs, "
+        f"{summary['steps']} steps, {summary['train_seconds']:.0f} s =="
+    )
     print(format_metrics(summary, task))
     if task == "segmentation":
-        print(f"\n{cfg.data.view} mIoU {summary['miou']:.3f} vs majority-class baseline {summary['majority_baseline_miou']:.3f}")
+        print(
+            f"\n{cfg.data.view} mIoU {summary['miou']:.3f} vs majority-class baseline {summary['majority_baseline_miou']:.3f}"
+        )
     print(f"model: {cfg.run_dir / 'model.safetensors'}")
     if cfg.data.surround:  # the per-image evaluation does not apply to vehicle-sphere models
         print("surround model: evaluate per camera and on the sphere with bench/compare_surround.py")
     elif not args.no_eval:
-        args_eval = argparse.Namespace(checkpoint=cfg.run_dir, data_root=None, dataset=None, split=cfg.data.val_split,
-                                       limit=cfg.data.limit_val, report=cfg.run_dir / "report",
-                                       precision="fp32", compile=False)
+        args_eval = argparse.Namespace(
+            checkpoint=cfg.run_dir,
+            data_root=None,
+            dataset=None,
+            split=cfg.data.val_split,
+            limit=cfg.data.limit_val,
+            report=cfg.run_dir / "report",
+            precision="fp32",
+            compile=False,
+        )
         _evaluate(args_eval)
     return 0
 
@@ -84,9 +117,13 @@ def _check_train_precision(cfg) -> None:
     from heal_swin.train.config import ConfigError
 
     t = cfg.trainer
-    on_cpu = t.accelerator == "cpu" or (t.accelerator == "auto" and not __import__("torch").cuda.is_available())
+    on_cpu = t.accelerator == "cpu" or (
+        t.accelerator == "auto" and not __import__("torch").cuda.is_available()
+    )
     if "bf16" in str(t.precision) and on_cpu and not bf16_supported("cpu"):
-        raise ConfigError(f"trainer.precision: {t.precision!r} needs a CPU with AVX512_BF16 or AMX; this one has neither; use 32-true")
+        raise ConfigError(
+            f"trainer.precision: {t.precision!r} needs a CPU with AVX512_BF16 or AMX; this one has neither; use 32-true"
+        )
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -99,7 +136,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     model_path = _model_file(args.checkpoint)
     predictor = Predictor(model_path, precision=args.precision, compile=args.compile)
     if predictor.meta.get("surround"):
-        raise InputError(f"{model_path}: a surround (vehicle-sphere) model takes the four frames of a rig; evaluate it with bench/compare_surround.py")
+        raise InputError(
+            f"{model_path}: a surround (vehicle-sphere) model takes the four frames of a rig; evaluate it with bench/compare_surround.py"
+        )
     run_cfg = model_path.parent / "config.yaml"
     cfg = yaml.safe_load(run_cfg.read_text()) if run_cfg.exists() else {}
     root = args.data_root or (Path(cfg["data"]["root"]) if cfg else None)
@@ -107,7 +146,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise InputError(f"{model_path}: no run config beside it; pass --data-root")
     spec = args.dataset or predictor.meta.get("dataset", "auto")
     image_size = (cfg.get("data", {}) or {}).get("image_size") if cfg else None
-    ds = FisheyeDataset(root, spec=spec, split=args.split, view="flat", size=tuple(image_size) if image_size else None, mean=None, std=None)
+    ds = FisheyeDataset(
+        root,
+        spec=spec,
+        split=args.split,
+        view="flat",
+        size=tuple(image_size) if image_size else None,
+        mean=None,
+        std=None,
+    )
     if len(ds) == 0:
         raise InputError(f"{root}: no samples in split {args.split!r}")
     result = evaluate(predictor, ds, limit=args.limit)
@@ -141,7 +188,9 @@ def _predict(args: argparse.Namespace) -> int:
     camera = FisheyeCamera.from_json(args.calib)
     bgr = read_image(args.image, cv2.IMREAD_COLOR)
     if (bgr.shape[1], bgr.shape[0]) != camera.image_size:
-        raise ImageSizeError(f"{args.image}: size {bgr.shape[1]}x{bgr.shape[0]} does not match the calibration {args.calib} ({camera.width}x{camera.height})")
+        raise ImageSizeError(
+            f"{args.image}: size {bgr.shape[1]}x{bgr.shape[0]} does not match the calibration {args.calib} ({camera.width}x{camera.height})"
+        )
     pred = predictor(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), camera)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -157,7 +206,9 @@ def _predict(args: argparse.Namespace) -> int:
         save_npy(out / "depth.npy", pred.flat)
         mm = np.where(np.isfinite(pred.flat), np.clip(pred.flat * 1000, 0, 65535), 0).astype(np.uint16)
         save_image(out / "depth_mm.png", mm)
-        colour = colorize_scalar(np.log(pred.flat.reshape(-1)), pred.flat_valid.reshape(-1)).reshape(*pred.flat.shape, 3)
+        colour = colorize_scalar(np.log(pred.flat.reshape(-1)), pred.flat_valid.reshape(-1)).reshape(
+            *pred.flat.shape, 3
+        )
         save_image(out / "overlay.png", np.concatenate([bgr, colour], axis=1))
         pic = colorize_scalar(np.log(pred.sphere), pred.sphere_valid)
     save_image(out / "sphere_mollweide.png", sphere_view(pic, predictor.grid, "mollweide", width=1024))

@@ -19,7 +19,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from heal_swin.errors import InputError
 
-__all__ = ["ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "TrainerConfig", "TrainConfig", "load_config", "config_to_dict"]
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "TrainerConfig",
+    "config_to_dict",
+    "load_config",
+]
 
 
 class ConfigError(InputError):
@@ -182,7 +191,9 @@ def _config_error(e: ValidationError, tree: dict[str, Any], source: str) -> Conf
         section = key.rpartition(".")[0]
         _, section_tp, _ = _locate(tuple(err["loc"][:-1]), tree)
         valid = sorted(section_tp.model_fields) if section_tp is not None else []
-        return ConfigError(f"{source}: unknown key '{key}'; valid keys{' of ' + section if section else ''}: {valid}")
+        return ConfigError(
+            f"{source}: unknown key '{key}'; valid keys{' of ' + section if section else ''}: {valid}"
+        )
     return ConfigError(f"{source}: key '{key or '<root>'}': expected {_describe(tp)}, got {value!r}")
 
 

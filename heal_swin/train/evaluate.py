@@ -43,7 +43,9 @@ def evaluate(
     # One process evaluates everything: never wait for other (e.g. finished DDP) processes.
     sphere_cm = ConfusionMatrix(k, IGNORE_INDEX, sync_on_compute=False) if seg else None
     flat_cm = ConfusionMatrix(k, IGNORE_INDEX, sync_on_compute=False) if seg else None
-    sphere_err, flat_err = (DepthErrors(sync_on_compute=False), DepthErrors(sync_on_compute=False)) if not seg else (None, None)
+    sphere_err, flat_err = (
+        (DepthErrors(sync_on_compute=False), DepthErrors(sync_on_compute=False)) if not seg else (None, None)
+    )
     chamfers: list[float] = []
     binned_sphere = BinnedConfusion(k, IGNORE_INDEX) if seg else BinnedDepthErrors()
     binned_flat = BinnedConfusion(k, IGNORE_INDEX) if seg else BinnedDepthErrors()
@@ -63,7 +65,9 @@ def evaluate(
         if seg:
             lab = s["label"]
             sph_lab = contract.labels_to_sphere(lab, proj, IGNORE_INDEX)
-            sphere_cm.update(torch.from_numpy(pred.sphere.astype(np.int64)), torch.from_numpy(sph_lab.astype(np.int64)))
+            sphere_cm.update(
+                torch.from_numpy(pred.sphere.astype(np.int64)), torch.from_numpy(sph_lab.astype(np.int64))
+            )
             flat_lab = np.where(pred.flat_valid, lab, IGNORE_INDEX).astype(np.int64)
             flat_cm.update(torch.from_numpy(pred.flat.astype(np.int64)), torch.from_numpy(flat_lab))
             binned_sphere.update(pred.sphere, sph_lab, sphere_angle)
@@ -71,15 +75,28 @@ def evaluate(
         else:
             depth = s["depth"]
             sph_depth = contract.depth_to_sphere(depth, proj)
-            sphere_err.update(torch.from_numpy(pred.sphere), torch.from_numpy(sph_depth), torch.from_numpy(proj.valid_mask.copy()))
-            flat_err.update(torch.from_numpy(pred.flat), torch.from_numpy(depth), torch.from_numpy(pred.flat_valid))
+            sphere_err.update(
+                torch.from_numpy(pred.sphere),
+                torch.from_numpy(sph_depth),
+                torch.from_numpy(proj.valid_mask.copy()),
+            )
+            flat_err.update(
+                torch.from_numpy(pred.flat), torch.from_numpy(depth), torch.from_numpy(pred.flat_valid)
+            )
             binned_sphere.update(pred.sphere, sph_depth, proj.valid_mask, sphere_angle)
             binned_flat.update(pred.flat, depth, pred.flat_valid, flat_angle)
             ok = np.isfinite(sph_depth) & np.isfinite(pred.sphere)
             rays = predictor.grid.vectors()[ok]
             chamfers.append(chamfer_distance(rays * pred.sphere[ok, None], rays * sph_depth[ok, None]))
         if len(kept) < samples_for_report:
-            kept.append({"name": s["name"], "image": s["image"], "pred": pred, "target": s["label"] if seg else s["depth"]})
+            kept.append(
+                {
+                    "name": s["name"],
+                    "image": s["image"],
+                    "pred": pred,
+                    "target": s["label"] if seg else s["depth"],
+                }
+            )
     if seg:
         result = {
             "task": "segmentation",
@@ -117,7 +134,12 @@ def write_report(result: dict[str, Any], predictor: Predictor, out: str | Path) 
     out.mkdir(parents=True, exist_ok=True)
     samples = result.pop("_samples", [])
     save_json(out / "metrics.json", result)
-    lines = [f"# Evaluation: {predictor.info()['model']} ({result['task']})", "", f"Samples: {result['samples']}", ""]
+    lines = [
+        f"# Evaluation: {predictor.info()['model']} ({result['task']})",
+        "",
+        f"Samples: {result['samples']}",
+        "",
+    ]
     if result["task"] == "segmentation":
         sph, flat = result["sphere"], result["flat"]
         lines += ["| metric | sphere | fisheye (grid footprint) |", "|---|---|---|"]
@@ -126,11 +148,18 @@ def write_report(result: dict[str, Any], predictor: Predictor, out: str | Path) 
         lines += ["", "| class | IoU sphere | IoU fisheye |", "|---|---|---|"]
         for name in predictor.class_names:
             a, b = sph["per_class_iou"][name], flat["per_class_iou"][name]
-            lines.append(f"| {name} | {'-' if a is None else f'{a:.4f}'} | {'-' if b is None else f'{b:.4f}'} |")
+            lines.append(
+                f"| {name} | {'-' if a is None else f'{a:.4f}'} | {'-' if b is None else f'{b:.4f}'} |"
+            )
         names = predictor.class_names
         vals = [sph["per_class_iou"][c] or 0.0 for c in names]
         fig, ax = plt.subplots(figsize=(8, 3.5))
-        ax.bar(names, vals, color=[tuple(np.array(c[::-1]) / 255) for c in predictor.class_colours], edgecolor="k")
+        ax.bar(
+            names,
+            vals,
+            color=[tuple(np.array(c[::-1]) / 255) for c in predictor.class_colours],
+            edgecolor="k",
+        )
         ax.set_ylabel("IoU (sphere)")
         ax.set_ylim(0, 1)
         ax.set_title(f"mIoU {sph['miou']:.3f} (majority baseline {sph['majority_baseline_miou']:.3f})")
@@ -156,22 +185,45 @@ def write_report(result: dict[str, Any], predictor: Predictor, out: str | Path) 
             lines.append(f"| {key} | {result['sphere'][key]:.4f} | {result['flat'][key]:.4f} |")
         lines += ["", f"Chamfer distance (sphere point clouds): {result['chamfer_m']:.3f} m"]
     key = "miou" if result["task"] == "segmentation" else "abs_rel"
-    lines += ["", f"By incidence angle (lens centre to rim), {key}:", "", "| incidence | sphere | px | fisheye | px |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"By incidence angle (lens centre to rim), {key}:",
+        "",
+        "| incidence | sphere | px | fisheye | px |",
+        "|---|---|---|---|---|",
+    ]
     for sb, fb in zip(result["sphere_by_incidence"], result["flat_by_incidence"]):
-        lines.append(f"| {sb['bin']} | {sb.get(key, float('nan')):.3f} | {sb['pixels']} | {fb.get(key, float('nan')):.3f} | {fb['pixels']} |")
+        lines.append(
+            f"| {sb['bin']} | {sb.get(key, float('nan')):.3f} | {sb['pixels']} | {fb.get(key, float('nan')):.3f} | {fb['pixels']} |"
+        )
     for s in samples:
         bgr = cv2.cvtColor(s["image"], cv2.COLOR_RGB2BGR)
         pred = s["pred"]
         if result["task"] == "segmentation":
             colour = predictor.colourise(pred.flat)
             overlay = np.where(pred.flat_valid[..., None], (0.5 * bgr + 0.5 * colour).astype(np.uint8), bgr)
-            sphere_pic = sphere_view(predictor.colourise(np.where(pred.sphere_valid, pred.sphere, IGNORE_INDEX)), predictor.grid, "mollweide", width=800)
+            sphere_pic = sphere_view(
+                predictor.colourise(np.where(pred.sphere_valid, pred.sphere, IGNORE_INDEX)),
+                predictor.grid,
+                "mollweide",
+                width=800,
+            )
         else:
-            colour = colorize_scalar(np.log(pred.flat.reshape(-1)), pred.flat_valid.reshape(-1)).reshape(*pred.flat.shape, 3)
+            colour = colorize_scalar(np.log(pred.flat.reshape(-1)), pred.flat_valid.reshape(-1)).reshape(
+                *pred.flat.shape, 3
+            )
             overlay = np.concatenate([bgr, colour], axis=1)
-            sphere_pic = sphere_view(colorize_scalar(np.log(pred.sphere), pred.sphere_valid), predictor.grid, "mollweide", width=800)
+            sphere_pic = sphere_view(
+                colorize_scalar(np.log(pred.sphere), pred.sphere_valid),
+                predictor.grid,
+                "mollweide",
+                width=800,
+            )
         save_image(out / f"overlay_{s['name']}.png", overlay)
         save_image(out / f"sphere_{s['name']}.png", sphere_pic)
-    lines += ["", "Files: metrics.json, per-class IoU bar chart, confusion matrix, overlays, Mollweide views of the sphere predictions."]
+    lines += [
+        "",
+        "Files: metrics.json, per-class IoU bar chart, confusion matrix, overlays, Mollweide views of the sphere predictions.",
+    ]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     return out

@@ -8,14 +8,14 @@ a 190° lens reaches ~95°, so the last bin holds the rim beyond 90°.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from heal_swin.train.metrics import DepthErrors, segmentation_summary
 
-__all__ = ["INCIDENCE_EDGES_DEG", "incidence_deg", "BinnedConfusion", "BinnedDepthErrors"]
+__all__ = ["INCIDENCE_EDGES_DEG", "BinnedConfusion", "BinnedDepthErrors", "incidence_deg"]
 
 INCIDENCE_EDGES_DEG: tuple[float, ...] = (0.0, 30.0, 60.0, 75.0, 90.0, 180.0)
 
@@ -40,7 +40,9 @@ def _label(lo: float, hi: float) -> str:
 class BinnedConfusion:
     """One ``(K, K)`` confusion matrix (rows target, columns prediction) per incidence bin."""
 
-    def __init__(self, num_classes: int, ignore_index: int, edges: Sequence[float] = INCIDENCE_EDGES_DEG) -> None:
+    def __init__(
+        self, num_classes: int, ignore_index: int, edges: Sequence[float] = INCIDENCE_EDGES_DEG
+    ) -> None:
         self.k, self.ignore, self.edges = num_classes, ignore_index, tuple(edges)
         self.counts = np.zeros((len(self.edges) - 1, num_classes, num_classes), dtype=np.int64)
 
@@ -48,7 +50,14 @@ class BinnedConfusion:
         """``pred``, ``target`` class ids and ``angle_deg`` of the same shape."""
         pred, target = np.asarray(pred).ravel().astype(np.int64), np.asarray(target).ravel().astype(np.int64)
         b = _bins(np.asarray(angle_deg).ravel(), self.edges)
-        ok = (b >= 0) & (target != self.ignore) & (target >= 0) & (target < self.k) & (pred >= 0) & (pred < self.k)
+        ok = (
+            (b >= 0)
+            & (target != self.ignore)
+            & (target >= 0)
+            & (target < self.k)
+            & (pred >= 0)
+            & (pred < self.k)
+        )
         flat = (b[ok] * self.k + target[ok]) * self.k + pred[ok]
         self.counts += np.bincount(flat, minlength=self.counts.size).reshape(self.counts.shape)
 
@@ -57,9 +66,17 @@ class BinnedConfusion:
         out = []
         for i in range(len(self.edges) - 1):
             s = segmentation_summary(self.counts[i], class_names)
-            out.append({"bin": _label(self.edges[i], self.edges[i + 1]), "lo_deg": self.edges[i], "hi_deg": self.edges[i + 1],
-                        "pixels": s["pixels"], "miou": s["miou"], "miou_no_void": s.get("miou_no_void"),
-                        "per_class_iou": s["per_class_iou"]})
+            out.append(
+                {
+                    "bin": _label(self.edges[i], self.edges[i + 1]),
+                    "lo_deg": self.edges[i],
+                    "hi_deg": self.edges[i + 1],
+                    "pixels": s["pixels"],
+                    "miou": s["miou"],
+                    "miou_no_void": s.get("miou_no_void"),
+                    "per_class_iou": s["per_class_iou"],
+                }
+            )
         return out
 
 
@@ -79,14 +96,22 @@ class BinnedDepthErrors:
         for i, err in enumerate(self.errors):
             sel = v & (b == i)
             if sel.any():
-                err.update(torch.from_numpy(p[sel]), torch.from_numpy(t[sel]), torch.ones(int(sel.sum()), dtype=torch.bool))
+                err.update(
+                    torch.from_numpy(p[sel]),
+                    torch.from_numpy(t[sel]),
+                    torch.ones(int(sel.sum()), dtype=torch.bool),
+                )
                 self.pixels[i] += int(sel.sum())
 
     def summary(self) -> list[dict]:
         out = []
         for i, err in enumerate(self.errors):
-            row = {"bin": _label(self.edges[i], self.edges[i + 1]), "lo_deg": self.edges[i], "hi_deg": self.edges[i + 1],
-                   "pixels": int(self.pixels[i])}
+            row = {
+                "bin": _label(self.edges[i], self.edges[i + 1]),
+                "lo_deg": self.edges[i],
+                "hi_deg": self.edges[i + 1],
+                "pixels": int(self.pixels[i]),
+            }
             row.update(err.compute() if self.pixels[i] else {})
             out.append(row)
         return out

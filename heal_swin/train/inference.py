@@ -49,7 +49,9 @@ class Predictor:
     ``torch.compile`` with frozen weights (compiled at the first image).
     """
 
-    def __init__(self, model_path: str | Path, device: str = "cpu", precision: str = "fp32", compile: bool = False) -> None:
+    def __init__(
+        self, model_path: str | Path, device: str = "cpu", precision: str = "fp32", compile: bool = False
+    ) -> None:
         self.precision = check_precision(precision, device)
         self.model, self.meta = load_model(model_path, map_location=device)
         self.model.eval()
@@ -77,7 +79,9 @@ class Predictor:
         if self.task == "segmentation":
             probs = torch.softmax(out, dim=0).numpy()
             return contract.classes_from_logits(probs), probs
-        return contract.decode_depth(out[0].numpy(), self.meta["depth_log_mean"], self.meta["depth_log_std"]), None
+        return contract.decode_depth(
+            out[0].numpy(), self.meta["depth_log_mean"], self.meta["depth_log_std"]
+        ), None
 
     @torch.no_grad()
     def __call__(self, image_rgb: np.ndarray, camera: FisheyeCamera) -> Prediction:
@@ -86,7 +90,9 @@ class Predictor:
         footprint = proj.footprint()
         fill = IGNORE_INDEX if self.task == "segmentation" else np.inf
         if self.kind == "sphere":
-            out = self._run(contract.sphere_input(image_rgb, proj, self.mean, self.std, resample=self.resample))  # (3, N) in
+            out = self._run(
+                contract.sphere_input(image_rgb, proj, self.mean, self.std, resample=self.resample)
+            )  # (3, N) in
             sphere, scores = self._postprocess(out)
             flat = contract.sphere_to_image(sphere, proj, fill)
         else:
@@ -100,11 +106,19 @@ class Predictor:
             flat = np.where(footprint, flat, fill).astype(flat.dtype)
         if self.task != "segmentation":
             sphere = np.where(proj.valid_mask, sphere, np.inf).astype(np.float32)
-        return Prediction(sphere=sphere, flat=flat, sphere_valid=proj.valid_mask, flat_valid=footprint, scores=scores)
+        return Prediction(
+            sphere=sphere, flat=flat, sphere_valid=proj.valid_mask, flat_valid=footprint, scores=scores
+        )
 
     def colourise(self, labels: np.ndarray) -> np.ndarray:
         """Class ids -> BGR colours (IGNORE_INDEX black)."""
         return contract.palette_of(self.class_colours)[np.asarray(labels, np.int64).clip(0, 255)]
 
     def info(self) -> dict[str, Any]:
-        return {"task": self.task, "kind": self.kind, "grid": self.grid.key, "model": self.model.model_name, "precision": self.precision}
+        return {
+            "task": self.task,
+            "kind": self.kind,
+            "grid": self.grid.key,
+            "model": self.model.model_name,
+            "precision": self.precision,
+        }

@@ -6,13 +6,15 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["class_weights_from_counts", "SegmentationLoss", "DepthLoss", "DepthNormalizer"]
+__all__ = ["DepthLoss", "DepthNormalizer", "SegmentationLoss", "class_weights_from_counts"]
 
 
-def class_weights_from_counts(counts: np.ndarray, method: Literal["inverse_log", "median_frequency", "none"] = "inverse_log") -> torch.Tensor:
+def class_weights_from_counts(
+    counts: np.ndarray, method: Literal["inverse_log", "median_frequency", "none"] = "inverse_log"
+) -> torch.Tensor:
     """Per-class weights from training-set pixel counts ``(K,)``.
 
     ``inverse_log`` is ENet's ``1 / ln(1.02 + p)`` (bounded, so rare classes do not explode);
@@ -20,7 +22,9 @@ def class_weights_from_counts(counts: np.ndarray, method: Literal["inverse_log",
     """
     c = np.asarray(counts, dtype=np.float64)
     if c.ndim != 1 or c.sum() <= 0:
-        raise ValueError(f"counts: expected a 1-D array with a positive sum, got shape {c.shape}, sum {c.sum()}")
+        raise ValueError(
+            f"counts: expected a 1-D array with a positive sum, got shape {c.shape}, sum {c.sum()}"
+        )
     p = c / c.sum()
     if method == "none":
         w = np.ones_like(p)
@@ -37,7 +41,9 @@ def class_weights_from_counts(counts: np.ndarray, method: Literal["inverse_log",
 class SegmentationLoss(nn.Module):
     """Cross-entropy over ``(B, K, ...)`` logits and ``(B, ...)`` targets, ignoring ``ignore_index``."""
 
-    def __init__(self, weights: torch.Tensor | None = None, ignore_index: int = 255, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self, weights: torch.Tensor | None = None, ignore_index: int = 255, label_smoothing: float = 0.0
+    ) -> None:
         super().__init__()
         self.register_buffer("weights", weights if weights is not None else None, persistent=False)
         self.ignore_index = ignore_index
@@ -45,7 +51,13 @@ class SegmentationLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if bool((target != self.ignore_index).any()):
-            return F.cross_entropy(logits, target, weight=self.weights, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing)
+            return F.cross_entropy(
+                logits,
+                target,
+                weight=self.weights,
+                ignore_index=self.ignore_index,
+                label_smoothing=self.label_smoothing,
+            )
         return logits.sum() * 0.0  # an all-ignored batch: zero loss, graph kept for DDP
 
 
@@ -54,11 +66,13 @@ class DepthNormalizer:
 
     def __init__(self, log_mean: float, log_std: float) -> None:
         if not np.isfinite(log_mean) or not np.isfinite(log_std) or log_std <= 0:
-            raise ValueError(f"depth normaliser: expected finite mean and positive std, got {log_mean}, {log_std}")
+            raise ValueError(
+                f"depth normaliser: expected finite mean and positive std, got {log_mean}, {log_std}"
+            )
         self.log_mean, self.log_std = float(log_mean), float(log_std)
 
     @classmethod
-    def fit(cls, depths: np.ndarray) -> "DepthNormalizer":
+    def fit(cls, depths: np.ndarray) -> DepthNormalizer:
         d = np.asarray(depths, dtype=np.float64)
         d = np.log(d[np.isfinite(d) & (d > 0)])
         if d.size == 0:
@@ -89,7 +103,9 @@ class DepthLoss(nn.Module):
         self.normalizer = normalizer
         self.kind = kind
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
         ok = torch.isfinite(target) & (target > 0)
         if valid is not None:
             ok &= valid.bool()

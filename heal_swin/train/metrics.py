@@ -6,7 +6,7 @@ are plain functions of the accumulated sums so they can be checked by hand.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -14,12 +14,12 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 __all__ = [
+    "DEPTH_KEYS",
     "ConfusionMatrix",
-    "iou_from_confusion",
-    "segmentation_summary",
     "DepthErrors",
     "chamfer_distance",
-    "DEPTH_KEYS",
+    "iou_from_confusion",
+    "segmentation_summary",
 ]
 
 
@@ -29,11 +29,21 @@ class ConfusionMatrix(MulticlassConfusionMatrix):
     ``update(preds, target)`` takes class ids (any shape) or logits ``(B, K, ...)``.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = None, sync_on_compute: bool = True) -> None:
-        super().__init__(num_classes=num_classes, ignore_index=ignore_index, normalize=None, validate_args=False, sync_on_compute=sync_on_compute)
+    def __init__(
+        self, num_classes: int, ignore_index: int | None = None, sync_on_compute: bool = True
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            ignore_index=ignore_index,
+            normalize=None,
+            validate_args=False,
+            sync_on_compute=sync_on_compute,
+        )
 
 
-def iou_from_confusion(confusion: torch.Tensor | np.ndarray, exclude: Sequence[int] = ()) -> tuple[np.ndarray, float]:
+def iou_from_confusion(
+    confusion: torch.Tensor | np.ndarray, exclude: Sequence[int] = ()
+) -> tuple[np.ndarray, float]:
     """Per-class IoU ``TP / (TP + FP + FN)`` and their mean.
 
     Classes that occur neither in the target nor in the prediction have IoU NaN and are left out
@@ -56,7 +66,9 @@ def iou_from_confusion(confusion: torch.Tensor | np.ndarray, exclude: Sequence[i
     return iou, miou
 
 
-def segmentation_summary(confusion: torch.Tensor | np.ndarray, class_names: Sequence[str], void_class: int | None = 0) -> dict:
+def segmentation_summary(
+    confusion: torch.Tensor | np.ndarray, class_names: Sequence[str], void_class: int | None = 0
+) -> dict:
     """mIoU with and without the void class, per-class IoU, pixel accuracy, majority-class baseline."""
     cm = np.asarray(confusion.cpu() if isinstance(confusion, torch.Tensor) else confusion, dtype=np.float64)
     iou, miou = iou_from_confusion(cm)

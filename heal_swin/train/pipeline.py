@@ -36,7 +36,7 @@ from heal_swin.train.losses import DepthNormalizer, class_weights_from_counts
 from heal_swin.train.resumable import ResumableSampler, ResumeState, SeededItems
 from heal_swin.train.tasks import DepthTask, SegmentationTask
 
-__all__ = ["build_dataset", "build_loaders", "dataset_stats", "build_task", "train", "format_metrics"]
+__all__ = ["build_dataset", "build_loaders", "build_task", "dataset_stats", "format_metrics", "train"]
 
 _SPEC_NAMES = {"synthetic": "synthetic", "woodscape": "woodscape", "synwoodscape": "synwoodscape"}
 
@@ -52,7 +52,9 @@ def grid_of(cfg: TrainConfig) -> HealpixGrid:
     return HealpixGrid(cfg.data.nside, tuple(cfg.data.base_pixels))
 
 
-def build_dataset(cfg: TrainConfig, split: str, train: bool = False, view: str | None = None) -> FisheyeDataset:
+def build_dataset(
+    cfg: TrainConfig, split: str, train: bool = False, view: str | None = None
+) -> FisheyeDataset:
     """The configured dataset for ``split``; training augmentation only when ``train``."""
     d = cfg.data
     view = view or d.view
@@ -67,7 +69,9 @@ def build_dataset(cfg: TrainConfig, split: str, train: bool = False, view: str |
             sphere_transform = SphereRandomFlip(grid)
     root = Path(d.root)
     if not root.exists():
-        raise ConfigError(f"data.root: dataset folder {root} does not exist (for the synthetic benchmark run 'heal-swin data synth --out {root}')")
+        raise ConfigError(
+            f"data.root: dataset folder {root} does not exist (for the synthetic benchmark run 'heal-swin data synth --out {root}')"
+        )
     norm = default_cfg(cfg.model.name)  # the model's input normalisation (one place: its registry entry)
     if d.surround:
         return _surround_dataset(cfg, split, train and d.augment, norm["mean"], norm["std"])
@@ -89,13 +93,17 @@ def build_dataset(cfg: TrainConfig, split: str, train: bool = False, view: str |
     )
 
 
-def _surround_dataset(cfg: TrainConfig, split: str, augment: bool, mean: list[float], std: list[float]) -> Any:
+def _surround_dataset(
+    cfg: TrainConfig, split: str, augment: bool, mean: list[float], std: list[float]
+) -> Any:
     """``data.surround``: frames on the vehicle sphere; augmentation is rig-consistent (colour per camera, the rig mirror)."""
     from heal_swin.data.surround import SURROUND_CAMERAS, SurroundDataset
 
     d = cfg.data
     if list(d.base_pixels) != list(range(12)):
-        raise ConfigError(f"data.base_pixels: the vehicle sphere (data.surround) needs all 12 base pixels 0..11, got {list(d.base_pixels)}")
+        raise ConfigError(
+            f"data.base_pixels: the vehicle sphere (data.surround) needs all 12 base pixels 0..11, got {list(d.base_pixels)}"
+        )
     return SurroundDataset(
         d.root, spec=_spec_name(cfg), split=split, nside=d.nside, cameras=d.cameras or SURROUND_CAMERAS,
         size=tuple(d.image_size) if d.image_size else None, strips="ignore" if d.dataset == "woodscape" else "keep",
@@ -124,13 +132,23 @@ def build_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader, FisheyeData
         raise ConfigError(f"data.val_split: no samples in split {d.val_split!r} of {d.root}")
     train_items = SeededItems(_subset(train_ds, d.limit_train))
     sampler = ResumableSampler(len(train_items), seed=cfg.trainer.seed)
-    common = dict(num_workers=d.num_workers, persistent_workers=d.num_workers > 0, collate_fn=_collate)
+    common = {"num_workers": d.num_workers, "persistent_workers": d.num_workers > 0, "collate_fn": _collate}
     # Loaders get their own generators: worker seeds must not draw from torch's global RNG,
     # or a resumed run would see a different dropout stream than an uninterrupted one.
-    train_dl = DataLoader(train_items, batch_size=d.batch_size, sampler=sampler,
-                          generator=torch.Generator().manual_seed(cfg.trainer.seed), **common)
-    val_dl = DataLoader(_subset(val_ds, d.limit_val), batch_size=d.eval_batch_size or d.batch_size, shuffle=False,
-                        generator=torch.Generator().manual_seed(cfg.trainer.seed + 1), **common)
+    train_dl = DataLoader(
+        train_items,
+        batch_size=d.batch_size,
+        sampler=sampler,
+        generator=torch.Generator().manual_seed(cfg.trainer.seed),
+        **common,
+    )
+    val_dl = DataLoader(
+        _subset(val_ds, d.limit_val),
+        batch_size=d.eval_batch_size or d.batch_size,
+        shuffle=False,
+        generator=torch.Generator().manual_seed(cfg.trainer.seed + 1),
+        **common,
+    )
     return train_dl, val_dl, train_ds, sampler
 
 
@@ -162,7 +180,13 @@ def dataset_stats(cfg: TrainConfig, max_samples: int = 200) -> dict[str, Any]:
     return stats
 
 
-def build_task(cfg: TrainConfig, stats: dict[str, Any], class_names: list[str], class_colours: list[list[int]], dataset_name: str) -> L.LightningModule:
+def build_task(
+    cfg: TrainConfig,
+    stats: dict[str, Any],
+    class_names: list[str],
+    class_colours: list[list[int]],
+    dataset_name: str,
+) -> L.LightningModule:
     d = cfg.data
     opts = dict(cfg.model.options)
     params = model_config(cfg.model.name)
@@ -177,7 +201,9 @@ def build_task(cfg: TrainConfig, stats: dict[str, Any], class_names: list[str], 
         opts.setdefault("num_classes", len(class_names))
     if d.view == "flat" and "img_size" in params and "img_size" not in opts and d.image_size:
         opts["img_size"] = [d.image_size[1], d.image_size[0]]
-    model_cfg = default_cfg(cfg.model.name, **opts)  # also validates the option names, with the registry's message
+    model_cfg = default_cfg(
+        cfg.model.name, **opts
+    )  # also validates the option names, with the registry's message
     metadata: dict[str, Any] = {
         "task": d.task,
         "dataset": dataset_name,
@@ -195,9 +221,20 @@ def build_task(cfg: TrainConfig, stats: dict[str, Any], class_names: list[str], 
         counts = np.asarray(stats["class_counts"])
         weights = class_weights_from_counts(counts, cfg.optim.class_weights).tolist()
         metadata.update(class_names=class_names, class_colours=class_colours, ignore_index=IGNORE_INDEX)
-        return SegmentationTask(cfg.model.name, opts, class_names, optim, class_weights=weights, ignore_index=IGNORE_INDEX, void_class=0, metadata=metadata)
+        return SegmentationTask(
+            cfg.model.name,
+            opts,
+            class_names,
+            optim,
+            class_weights=weights,
+            ignore_index=IGNORE_INDEX,
+            void_class=0,
+            metadata=metadata,
+        )
     metadata.update(depth_log_mean=stats["depth_log_mean"], depth_log_std=stats["depth_log_std"])
-    return DepthTask(cfg.model.name, opts, optim, stats["depth_log_mean"], stats["depth_log_std"], metadata=metadata)
+    return DepthTask(
+        cfg.model.name, opts, optim, stats["depth_log_mean"], stats["depth_log_std"], metadata=metadata
+    )
 
 
 def _loggers(cfg: TrainConfig) -> list[Any]:
@@ -217,7 +254,9 @@ def _loggers(cfg: TrainConfig) -> list[Any]:
     version = max((int(v) for v in previous if v.isdigit()), default=-1) + 1
     loggers: list[Any] = [CSVLogger(str(log_dir), name="csv", version=version, flush_logs_every_n_steps=1)]
     try:
-        loggers.append(TensorBoardLogger(str(log_dir), name="tensorboard", version=0, default_hp_metric=False))
+        loggers.append(
+            TensorBoardLogger(str(log_dir), name="tensorboard", version=0, default_hp_metric=False)
+        )
     except ModuleNotFoundError:  # tensorboard is optional; CSV always works
         pass
     uri = cfg.trainer.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
@@ -225,7 +264,11 @@ def _loggers(cfg: TrainConfig) -> list[Any]:
         try:
             from lightning.pytorch.loggers import MLFlowLogger
 
-            loggers.append(MLFlowLogger(experiment_name=cfg.trainer.mlflow_experiment, run_name=cfg.trainer.name, tracking_uri=uri))
+            loggers.append(
+                MLFlowLogger(
+                    experiment_name=cfg.trainer.mlflow_experiment, run_name=cfg.trainer.name, tracking_uri=uri
+                )
+            )
         except ModuleNotFoundError:
             print("mlflow is not installed: MLflow logging skipped")
     return loggers
@@ -239,10 +282,21 @@ def _callbacks(cfg: TrainConfig, sampler: ResumableSampler | None = None) -> lis
     # One ModelCheckpoint cannot save both every N steps and every epoch, so two do, and both write
     # the same last.ckpt (no version counter: otherwise the second writes last-v1.ckpt, which
     # --resume never reads). Whichever saved most recently is what --resume continues from.
-    every_steps = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_train_steps=cfg.trainer.checkpoint_every_n_steps, save_top_k=0,
-                                  save_last=True, enable_version_counter=False)
-    every_epoch = ModelCheckpoint(dirpath=str(ckpt_dir), every_n_epochs=1, save_top_k=0, save_last=True, save_on_train_epoch_end=True,
-                                  enable_version_counter=False)
+    every_steps = ModelCheckpoint(
+        dirpath=str(ckpt_dir),
+        every_n_train_steps=cfg.trainer.checkpoint_every_n_steps,
+        save_top_k=0,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    every_epoch = ModelCheckpoint(
+        dirpath=str(ckpt_dir),
+        every_n_epochs=1,
+        save_top_k=0,
+        save_last=True,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
     cbs: list[Any] = [every_steps, every_epoch]
     if sampler is not None:
         cbs.append(ResumeState(sampler, cfg.data.batch_size))
@@ -282,7 +336,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     run = cfg.run_dir
     last = run / "checkpoints" / "last.ckpt"
     if not resume and last.exists():
-        raise ConfigError(f"trainer.name: run folder {run} already has a checkpoint; pass --resume to continue it or choose another trainer.name")
+        raise ConfigError(
+            f"trainer.name: run folder {run} already has a checkpoint; pass --resume to continue it or choose another trainer.name"
+        )
     if resume and not last.exists():
         raise ConfigError(f"--resume: no checkpoint at {last}")
     run.mkdir(parents=True, exist_ok=True)
@@ -297,7 +353,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     train_dl, val_dl, train_ds, sampler = build_loaders(cfg)
     stats = dataset_stats(cfg)
     classes = train_ds.classes
-    task = build_task(cfg, stats, list(classes.names), [list(c) for c in classes.colors_bgr], train_ds.spec.name)
+    task = build_task(
+        cfg, stats, list(classes.names), [list(c) for c in classes.colors_bgr], train_ds.spec.name
+    )
     if cfg.trainer.compile:
         task.compile_model()
     trainer = build_trainer(cfg, sampler)
@@ -320,7 +378,13 @@ def format_metrics(summary: dict[str, Any], task: str) -> str:
     lines = []
     if task == "segmentation":
         lines.append(f"{'metric':32s} {'value':>8s}")
-        for key in ("miou", "miou_no_void", "pixel_accuracy", "majority_baseline_miou", "majority_baseline_miou_no_void"):
+        for key in (
+            "miou",
+            "miou_no_void",
+            "pixel_accuracy",
+            "majority_baseline_miou",
+            "majority_baseline_miou_no_void",
+        ):
             if key in summary:
                 lines.append(f"{key:32s} {summary[key]:8.4f}")
         lines.append("")

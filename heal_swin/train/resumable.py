@@ -15,14 +15,15 @@ batches in the same order with the same augmentation, so they end with the same 
 from __future__ import annotations
 
 import random
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-__all__ = ["ResumableSampler", "SeededItems", "ResumeState"]
+__all__ = ["ResumableSampler", "ResumeState", "SeededItems"]
 
 
 def _mix(*parts: int) -> int:
@@ -130,7 +131,9 @@ class ResumeState(L.Callback):
             self.batches = 0
         self.epoch = trainer.current_epoch
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self.batches += 1
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

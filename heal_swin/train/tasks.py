@@ -23,11 +23,19 @@ from heal_swin.train.metrics import ConfusionMatrix, DepthErrors, segmentation_s
 __all__ = ["DepthTask", "SegmentationTask", "build_optimizer", "make_optimizer", "make_scheduler"]
 
 
-_TIMM_NAMES = {"adam": "adam", "adamw": "adamw", "sgd": "momentum"}  # "momentum": SGD, momentum 0.9, no Nesterov
+_TIMM_NAMES = {
+    "adam": "adam",
+    "adamw": "adamw",
+    "sgd": "momentum",
+}  # "momentum": SGD, momentum 0.9, no Nesterov
 
 
 def make_optimizer(
-    model: torch.nn.Module | Iterable[torch.nn.Parameter], kind: str, lr: float, weight_decay: float, allow_fused: bool = True
+    model: torch.nn.Module | Iterable[torch.nn.Parameter],
+    kind: str,
+    lr: float,
+    weight_decay: float,
+    allow_fused: bool = True,
 ) -> torch.optim.Optimizer:
     """timm's optimizer factory: Adam / AdamW (PyTorch's fused single-kernel step where every
     parameter allows it) or SGD with momentum 0.9.
@@ -41,22 +49,32 @@ def make_optimizer(
     else:  # plain parameters: no grouping, everything decays
         params = model = [p for p in model if p.requires_grad]
     kwargs: dict[str, Any] = {}
-    if kind in ("adam", "adamw"):
-        # The fused step updates all of a parameter's state in one pass (~5x faster than the
-        # per-parameter loop on CPU); it needs floating-point parameters on CPU or CUDA.
-        if allow_fused and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params):
-            kwargs["fused"] = True
-    return create_optimizer_v2(model, opt=_TIMM_NAMES[kind], lr=lr, weight_decay=weight_decay, filter_bias_and_bn=True, **kwargs)
+    # The fused step updates all of a parameter's state in one pass (~5x faster than the
+    # per-parameter loop on CPU); it needs floating-point parameters on CPU or CUDA.
+    if (
+        kind in ("adam", "adamw")
+        and allow_fused
+        and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    ):
+        kwargs["fused"] = True
+    return create_optimizer_v2(
+        model, opt=_TIMM_NAMES[kind], lr=lr, weight_decay=weight_decay, filter_bias_and_bn=True, **kwargs
+    )
 
 
 def make_scheduler(opt: torch.optim.Optimizer, optim: dict[str, Any], total_steps: int) -> Scheduler | None:
     """timm's schedulers, stepped per optimizer step: ``warmup_steps`` of linear warm-up from 0,
     then cosine decay to ``min_lr`` at ``total_steps`` (``schedule: cosine``) or the constant LR."""
     warmup = int(optim.get("warmup_steps", 0))
-    common = dict(warmup_t=warmup, warmup_lr_init=0.0, t_in_epochs=False)
+    common = {"warmup_t": warmup, "warmup_lr_init": 0.0, "t_in_epochs": False}
     if optim["schedule"] == "cosine":
-        return CosineLRScheduler(opt, t_initial=max(total_steps - warmup, 1), lr_min=float(optim.get("min_lr", 0.0)),
-                                 warmup_prefix=True, **common)
+        return CosineLRScheduler(
+            opt,
+            t_initial=max(total_steps - warmup, 1),
+            lr_min=float(optim.get("min_lr", 0.0)),
+            warmup_prefix=True,
+            **common,
+        )
     if warmup > 0:  # warm-up, then constant: a step schedule that never decays
         return StepLRScheduler(opt, decay_t=max(total_steps, 1) + warmup, decay_rate=1.0, **common)
     return None
@@ -69,8 +87,18 @@ def build_optimizer(module: L.LightningModule, optim: dict[str, Any]) -> Any:
     trainer = module._trainer
     mixed = trainer is not None and "mixed" in str(trainer.precision)
     clipped = trainer is not None and trainer.gradient_clip_val not in (None, 0)
-    opt = make_optimizer(module.model, optim["optimizer"], optim["lr"], optim["weight_decay"], allow_fused=not (mixed and clipped))
-    total = max(int(module.trainer.estimated_stepping_batches), 1) if optim["schedule"] != "none" or optim.get("warmup_steps") else 1
+    opt = make_optimizer(
+        module.model,
+        optim["optimizer"],
+        optim["lr"],
+        optim["weight_decay"],
+        allow_fused=not (mixed and clipped),
+    )
+    total = (
+        max(int(module.trainer.estimated_stepping_batches), 1)
+        if optim["schedule"] != "none" or optim.get("warmup_steps")
+        else 1
+    )
     sched = make_scheduler(opt, optim, total)
     if sched is None:
         return opt
@@ -78,7 +106,9 @@ def build_optimizer(module: L.LightningModule, optim: dict[str, Any]) -> Any:
 
 
 class _Task(L.LightningModule):
-    def __init__(self, model_name: str, model_options: dict[str, Any], optim: dict[str, Any], metadata: dict[str, Any]) -> None:
+    def __init__(
+        self, model_name: str, model_options: dict[str, Any], optim: dict[str, Any], metadata: dict[str, Any]
+    ) -> None:
         super().__init__()
         self.model = create_model(model_name, **model_options)
         self.optim = optim
@@ -177,7 +207,12 @@ class DepthTask(_Task):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         pred = self.net(batch["image"])
-        self.log("val/loss", self.loss(pred, batch["depth"], batch.get("valid")), batch_size=pred.shape[0], sync_dist=True)
+        self.log(
+            "val/loss",
+            self.loss(pred, batch["depth"], batch.get("valid")),
+            batch_size=pred.shape[0],
+            sync_dist=True,
+        )
         self.val_errors.update(self.normalizer.denormalize(pred[:, 0]), batch["depth"], batch.get("valid"))
 
     def on_validation_epoch_end(self) -> None:

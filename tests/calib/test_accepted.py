@@ -49,7 +49,11 @@ def opencv_calib(tmp_path, capsys):
 @pytest.fixture()
 def ucm_calib(tmp_path, capsys):
     src = tmp_path / "basalt.json"
-    src.write_text(json.dumps({"value0": {"intrinsics": [{"camera_type": "ucm", "intrinsics": UCM}], "resolution": [[W, H]]}}))
+    src.write_text(
+        json.dumps(
+            {"value0": {"intrinsics": [{"camera_type": "ucm", "intrinsics": UCM}], "resolution": [[W, H]]}}
+        )
+    )
     out = tmp_path / "ucm.json"
     assert main(["calib", "convert", "--from", "ucm", str(src), "--out", str(out), "--name", "ucm_cam"]) == 0
     capsys.readouterr()
@@ -59,7 +63,9 @@ def ucm_calib(tmp_path, capsys):
 def _ucm_pixels(rays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Usenko et al.'s UCM projection of rays and whether each lands inside the image (pixel footprint)."""
     uv = _usenko_project("ucm", rays, UCM["fx"], UCM["fy"], UCM["cx"], UCM["cy"], (UCM["alpha"],))
-    inside = _usenko_domain("ucm", rays, (UCM["alpha"],)) & np.all((uv >= -0.5) & (uv < np.array([W, H]) - 0.5), -1)
+    inside = _usenko_domain("ucm", rays, (UCM["alpha"],)) & np.all(
+        (uv >= -0.5) & (uv < np.array([W, H]) - 0.5), -1
+    )
     return uv, inside
 
 
@@ -73,7 +79,20 @@ def _project(tmp_path, calib) -> tuple[np.ndarray, np.ndarray]:
     img = tmp_path / "coded.png"
     cv2.imwrite(str(img), _coded_image())
     out = tmp_path / f"proj_{calib.stem}"
-    args = ["project", str(img), "--calib", str(calib), "--nside", str(NSIDE), "--mode", "nearest", "--out", str(out), "--view-width", "64"]
+    args = [
+        "project",
+        str(img),
+        "--calib",
+        str(calib),
+        "--nside",
+        str(NSIDE),
+        "--mode",
+        "nearest",
+        "--out",
+        str(out),
+        "--view-width",
+        "64",
+    ]
     assert main(args) == 0
     return np.load(out / "sphere.npy"), np.load(out / "valid.npy")
 
@@ -112,14 +131,32 @@ def test_predict_cli_with_a_converted_calibration(tmp_path, ucm_calib, capsys):
 
     torch.manual_seed(0)
     model = create_model("heal_swin_tiny", nside=NSIDE, num_classes=4, cosine_attn=False, post_norm=False)
-    meta = {"task": "segmentation", "class_names": list("abcd"), "class_colours": [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]]}
+    meta = {
+        "task": "segmentation",
+        "class_names": list("abcd"),
+        "class_colours": [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]],
+    }
     model_file = save_model(tmp_path / "m.safetensors", model, meta)
     rng = np.random.default_rng(0)
     bgr = cv2.GaussianBlur(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), (7, 7), 2)
     img = tmp_path / "frame.png"
     cv2.imwrite(str(img), bgr)
     out = tmp_path / "pred"
-    assert main(["predict", "--checkpoint", str(model_file), str(img), "--calib", str(ucm_calib), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(model_file),
+                str(img),
+                "--calib",
+                str(ucm_calib),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     _, inside = _ucm_pixels(_grid_rays())
     np.testing.assert_array_equal(np.load(out / "valid.npy"), inside)
@@ -142,7 +179,9 @@ def test_service_accepts_converted_calibrations(tmp_path, ucm_calib):
     repo = tmp_path / "repo"
     write_model(repo, "seg16", "segmentation", "sphere", nside=NSIDE)
     (repo / "cameras").mkdir()
-    (repo / "cameras" / "ucm_cam.json").write_bytes(ucm_calib.read_bytes())  # registration: a file in cameras/
+    (repo / "cameras" / "ucm_cam.json").write_bytes(
+        ucm_calib.read_bytes()
+    )  # registration: a file in cameras/
     rng = np.random.default_rng(1)
     bgr = cv2.GaussianBlur(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), (7, 7), 2)
     png = cv2.imencode(".png", bgr)[1].tobytes()
@@ -152,15 +191,35 @@ def test_service_accepts_converted_calibrations(tmp_path, ucm_calib):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         assert "ucm_cam" in client.get("/v1/models").json()["cameras"]
-        up = client.post("/v1/segment", data={"model": "seg16"},
-                         files={"image": ("f.png", png, "image/png"), "calibration": ("c.json", ucm_calib.read_bytes(), "application/json")})
-        reg = client.post("/v1/segment", data={"model": "seg16", "camera": "ucm_cam"}, files={"image": ("f.png", png, "image/png")})
+        up = client.post(
+            "/v1/segment",
+            data={"model": "seg16"},
+            files={
+                "image": ("f.png", png, "image/png"),
+                "calibration": ("c.json", ucm_calib.read_bytes(), "application/json"),
+            },
+        )
+        reg = client.post(
+            "/v1/segment",
+            data={"model": "seg16", "camera": "ucm_cam"},
+            files={"image": ("f.png", png, "image/png")},
+        )
     assert up.status_code == 200 and reg.status_code == 200, (up.text, reg.text)
     mask = cv2.imdecode(np.frombuffer(up.content, np.uint8), cv2.IMREAD_UNCHANGED)
-    np.testing.assert_array_equal(mask, cv2.imdecode(np.frombuffer(reg.content, np.uint8), cv2.IMREAD_UNCHANGED))
+    np.testing.assert_array_equal(
+        mask, cv2.imdecode(np.frombuffer(reg.content, np.uint8), cv2.IMREAD_UNCHANGED)
+    )
     # Pixels outside the grid (255): their ray, by Usenko et al.'s unprojection, is in a base pixel >= 8 (healpy).
     v, u = np.mgrid[0:H, 0:W]
-    rays = _usenko_unproject("ucm", np.stack([u, v], -1).reshape(-1, 2).astype(float), UCM["fx"], UCM["fy"], UCM["cx"], UCM["cy"], (UCM["alpha"],))
+    rays = _usenko_unproject(
+        "ucm",
+        np.stack([u, v], -1).reshape(-1, 2).astype(float),
+        UCM["fx"],
+        UCM["fy"],
+        UCM["cx"],
+        UCM["cy"],
+        (UCM["alpha"],),
+    )
     outside = (hp.vec2pix(NSIDE, *rays.T, nest=True) // NSIDE**2 >= 8).reshape(H, W)
     assert outside.any() and not outside.all()
     np.testing.assert_array_equal(mask == 255, outside)
@@ -169,7 +228,9 @@ def test_service_accepts_converted_calibrations(tmp_path, ucm_calib):
     m = load_manifest(repo / "seg16")
     sess = ort.InferenceSession(str(repo / "seg16" / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
     logits = sess.run(None, {"input": pl.model_input(bgr, m, camera)[None]})[0][0]
-    np.testing.assert_array_equal(mask, pl.classes_to_image(pl.classes_from_logits(logits), m, camera, (W, H)))
+    np.testing.assert_array_equal(
+        mask, pl.classes_to_image(pl.classes_from_logits(logits), m, camera, (W, H))
+    )
     assert math.isfinite(camera.max_incidence_angle) and camera.max_incidence_angle > math.pi / 2
 
 

@@ -50,7 +50,9 @@ def _front_rays(n: int, max_deg: float, seed: int = 0) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- OpenCV
-@pytest.mark.parametrize("suffix, keys", [(".yaml", ("camera_matrix", "distortion_coefficients")), (".json", ("K", "D"))])
+@pytest.mark.parametrize(
+    "suffix, keys", [(".yaml", ("camera_matrix", "distortion_coefficients")), (".json", ("K", "D"))]
+)
 def test_opencv_filestorage_file_converts_exactly(tmp_path, capsys, suffix, keys):
     path = tmp_path / f"fisheye{suffix}"
     fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_WRITE)
@@ -77,11 +79,19 @@ def test_opencv_filestorage_file_converts_exactly(tmp_path, capsys, suffix, keys
 
 def test_ros_camera_info_yaml_converts_exactly(tmp_path, capsys):
     path = tmp_path / "camera_info.yaml"
-    path.write_text(yaml.safe_dump({
-        "image_width": 1280, "image_height": 800, "camera_name": "front", "distortion_model": "equidistant",
-        "camera_matrix": {"rows": 3, "cols": 3, "data": K.ravel().tolist()},
-        "distortion_coefficients": {"rows": 1, "cols": 4, "data": D.tolist()},
-    }, default_flow_style=None))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "image_width": 1280,
+                "image_height": 800,
+                "camera_name": "front",
+                "distortion_model": "equidistant",
+                "camera_matrix": {"rows": 3, "cols": 3, "data": K.ravel().tolist()},
+                "distortion_coefficients": {"rows": 1, "cols": 4, "data": D.tolist()},
+            },
+            default_flow_style=None,
+        )
+    )
     cam, _, _ = convert(tmp_path, capsys, "opencv-fisheye", path)
     rays = _front_rays(5000, 85.0, seed=7)
     ref, _ = cv2.fisheye.projectPoints(rays.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), K, D)
@@ -113,19 +123,55 @@ def _kalibr_omni_radtan(p, intr, dist):
 
 
 CAMCHAIN = {
-    "cam0": {"camera_model": "pinhole", "distortion_model": "equidistant", "intrinsics": [380.8, 380.2, 376.1, 239.4],
-             "distortion_coeffs": [0.0341, -0.0087, 0.0012, -0.0002], "resolution": [752, 480], "T_cam_imu": T_CAM_IMU,
-             "rostopic": "/cam0/image_raw", "cam_overlaps": [1]},
-    "cam1": {"camera_model": "omni", "distortion_model": "radtan", "intrinsics": [1.71, 1160.0, 1159.0, 376.0, 240.0],
-             "distortion_coeffs": [-0.21, 0.12, 0.0, 0.0], "resolution": [752, 480], "T_cam_imu": T_CAM_IMU},
-    "cam2": {"camera_model": "ds", "distortion_model": "none", "intrinsics": [-0.18, 0.59, 158.3, 158.2, 254.9, 256.9],
-             "distortion_coeffs": [], "resolution": [512, 512], "T_cam_imu": T_CAM_IMU},
-    "cam3": {"camera_model": "eucm", "distortion_model": "none", "intrinsics": [0.58, 1.05, 158.3, 158.2, 254.9, 256.9],
-             "distortion_coeffs": [], "resolution": [512, 512], "T_cam_imu": T_CAM_IMU},
-    "cam4": {"camera_model": "pinhole", "distortion_model": "radtan", "intrinsics": [458.6, 457.3, 367.2, 248.4],
-             "distortion_coeffs": [-0.283, 0.074, 0.0, 0.0], "resolution": [752, 480], "T_cam_imu": T_CAM_IMU},
-    "cam5": {"camera_model": "pinhole", "distortion_model": "none", "intrinsics": [458.6, 457.3, 367.2, 248.4],
-             "resolution": [752, 480], "T_cam_imu": T_CAM_IMU},
+    "cam0": {
+        "camera_model": "pinhole",
+        "distortion_model": "equidistant",
+        "intrinsics": [380.8, 380.2, 376.1, 239.4],
+        "distortion_coeffs": [0.0341, -0.0087, 0.0012, -0.0002],
+        "resolution": [752, 480],
+        "T_cam_imu": T_CAM_IMU,
+        "rostopic": "/cam0/image_raw",
+        "cam_overlaps": [1],
+    },
+    "cam1": {
+        "camera_model": "omni",
+        "distortion_model": "radtan",
+        "intrinsics": [1.71, 1160.0, 1159.0, 376.0, 240.0],
+        "distortion_coeffs": [-0.21, 0.12, 0.0, 0.0],
+        "resolution": [752, 480],
+        "T_cam_imu": T_CAM_IMU,
+    },
+    "cam2": {
+        "camera_model": "ds",
+        "distortion_model": "none",
+        "intrinsics": [-0.18, 0.59, 158.3, 158.2, 254.9, 256.9],
+        "distortion_coeffs": [],
+        "resolution": [512, 512],
+        "T_cam_imu": T_CAM_IMU,
+    },
+    "cam3": {
+        "camera_model": "eucm",
+        "distortion_model": "none",
+        "intrinsics": [0.58, 1.05, 158.3, 158.2, 254.9, 256.9],
+        "distortion_coeffs": [],
+        "resolution": [512, 512],
+        "T_cam_imu": T_CAM_IMU,
+    },
+    "cam4": {
+        "camera_model": "pinhole",
+        "distortion_model": "radtan",
+        "intrinsics": [458.6, 457.3, 367.2, 248.4],
+        "distortion_coeffs": [-0.283, 0.074, 0.0, 0.0],
+        "resolution": [752, 480],
+        "T_cam_imu": T_CAM_IMU,
+    },
+    "cam5": {
+        "camera_model": "pinhole",
+        "distortion_model": "none",
+        "intrinsics": [458.6, 457.3, 367.2, 248.4],
+        "resolution": [752, 480],
+        "T_cam_imu": T_CAM_IMU,
+    },
 }
 
 
@@ -140,7 +186,9 @@ def test_kalibr_camchain_converts_exactly(tmp_path, capsys, name):
     path = _write_yaml(tmp_path, CAMCHAIN)
     cam, data, _ = convert(tmp_path, capsys, "kalibr", path, "--camera", name)
     c = CAMCHAIN[name]
-    assert cam.name == name and cam.image_size == tuple(c["resolution"]) and data["provenance"]["exact"] is True
+    assert (
+        cam.name == name and cam.image_size == tuple(c["resolution"]) and data["provenance"]["exact"] is True
+    )
     rays = _front_rays(50_000, 150.0, seed=2)
     if c["camera_model"] == "pinhole":
         rays = rays[(rays[:, 2] > 0.05) & cam.sees(rays)]
@@ -153,8 +201,13 @@ def test_kalibr_camchain_converts_exactly(tmp_path, capsys, name):
         ref = _kalibr_omni_radtan(rays, c["intrinsics"], c["distortion_coeffs"])
     else:
         params = tuple(c["intrinsics"][:2])
-        rays = rays[cam.sees(rays) & _usenko_domain("double_sphere" if c["camera_model"] == "ds" else "eucm", rays, params)]
-        ref = _usenko_project("double_sphere" if c["camera_model"] == "ds" else "eucm", rays, *c["intrinsics"][2:], params)
+        rays = rays[
+            cam.sees(rays)
+            & _usenko_domain("double_sphere" if c["camera_model"] == "ds" else "eucm", rays, params)
+        ]
+        ref = _usenko_project(
+            "double_sphere" if c["camera_model"] == "ds" else "eucm", rays, *c["intrinsics"][2:], params
+        )
     assert len(rays) > 5000
     np.testing.assert_allclose(cam.project(rays), ref, atol=1e-8, rtol=0)
     # The extrinsic maps the camera to the IMU: the inverse of T_cam_imu.
@@ -188,11 +241,16 @@ def test_kalibr_tangential_distortion_is_fitted_and_reported(tmp_path, capsys):
     cam, data, out = convert(tmp_path, capsys, "kalibr", path)
     fit = data["provenance"]["fit"]
     assert data["provenance"]["exact"] is False and cam.model == "mei"
-    assert 0 < fit["mean_px"] <= fit["max_px"] <= fit["threshold_px"] == 0.5 and f"max {fit['max_px']:.4f} px" in out
+    assert (
+        0 < fit["mean_px"] <= fit["max_px"] <= fit["threshold_px"] == 0.5
+        and f"max {fit['max_px']:.4f} px" in out
+    )
     # Independent check: pixels unprojected by the converted camera land within the reported error
     # under Kalibr's own formula (tangential terms included).
     px = np.random.default_rng(5).uniform([0, 0], [751, 479], (20_000, 2))
-    back = _kalibr_omni_radtan(cam.unproject(px), chain["cam0"]["intrinsics"], chain["cam0"]["distortion_coeffs"])
+    back = _kalibr_omni_radtan(
+        cam.unproject(px), chain["cam0"]["intrinsics"], chain["cam0"]["distortion_coeffs"]
+    )
     err = np.linalg.norm(back - px, axis=-1)
     assert err.max() <= fit["max_px"] * 1.05 and err.max() > 0.01
     # A stronger tangential distortion than the threshold allows is refused, naming the field.
@@ -209,20 +267,28 @@ def test_tangential_fit_without_scipy_is_a_one_line_error(tmp_path, capsys, monk
 
 # ---------------------------------------------------------------- basalt
 def _basalt(tmp_path, ctype: str, intr: dict, res=(512, 512)):
-    data = {"value0": {
-        "T_imu_cam": [{"px": 0.04, "py": -0.06, "pz": 0.01, "qx": 0.0036, "qy": 0.0144, "qz": 0.7072, "qw": 0.7068}],
-        "intrinsics": [{"camera_type": ctype, "intrinsics": intr}],
-        "resolution": [list(res)], "calib_accel_bias": [0.0] * 9,
-    }}
+    data = {
+        "value0": {
+            "T_imu_cam": [
+                {"px": 0.04, "py": -0.06, "pz": 0.01, "qx": 0.0036, "qy": 0.0144, "qz": 0.7072, "qw": 0.7068}
+            ],
+            "intrinsics": [{"camera_type": ctype, "intrinsics": intr}],
+            "resolution": [list(res)],
+            "calib_accel_bias": [0.0] * 9,
+        }
+    }
     path = tmp_path / f"calib_{ctype}.json"
     path.write_text(json.dumps(data))
     return path
 
 
-@pytest.mark.parametrize("fmt, intr", [
-    ("ds", {"fx": 158.28, "fy": 158.26, "cx": 254.93, "cy": 256.90, "xi": -0.177, "alpha": 0.593}),
-    ("ucm", {"fx": 190.5, "fy": 190.4, "cx": 254.93, "cy": 256.90, "alpha": 0.54}),
-])
+@pytest.mark.parametrize(
+    "fmt, intr",
+    [
+        ("ds", {"fx": 158.28, "fy": 158.26, "cx": 254.93, "cy": 256.90, "xi": -0.177, "alpha": 0.593}),
+        ("ucm", {"fx": 190.5, "fy": 190.4, "cx": 254.93, "cy": 256.90, "alpha": 0.54}),
+    ],
+)
 def test_basalt_calibration_converts_exactly(tmp_path, capsys, fmt, intr):
     cam, _, _ = convert(tmp_path, capsys, fmt, _basalt(tmp_path, fmt, intr))
     model = {"ds": "double_sphere", "ucm": "ucm"}[fmt]
@@ -235,9 +301,13 @@ def test_basalt_calibration_converts_exactly(tmp_path, capsys, fmt, intr):
     q = np.array([0.0036, 0.0144, 0.7072, 0.7068])
     q /= np.linalg.norm(q)
     x, y, z, w = q
-    r = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                  [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                  [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    r = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
     np.testing.assert_allclose(cam.to_vehicle(np.eye(3)), np.eye(3) @ r.T + [0.04, -0.06, 0.01], atol=1e-12)
 
 
@@ -249,20 +319,53 @@ def test_bad_files_are_one_line_errors_naming_file_and_field(tmp_path, capsys):
         return _write_yaml(tmp_path, {"cam0": {**CAMCHAIN["cam0"], **cam0}}, f"camchain{next(count)}.yaml")
 
     cases = [
-        ("kalibr", kalibr(camera_model="pinhole", distortion_model="fov"), "cam0.camera_model", "pinhole+equidistant"),
-        ("kalibr", _write_yaml(tmp_path, {"cam0": {k: v for k, v in CAMCHAIN["cam0"].items() if k != "intrinsics"}}, "no_intr.yaml"),
-         "cam0.intrinsics", "missing"),
+        (
+            "kalibr",
+            kalibr(camera_model="pinhole", distortion_model="fov"),
+            "cam0.camera_model",
+            "pinhole+equidistant",
+        ),
+        (
+            "kalibr",
+            _write_yaml(
+                tmp_path,
+                {"cam0": {k: v for k, v in CAMCHAIN["cam0"].items() if k != "intrinsics"}},
+                "no_intr.yaml",
+            ),
+            "cam0.intrinsics",
+            "missing",
+        ),
         ("kalibr", kalibr(intrinsics=[380.8, 380.2, 376.1]), "cam0.intrinsics", "list of 4 numbers"),
         ("kalibr", kalibr(resolution=[752, "480"]), "cam0.resolution[1]", "a number"),
         # A lens not monotonic over the image: KB with k1 = -0.3 turns back at 65 deg, before the corners.
-        ("kalibr", kalibr(distortion_coeffs=[-0.3, 0.0, 0.0, 0.0]), "cam0.distortion_coeffs (intrinsic.k1..k4)", "stops increasing"),
+        (
+            "kalibr",
+            kalibr(distortion_coeffs=[-0.3, 0.0, 0.0, 0.0]),
+            "cam0.distortion_coeffs (intrinsic.k1..k4)",
+            "stops increasing",
+        ),
         # A field of view the model cannot represent: DS with alpha 0.9 ends at a radius of 1.12 f.
-        ("ds", _basalt(tmp_path, "ds", {"fx": 158.0, "fy": 158.0, "cx": 255.5, "cy": 255.5, "xi": -0.2, "alpha": 0.9}),
-         "value0.intrinsics[0].intrinsics (intrinsic.xi,alpha)", "field of view ends"),
+        (
+            "ds",
+            _basalt(
+                tmp_path, "ds", {"fx": 158.0, "fy": 158.0, "cx": 255.5, "cy": 255.5, "xi": -0.2, "alpha": 0.9}
+            ),
+            "value0.intrinsics[0].intrinsics (intrinsic.xi,alpha)",
+            "field of view ends",
+        ),
         ("ds", _basalt(tmp_path, "kb4", {"fx": 1.0}), "value0.intrinsics[0].camera_type", "'ds' (--from ds)"),
-        ("ucm", _basalt(tmp_path, "ucm", {"fx": 190.0, "fy": 190.0, "cx": 255.5, "cy": 255.5}),
-         "value0.intrinsics[0].intrinsics.alpha", "missing"),
-        ("kalibr", kalibr(T_cam_imu=[[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]), "cam0.T_cam_imu", "rigid"),
+        (
+            "ucm",
+            _basalt(tmp_path, "ucm", {"fx": 190.0, "fy": 190.0, "cx": 255.5, "cy": 255.5}),
+            "value0.intrinsics[0].intrinsics.alpha",
+            "missing",
+        ),
+        (
+            "kalibr",
+            kalibr(T_cam_imu=[[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]),
+            "cam0.T_cam_imu",
+            "rigid",
+        ),
     ]
     for fmt, path, field, words in cases:
         err = fails(tmp_path, capsys, fmt, path)

@@ -40,7 +40,9 @@ def test_stray_and_orphan_files_are_warnings(synth_copy, capsys):
     (root / "rgb_images" / ".DS_Store").write_text("")  # dot-files are not reported
     # The stray image is loaded (without a camera), so it needs its label and calibration.
     cv2.imwrite(str(root / LABELS[0] / LABELS[1] / "holiday photo.png"), np.zeros((120, 160), np.uint8))
-    (root / "calibration" / "holiday photo.json").write_bytes((root / "calibration" / "00000_FV.json").read_bytes())
+    (root / "calibration" / "holiday photo.json").write_bytes(
+        (root / "calibration" / "00000_FV.json").read_bytes()
+    )
     np.save(root / "depth_maps" / "raw_data" / "holiday photo.npy", np.ones((120, 160), np.float32))
 
     rep = check_dataset(root)
@@ -52,7 +54,10 @@ def test_stray_and_orphan_files_are_warnings(synth_copy, capsys):
     assert "no image" in got[str(root / "calibration" / "00099_RV.json")]
     # Orphans of cameras not being checked are not reported.
     only_fv = {p for p, _ in check_dataset(root, cameras=["FV"]).warnings}
-    assert str(root / "calibration" / "00099_RV.json") not in only_fv and str(root / LABELS[0] / LABELS[1] / "00099_FV.png") in only_fv
+    assert (
+        str(root / "calibration" / "00099_RV.json") not in only_fv
+        and str(root / LABELS[0] / LABELS[1] / "00099_FV.png") in only_fv
+    )
 
     assert main(["data", "check", str(root), "--no-histogram"]) == 0
     out = capsys.readouterr().out
@@ -95,7 +100,11 @@ def test_unknown_label_ids_error_states_what_training_does(synth_copy, capsys):
     p = _put_unknown_id(synth_copy)
     rep = check_dataset(synth_copy)
     why = dict(rep.problems)[str(p)]
-    assert "unknown label ids [77]" in why and "training would silently ignore" in why and "unknown_label_ids" in why
+    assert (
+        "unknown label ids [77]" in why
+        and "training would silently ignore" in why
+        and "unknown_label_ids" in why
+    )
     assert main(["data", "check", str(synth_copy), "--no-histogram"]) == 1
     assert str(p) in capsys.readouterr().out
 
@@ -109,7 +118,10 @@ def test_card_declaring_unknown_ids_ignored_makes_them_a_warning(synth_copy, cap
     assert rep.ok and str(p) not in dict(rep.problems)
     assert any("unknown label ids [77]" in why and "1 pixels" in why for _, why in rep.warnings), rep.warnings
     assert rep.class_pixels["unknown id 77"] == 1
-    assert table_from_card({**WOODSCAPE_CLASSES.to_card(), "unknown_label_ids": "ignore"}).unknown_label_ids == "ignore"
+    assert (
+        table_from_card({**WOODSCAPE_CLASSES.to_card(), "unknown_label_ids": "ignore"}).unknown_label_ids
+        == "ignore"
+    )
     # A value the card cannot have: one line, exit 2, naming the card and the field.
     card_path.write_text(json.dumps({**card, "unknown_label_ids": "sometimes"}))
     assert main(["data", "check", str(synth_copy)]) == 2

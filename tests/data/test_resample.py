@@ -5,12 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from heal_swin.data.datasets import FisheyeDataset
 from heal_swin.geometry import FisheyeCamera, HealpixGrid
 from heal_swin.inference import processing
 from heal_swin.inference.manifest import Manifest, ManifestError, manifest_from_dict
-from pydantic import ValidationError
 
 
 def _manifest(resample: str, nside: int = 4) -> Manifest:

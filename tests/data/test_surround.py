@@ -35,7 +35,10 @@ def test_frames_group_the_four_cameras_of_each_scene(ds, tiny_synth):
     assert rig.names == ("FV", "MVL", "MVR", "RV")
     # the frame's own calibration files (per-scene extrinsic jitter), not one fixed rig
     cal = json.loads((tiny_synth / "calibration" / "00002_MVL.json").read_text())
-    np.testing.assert_allclose(rig.cameras[1].quaternion, np.asarray(cal["extrinsic"]["quaternion"]) / np.linalg.norm(cal["extrinsic"]["quaternion"]))
+    np.testing.assert_allclose(
+        rig.cameras[1].quaternion,
+        np.asarray(cal["extrinsic"]["quaternion"]) / np.linalg.norm(cal["extrinsic"]["quaternion"]),
+    )
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
     assert batch["image"].shape == (2, 3, n) and len(batch["rig"]) == 2
 
@@ -59,7 +62,9 @@ def test_labels_and_range_are_the_best_cameras_pixel(ds):
         np.testing.assert_array_equal(label[sel], raw["label"][r, u])
         d = raw["depth"][r, u].astype(np.float64)
         finite = np.isfinite(d)
-        point = cam.to_vehicle(np.where(finite, d, 0.0)[:, None] * ray)  # the measured point, in the vehicle frame
+        point = cam.to_vehicle(
+            np.where(finite, d, 0.0)[:, None] * ray
+        )  # the measured point, in the vehicle frame
         np.testing.assert_allclose(depth[sel][finite], np.linalg.norm(point[finite], axis=1), rtol=1e-5)
         assert np.all(np.isinf(depth[sel][~finite]))
         checked += sel.size

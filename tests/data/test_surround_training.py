@@ -24,11 +24,16 @@ def _over(data: Path, out: Path, *extra: str) -> list[str]:
     "recipe, options",
     [
         ("synthetic_surround_heal_swin.yaml", "model.options={window_size: 4, embed_dim: 8}"),
-        ("synthetic_surround_s2cnn.yaml", "model.options={b_in: 4, bandwidths: [4, 2, 4], features: [4, 4, 4]}"),
+        (
+            "synthetic_surround_s2cnn.yaml",
+            "model.options={b_in: 4, bandwidths: [4, 2, 4], features: [4, 4, 4]}",
+        ),
     ],
 )
 def test_surround_recipes_train_on_the_vehicle_sphere(tiny_synth, tmp_path, recipe, options, capsys):
-    assert main(["train", "--config", str(ROOT / "train" / recipe), *_over(tiny_synth, tmp_path, options)]) == 0
+    assert (
+        main(["train", "--config", str(ROOT / "train" / recipe), *_over(tiny_synth, tmp_path, options)]) == 0
+    )
     run = tmp_path / recipe.removesuffix(".yaml")
     from heal_swin.models.checkpoint import load_model
 
@@ -39,7 +44,10 @@ def test_surround_recipes_train_on_the_vehicle_sphere(tiny_synth, tmp_path, reci
     assert model(x).shape == (1, 10, 12 * 64)
     stats = json.loads((run / "stats.json").read_text())
     # class counts come from the fused frames: one label per seen vehicle-sphere direction
-    seen = sum(int(SurroundDataset(tiny_synth, split="train", nside=8)[i]["valid"].sum()) for i in range(stats["samples_used"]))
+    seen = sum(
+        int(SurroundDataset(tiny_synth, split="train", nside=8)[i]["valid"].sum())
+        for i in range(stats["samples_used"])
+    )
     assert sum(stats["class_counts"]) == seen
     assert "bench/compare_surround.py" in capsys.readouterr().out
     # the per-image evaluation refuses a vehicle-sphere model in one line
@@ -49,7 +57,17 @@ def test_surround_recipes_train_on_the_vehicle_sphere(tiny_synth, tmp_path, reci
 
 def test_surround_recipe_needs_the_full_sphere(tiny_synth, tmp_path, capsys):
     recipe = str(ROOT / "train" / "synthetic_surround_heal_swin.yaml")
-    assert main(["train", "--config", recipe, *_over(tiny_synth, tmp_path, "data.base_pixels=[0, 1, 2, 3, 4, 5, 6, 7]")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                recipe,
+                *_over(tiny_synth, tmp_path, "data.base_pixels=[0, 1, 2, 3, 4, 5, 6, 7]"),
+            ]
+        )
+        == 2
+    )
     assert "data.base_pixels" in capsys.readouterr().err
 
 

@@ -64,7 +64,9 @@ def service_repo(tmp_path_factory, deploy_repo):
 
 @pytest.fixture(scope="session")
 def tritonserver(deploy_repo, tmp_path_factory):
-    server = TritonServer(deploy_repo, E2E_MODELS, tmp_path_factory.mktemp("tritonserver"), free_port(), free_port())
+    server = TritonServer(
+        deploy_repo, E2E_MODELS, tmp_path_factory.mktemp("tritonserver"), free_port(), free_port()
+    )
     _SERVERS.append(server)
     try:
         server.start(timeout=120)

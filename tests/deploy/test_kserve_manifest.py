@@ -41,7 +41,9 @@ print(json.dumps(out))
 @pytest.fixture(scope="module")
 def schema() -> dict[str, dict[str, str]]:
     """{model class: {serialised field name: SDK type}} of every KServe and Kubernetes model."""
-    r = subprocess.run([sys.executable, "-c", _SCHEMA_DUMP], capture_output=True, text=True, timeout=120, check=False)
+    r = subprocess.run(
+        [sys.executable, "-c", _SCHEMA_DUMP], capture_output=True, text=True, timeout=120, check=False
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(r.stdout)
 
@@ -54,12 +56,16 @@ def check(schema: dict[str, dict[str, str]], value: Any, type_name: str, where: 
         assert isinstance(value, list), f"{where}: expected a list, got {value!r}"
         for i, v in enumerate(value):
             check(schema, v, m.group(1), f"{where}[{i}]")
-    elif m := re.fullmatch(r"dict\(str, (.+)\)|Dict\[str, (.+)\]", type_name):  # kserve's and kubernetes' spellings
+    elif m := re.fullmatch(
+        r"dict\(str, (.+)\)|Dict\[str, (.+)\]", type_name
+    ):  # kserve's and kubernetes' spellings
         assert isinstance(value, dict), f"{where}: expected a mapping, got {value!r}"
         for k, v in value.items():
             check(schema, v, m.group(1) or m.group(2), f"{where}.{k}")
     elif type_name == "ResourceQuantity":  # "500m", "4Gi" (YAML may also give a bare number)
-        assert isinstance(value, (str, int)) and not isinstance(value, bool), f"{where}: expected a quantity, got {value!r}"
+        assert isinstance(value, (str, int)) and not isinstance(value, bool), (
+            f"{where}: expected a quantity, got {value!r}"
+        )
     elif type_name in ("str", "int", "bool", "float"):
         ok = {"str": isinstance(value, str), "bool": isinstance(value, bool),
               "int": isinstance(value, int) and not isinstance(value, bool),
@@ -70,7 +76,9 @@ def check(schema: dict[str, dict[str, str]], value: Any, type_name: str, where: 
         fields = schema[type_name]
         assert isinstance(value, dict), f"{where}: expected a {type_name} mapping, got {value!r}"
         for key, v in value.items():
-            assert key in fields, f"{where}.{key}: not a field of {type_name} (known: {', '.join(sorted(fields))})"
+            assert key in fields, (
+                f"{where}.{key}: not a field of {type_name} (known: {', '.join(sorted(fields))})"
+            )
             check(schema, v, fields[key], f"{where}.{key}")
 
 
@@ -85,7 +93,11 @@ def test_manifest_fits_the_kserve_schema(schema):
     assert 1 <= pred["minReplicas"] <= pred["maxReplicas"]
     model = pred["model"]
     # Triton serves the repository export writes: platform onnxruntime_onnx <-> model format onnx, KServe v2 protocol
-    assert model["modelFormat"]["name"] == "onnx" and model["runtime"] == "kserve-tritonserver" and model["protocolVersion"] == "v2"
+    assert (
+        model["modelFormat"]["name"] == "onnx"
+        and model["runtime"] == "kserve-tritonserver"
+        and model["protocolVersion"] == "v2"
+    )
     assert re.fullmatch(r"(s3|gs|pvc|https?)://\S+", model["storageUri"])
     args = model["args"]
     assert "--model-control-mode=explicit" in args  # REPO/cameras/ would stop a polling Triton
@@ -98,7 +110,11 @@ def test_manifest_fits_the_kserve_schema(schema):
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("spec", "predictor", "model", "storageURI"), "s3://x", r"storageURI: not a field of V1beta1ModelSpec"),
+        (
+            ("spec", "predictor", "model", "storageURI"),
+            "s3://x",
+            r"storageURI: not a field of V1beta1ModelSpec",
+        ),
         (("spec", "predictor", "minReplicas"), "one", r"minReplicas: expected int"),
         (("spec", "predictor", "model", "args"), "--x", r"args: expected a list"),
         (("spec", "predictor", "model", "resources", "limits", "cpu"), 4, r"limits.cpu: expected str"),

@@ -20,7 +20,11 @@ import pytest
 from tests.export.test_end_to_end import SMALL, frames
 
 W, H = SMALL.image_size
-CASES = [("tritonserver", "http"), ("tritonserver", "grpc"), ("heal-swin serve", "http")]  # our service has no gRPC
+CASES = [
+    ("tritonserver", "http"),
+    ("tritonserver", "grpc"),
+    ("heal-swin serve", "http"),
+]  # our service has no gRPC
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,11 @@ def service_outputs(service_client, test_frames):
     masks, depths = [], []
     for img in test_frames:
         body = cv2.imencode(".png", img)[1].tobytes()
-        r = service_client.post("/v1/segment", files={"image": ("f.png", body, "image/png")}, data={"camera": "small", "model": "seg"})
+        r = service_client.post(
+            "/v1/segment",
+            files={"image": ("f.png", body, "image/png")},
+            data={"camera": "small", "model": "seg"},
+        )
         assert r.status_code == 200, r.text
         masks.append(cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_UNCHANGED))
         r = service_client.post("/v1/depth", files={"image": ("f.png", body, "image/png")},
@@ -86,8 +94,12 @@ def test_metadata(client):
     if not isinstance(meta, dict):  # gRPC: a protobuf message
         meta = {"inputs": [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in meta.inputs],
                 "outputs": [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in meta.outputs]}  # fmt: skip
-    assert [(t["name"], t["datatype"], [int(s) for s in t["shape"]]) for t in meta["inputs"]] == [("image", "UINT8", [-1, H, W, 3])]
-    assert [(t["name"], t["datatype"], [int(s) for s in t["shape"]]) for t in meta["outputs"]] == [("mask", "UINT8", [-1, H, W])]
+    assert [(t["name"], t["datatype"], [int(s) for s in t["shape"]]) for t in meta["inputs"]] == [
+        ("image", "UINT8", [-1, H, W, 3])
+    ]
+    assert [(t["name"], t["datatype"], [int(s) for s in t["shape"]]) for t in meta["outputs"]] == [
+        ("mask", "UINT8", [-1, H, W])
+    ]
 
 
 @pytest.mark.parametrize(("server", "protocol"), CASES, indirect=["server"])
@@ -115,7 +127,11 @@ def test_depth_equals_the_service(client, test_frames, service_outputs):
 
 def model_counts(c, model: str) -> tuple[int, int]:
     """(inferences, executions) of a model so far: executions < inferences when requests were batched together."""
-    stats = c.get_inference_statistics(model, as_json=True) if "grpc" in type(c).__module__ else c.get_inference_statistics(model)
+    stats = (
+        c.get_inference_statistics(model, as_json=True)
+        if "grpc" in type(c).__module__
+        else c.get_inference_statistics(model)
+    )
     s = stats["model_stats"][0]
     return int(s.get("inference_count", 0)), int(s.get("execution_count", 0))
 

@@ -15,7 +15,18 @@ import numpy as np
 from heal_swin.inference.manifest import Manifest, save_manifest, sha256_file
 from heal_swin.inference.triton import CONFIG_NAME, model_config_text
 
-WOODSCAPE_NAMES = ["void", "road", "lanemarks", "curb", "person", "rider", "vehicles", "bicycle", "motorcycle", "traffic_sign"]
+WOODSCAPE_NAMES = [
+    "void",
+    "road",
+    "lanemarks",
+    "curb",
+    "person",
+    "rider",
+    "vehicles",
+    "bicycle",
+    "motorcycle",
+    "traffic_sign",
+]
 
 
 def sphere_onnx(path: Path, npix: int, out_chans: int, seed: int = 0) -> Path:
@@ -45,7 +56,9 @@ def sphere_onnx(path: Path, npix: int, out_chans: int, seed: int = 0) -> Path:
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", out_chans, npix])],
         inits,
     )  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="heal-swin tests")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="heal-swin tests"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +66,9 @@ def sphere_onnx(path: Path, npix: int, out_chans: int, seed: int = 0) -> Path:
     return path
 
 
-def write_sphere_folder(repo: Path, name: str, task: str = "segmentation", nside: int = 8, seed: int = 0, **manifest) -> Manifest:
+def write_sphere_folder(
+    repo: Path, name: str, task: str = "segmentation", nside: int = 8, seed: int = 0, **manifest
+) -> Manifest:
     """``REPO/<name>/`` holding a hand-built sphere model (10 classes, or 1 log-depth channel)."""
     npix = 8 * nside * nside
     out = 10 if task == "segmentation" else 1

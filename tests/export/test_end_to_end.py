@@ -28,7 +28,23 @@ from tests.export.sphere_models import write_sphere_folder
 
 FV = FisheyeCamera.from_json(WOODSCAPE_FV)
 SMALL = FV.scaled(160, 121)
-STANDARD_OPS = {"Reshape", "Gather", "GatherElements", "Cast", "Mul", "Add", "Round", "Clip", "Transpose", "ArgMax", "Exp", "Shape", "Slice", "Concat", "Expand"}
+STANDARD_OPS = {
+    "Reshape",
+    "Gather",
+    "GatherElements",
+    "Cast",
+    "Mul",
+    "Add",
+    "Round",
+    "Clip",
+    "Transpose",
+    "ArgMax",
+    "Exp",
+    "Shape",
+    "Slice",
+    "Concat",
+    "Expand",
+}
 
 
 def session(model) -> ort.InferenceSession:
@@ -73,14 +89,18 @@ def test_sphere_input_equals_model_input(repo, name):
     proj = pl.projector_for(SMALL, m)
     norm = m.normalisation
     taps = pipeline_taps(proj, m.resample)
-    assert taps.k == 4 if m.resample == "bilinear" else taps.k > 4  # area: the footprint of a coarse grid pixel
+    assert (
+        taps.k == 4 if m.resample == "bilinear" else taps.k > 4
+    )  # area: the footprint of a coarse grid pixel
     g = build_sphere_input(taps, SMALL.image_size, mean=m.mean, std=m.std, scale=norm["scale"],
                            reverse_channels=norm["colour_order"] != "BGR")  # fmt: skip
     imgs = frames(SMALL)
     got = session(g).run(None, {"image": imgs})[0]
     for i, img in enumerate(imgs):
         ref = pl.model_input(img, m, SMALL)
-        assert got[i].dtype == np.float32 and np.array_equal(got[i].view(np.uint32), ref.view(np.uint32))  # incl. +0.0 outside
+        assert got[i].dtype == np.float32 and np.array_equal(
+            got[i].view(np.uint32), ref.view(np.uint32)
+        )  # incl. +0.0 outside
 
 
 def test_any_number_of_taps(repo):
@@ -93,7 +113,11 @@ def test_any_number_of_taps(repo):
     nearest = Taps(fwd.index.astype(np.int64), fwd.weight, fwd.valid)
     rng = np.random.default_rng(0)
     w7 = rng.uniform(0, 1, (n, 7)).astype(np.float32)
-    random7 = Taps(rng.integers(0, hw, (n, 7)), (w7 / w7.sum(1, keepdims=True)).astype(np.float32), rng.uniform(size=n) < 0.8)
+    random7 = Taps(
+        rng.integers(0, hw, (n, 7)),
+        (w7 / w7.sum(1, keepdims=True)).astype(np.float32),
+        rng.uniform(size=n) < 0.8,
+    )
     for taps, sphere in ((nearest, proj.to_sphere(img, "nearest")), (random7, None)):
         if sphere is None:  # independent of Taps.apply: one (N, K, 3) product summed tap by tap in float32
             picked = img.reshape(hw, 3)[taps.index].astype(np.float32) * taps.weight[..., None]
@@ -101,7 +125,9 @@ def test_any_number_of_taps(repo):
             for k in range(7):
                 acc += picked[:, k]
             sphere = np.clip(np.rint(acc), 0, 255).astype(np.uint8)
-        g = build_sphere_input(taps, SMALL.image_size, mean=m.mean, std=m.std, scale=1 / 255, reverse_channels=True)
+        g = build_sphere_input(
+            taps, SMALL.image_size, mean=m.mean, std=m.std, scale=1 / 255, reverse_channels=True
+        )
         got = session(g).run(None, {"image": img[None]})[0][0]
         ref = pl.normalise_pixels(sphere, m.mean, m.std, 1 / 255, reverse_channels=True)
         ref[:, ~taps.valid] = 0
@@ -118,11 +144,15 @@ def e2e_for(repo, name: str, camera: FisheyeCamera):
     return m, model, sphere
 
 
-CASES = [(name, cam) for cam in ("160x121", "woodscape-1280x966") for name in ("seg", "depth", "seg_bgr")] + [("seg_area", "160x121")]
+CASES = [(name, cam) for cam in ("160x121", "woodscape-1280x966") for name in ("seg", "depth", "seg_bgr")] + [
+    ("seg_area", "160x121")
+]
 
 
 # (area taps of a coarse grid on a 1280x966 image take a minute to compute: area runs on the small camera)
-@pytest.mark.parametrize(("name", "camera"), [pytest.param(n, SMALL if c == "160x121" else FV, id=f"{n}-{c}") for n, c in CASES])
+@pytest.mark.parametrize(
+    ("name", "camera"), [pytest.param(n, SMALL if c == "160x121" else FV, id=f"{n}-{c}") for n, c in CASES]
+)
 def test_end_to_end_matches_pipeline(repo, name, camera):
     m, model, sphere = e2e_for(repo, name, camera)
     onnx.checker.check_model(model, full_check=True)
@@ -130,7 +160,9 @@ def test_end_to_end_matches_pipeline(repo, name, camera):
     out = "mask" if m.task == "segmentation" else "depth"
     got = session(model).run([out], {"image": imgs})[0]
     w, h = camera.image_size
-    assert got.shape == (len(imgs), h, w) and got.dtype == (np.uint8 if m.task == "segmentation" else np.float32)
+    assert got.shape == (len(imgs), h, w) and got.dtype == (
+        np.uint8 if m.task == "segmentation" else np.float32
+    )
     footprint = pl.projector_for(camera, m).footprint()
     for i, img in enumerate(imgs):
         ref = pipeline_output(m, sphere, camera, img)
@@ -161,16 +193,39 @@ def test_graph_interface_and_ops(repo):
 
 def test_export_end_to_end_folder(repo, tmp_path):
     """Folder, manifest and config of an end-to-end export from an exported sphere folder (Python backend)."""
-    m = export_end_to_end(repo / "depth", SMALL, "small", tmp_path / "depth_small", backend="python", max_batch_size=4)
+    m = export_end_to_end(
+        repo / "depth", SMALL, "small", tmp_path / "depth_small", backend="python", max_batch_size=4
+    )
     out = tmp_path / "depth_small"
-    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == ["1/model.onnx", "1/model.py", "config.pbtxt", "model.json"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "1/model.onnx",
+        "1/model.py",
+        "config.pbtxt",
+        "model.json",
+    ]
     back = load_manifest(out)
     assert back == m and m.name == "depth_small" and m.task == "depth"
     e = m.end_to_end
-    assert e["camera"] == "small" and e["image_size"] == [160, 121] and FisheyeCamera.from_dict(e["calibration"]) == SMALL
-    assert e["input"] == {"name": "image", "datatype": "UINT8", "shape": [-1, 121, 160, 3], "colour_order": "BGR"}
-    assert e["output"]["name"] == "depth" and e["output"]["datatype"] == "FP32" and e["sampling"] == {"mode": "bilinear", "taps": 4}
-    assert all(r["max_rel"] <= 1e-4 and r["nan_mismatch"] == 0 for r in m.parity["results"]) and len(m.parity["results"]) == 2
+    assert (
+        e["camera"] == "small"
+        and e["image_size"] == [160, 121]
+        and FisheyeCamera.from_dict(e["calibration"]) == SMALL
+    )
+    assert e["input"] == {
+        "name": "image",
+        "datatype": "UINT8",
+        "shape": [-1, 121, 160, 3],
+        "colour_order": "BGR",
+    }
+    assert (
+        e["output"]["name"] == "depth"
+        and e["output"]["datatype"] == "FP32"
+        and e["sampling"] == {"mode": "bilinear", "taps": 4}
+    )
+    assert (
+        all(r["max_rel"] <= 1e-4 and r["nan_mismatch"] == 0 for r in m.parity["results"])
+        and len(m.parity["results"]) == 2
+    )
     cfg = parse_pbtxt((out / "config.pbtxt").read_text())
     assert cfg["backend"] == ["python"] and "platform" not in cfg and cfg["max_batch_size"] == [4]
     assert cfg["input"] == [{"name": ["image"], "data_type": ["TYPE_UINT8"], "dims": [121, 160, 3]}]
@@ -191,7 +246,9 @@ def test_end_to_end_model_is_not_wrapped_again(repo, tmp_path):
     m = export_end_to_end(repo / "seg", SMALL, "small", tmp_path / "seg_small")
     with pytest.raises(ExportInputError, match="end-to-end model"):
         export_end_to_end(tmp_path / "seg_small", SMALL, "again")
-    assert parse_pbtxt((tmp_path / "seg_small" / "config.pbtxt").read_text())["platform"] == ["onnxruntime_onnx"]
+    assert parse_pbtxt((tmp_path / "seg_small" / "config.pbtxt").read_text())["platform"] == [
+        "onnxruntime_onnx"
+    ]
     assert m.end_to_end["triton_backend"] == "onnxruntime"
     flat = load_manifest(repo / "seg")
     flat.input_kind, flat.nside, flat.base_pixels, flat.img_size = "flat", None, None, [48, 64]
@@ -233,10 +290,21 @@ def test_export_cli_with_cameras(tmp_path, capsys):
         assert m.end_to_end["sphere_onnx_sha256"] == load_manifest(repo / "seg").onnx_sha256
         assert all(r["agreement"] >= 0.999 for r in m.parity["results"])
         cfg = parse_pbtxt((repo / name / "config.pbtxt").read_text())
-        assert cfg["backend"] == ["python"] and cfg["max_batch_size"] == [2] and (repo / name / "1" / "model.py").is_file()
+        assert (
+            cfg["backend"] == ["python"]
+            and cfg["max_batch_size"] == [2]
+            and (repo / name / "1" / "model.py").is_file()
+        )
         e2e = ort.InferenceSession(str(repo / name / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
         img = frames(camera, seed=5)[0]
-        assert compare_outputs("segmentation", e2e.run(None, {"image": img[None]})[0][0], pipeline_output(m, sphere, camera, img))["agreement"] >= 0.999
+        assert (
+            compare_outputs(
+                "segmentation",
+                e2e.run(None, {"image": img[None]})[0][0],
+                pipeline_output(m, sphere, camera, img),
+            )["agreement"]
+            >= 0.999
+        )
     assert "seg_small/1/model.onnx (end to end, python" in capsys.readouterr().out
 
 
@@ -244,7 +312,17 @@ def test_export_cli_with_cameras(tmp_path, capsys):
 def test_export_cli_bad_camera_is_one_line_error(tmp_path, capsys, spec):
     from heal_swin.cli import main
 
-    rc = main(["export", "--checkpoint", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "repo" / "seg"), "--camera", spec])
+    rc = main(
+        [
+            "export",
+            "--checkpoint",
+            str(tmp_path / "none.safetensors"),
+            "--out",
+            str(tmp_path / "repo" / "seg"),
+            "--camera",
+            spec,
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and f"--camera {spec}" in err, err
     assert not (tmp_path / "repo").exists()  # checked before anything is exported

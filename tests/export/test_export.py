@@ -42,14 +42,20 @@ def check_folder(out, task: str, kind: str):
     m = load_manifest(out)
     assert m.task == task and m.input_kind == kind and m.name == out.name
     fp32 = out / "1" / "model.onnx"
-    assert fp32.is_file() and not (out / "1" / "model.onnx.data").exists() and not (out / "model.onnx").exists()
+    assert (
+        fp32.is_file() and not (out / "1" / "model.onnx.data").exists() and not (out / "model.onnx").exists()
+    )
     assert sha256_file(fp32) == m.onnx_sha256
     onnx.checker.check_model(str(fp32), full_check=True)
     graph = onnx.load(str(fp32)).graph
     cfg = parse_pbtxt((out / "config.pbtxt").read_text())
-    assert cfg["name"] == [m.name] and cfg["platform"] == ["onnxruntime_onnx"] and cfg["max_batch_size"] == [8]
+    assert (
+        cfg["name"] == [m.name] and cfg["platform"] == ["onnxruntime_onnx"] and cfg["max_batch_size"] == [8]
+    )
     assert cfg["input"][0]["name"] == [graph.input[0].name] and cfg["input"][0]["dims"] == m.input_shape[1:]
-    assert cfg["output"][0]["name"] == [graph.output[0].name] and cfg["output"][0]["dims"] == m.output_shape[1:]
+    assert (
+        cfg["output"][0]["name"] == [graph.output[0].name] and cfg["output"][0]["dims"] == m.output_shape[1:]
+    )
     assert sorted(p.name for p in out.iterdir()) == sorted(["config.pbtxt", "model.json", *m.model_versions])
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
     assert m.opset >= 17
@@ -62,13 +68,23 @@ def check_folder(out, task: str, kind: str):
 
 
 def test_heal_swin_export(tmp):
-    rc, heal_seg = export(tmp, "heal_seg", {"task": "segmentation", "dataset": "synthetic"}, ["--int8", "--val-samples", "2"],
-                          registry="heal_swin_tiny", nside=8)
+    rc, heal_seg = export(
+        tmp,
+        "heal_seg",
+        {"task": "segmentation", "dataset": "synthetic"},
+        ["--int8", "--val-samples", "2"],
+        registry="heal_swin_tiny",
+        nside=8,
+    )
     assert rc == 0
     m = check_folder(heal_seg, "segmentation", "sphere")
     assert m.model_name == "heal_swin_tiny" and m.nside == 8 and m.base_pixels == list(range(8))
     assert m.input_shape == [-1, 3, 512] and m.output_shape == [-1, 10, 512]
-    assert m.class_names[1] == "road" and m.class_colours[1] == [255, 0, 255]  # WoodScape defaults for 10 classes
+    assert m.class_names[1] == "road" and m.class_colours[1] == [
+        255,
+        0,
+        255,
+    ]  # WoodScape defaults for 10 classes
     assert m.dataset == "synthetic" and m.versions["torch"] == torch.__version__
     # int8: written, checked, accuracy change measured on validation frames
     q = m.int8
@@ -76,14 +92,23 @@ def test_heal_swin_export(tmp):
     assert q["onnx_file"] == "model.onnx" and sha256_file(heal_seg / "2" / q["onnx_file"]) == q["onnx_sha256"]
     v = q["validation"]
     assert v["frames"] == 2 and "synthetic" in v["source"]
-    assert 0 <= v["agreement"] <= 1 and v["fp32"]["miou"] is not None and v["delta_miou"] == pytest.approx(v["int8"]["miou"] - v["fp32"]["miou"])
+    assert (
+        0 <= v["agreement"] <= 1
+        and v["fp32"]["miou"] is not None
+        and v["delta_miou"] == pytest.approx(v["int8"]["miou"] - v["fp32"]["miou"])
+    )
     assert (heal_seg / "2" / "model.onnx").stat().st_size < (heal_seg / "1" / "model.onnx").stat().st_size
     served_heal_swin(tmp, heal_seg)
 
 
 def test_flat_export(tmp):
-    rc, flat_seg = export(tmp, "flat_seg", {"task": "segmentation", "class_names": list("abcd"), "class_colours": [[0, 0, 0]] * 4},
-                          registry="swin_unet_tiny", num_classes=4)
+    rc, flat_seg = export(
+        tmp,
+        "flat_seg",
+        {"task": "segmentation", "class_names": list("abcd"), "class_colours": [[0, 0, 0]] * 4},
+        registry="swin_unet_tiny",
+        num_classes=4,
+    )
     assert rc == 0
     m = check_folder(flat_seg, "segmentation", "flat")
     assert m.img_size == [64, 64] and m.nside is None and m.class_names == list("abcd")
@@ -93,8 +118,13 @@ def test_flat_export(tmp):
 
 
 def test_s2cnn_depth_export(tmp):
-    rc, s2_depth = export(tmp, "s2_depth", {"task": "depth", "depth_log_mean": 2.5, "depth_log_std": 0.7},
-                          registry="s2cnn_depth_tiny", nside=8)
+    rc, s2_depth = export(
+        tmp,
+        "s2_depth",
+        {"task": "depth", "depth_log_mean": 2.5, "depth_log_std": 0.7},
+        registry="s2cnn_depth_tiny",
+        nside=8,
+    )
     assert rc == 0
     m = check_folder(s2_depth, "depth", "sphere")
     assert m.depth == {"log_mean": 2.5, "log_std": 0.7} and m.out_chans == 1 and m.int8 is None
@@ -114,7 +144,10 @@ def demo_files() -> dict:
     from heal_swin.serve.demo import demo_paths
 
     img_path, cal_path = demo_paths()
-    return {"image": ("f.jpg", img_path.read_bytes(), "image/jpeg"), "calibration": ("c.json", cal_path.read_bytes(), "application/json")}
+    return {
+        "image": ("f.jpg", img_path.read_bytes(), "image/jpeg"),
+        "calibration": ("c.json", cal_path.read_bytes(), "application/json"),
+    }
 
 
 def demo_input(m):
@@ -158,9 +191,20 @@ def served_heal_swin(tmp, heal_seg) -> None:
             assert r.status_code == 200, r.text
             agree = float((np.asarray(r.json()["values"]) == want.argmax(0)).mean())
             assert agree > (0.99 if precision == "fp32" else 0.7), (precision, agree)
-            assert c.get("/v1/models").json()["models"][0]["precision"] == ("int8" if precision == "latest" else precision)
+            assert c.get("/v1/models").json()["models"][0]["precision"] == (
+                "int8" if precision == "latest" else precision
+            )
             if precision == "fp32":
-                body = {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+                body = {
+                    "inputs": [
+                        {
+                            "name": "input",
+                            "shape": list(x.shape),
+                            "datatype": "FP32",
+                            "data": x.ravel().tolist(),
+                        }
+                    ]
+                }
                 r = c.post("/v2/models/heal_seg/infer", json=body)
                 got = np.asarray(r.json()["outputs"][0]["data"], np.float32).reshape(want.shape)
                 np.testing.assert_allclose(got, want, **TOL)

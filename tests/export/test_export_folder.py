@@ -91,7 +91,11 @@ def test_out_on_a_read_only_place_is_one_line_exit_2(tmp_path, capsys):
     out = _read_only_dir(tmp_path) / "models" / "seg"
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("heal-swin export: error: --out ") and "cannot write there" in err, err
+    assert (
+        err.count("\n") == 1
+        and err.startswith("heal-swin export: error: --out ")
+        and "cannot write there" in err
+    ), err
     assert not out.exists()
     (tmp_path / "file").write_text("")
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "file")]) == 2

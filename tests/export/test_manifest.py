@@ -20,10 +20,26 @@ from tests.serve.conftest import ROOT
 
 def good() -> dict:
     return Manifest(
-        name="m", model_name="heal_swin_tiny", task="segmentation", input_kind="sphere", in_chans=3, out_chans=2,
-        input_shape=[-1, 3, 512], output_shape=[-1, 2, 512], onnx_sha256="a" * 64, opset=18, nside=8,
-        base_pixels=list(range(8)), class_names=["a", "b"], class_colours=[[0, 0, 0], [255, 0, 0]],
-        normalisation={"colour_order": "RGB", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+        name="m",
+        model_name="heal_swin_tiny",
+        task="segmentation",
+        input_kind="sphere",
+        in_chans=3,
+        out_chans=2,
+        input_shape=[-1, 3, 512],
+        output_shape=[-1, 2, 512],
+        onnx_sha256="a" * 64,
+        opset=18,
+        nside=8,
+        base_pixels=list(range(8)),
+        class_names=["a", "b"],
+        class_colours=[[0, 0, 0], [255, 0, 0]],
+        normalisation={
+            "colour_order": "RGB",
+            "scale": 1 / 255,
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+        },
     ).to_dict()
 
 
@@ -87,7 +103,9 @@ def test_service_does_not_import_torch():
         "heal_swin.inference.manifest, heal_swin.inference.processing, heal_swin.inference.demo; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
-    r = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -104,7 +122,10 @@ def test_normalisation_is_required():
     [
         ({"opset": True}, "field 'opset': expected a valid integer, got True"),
         ({"out_chans": "2"}, "field 'out_chans': expected a valid integer, got '2'"),
-        ({"normalisation": {"mean": [0, 0, "x"], "std": [1, 1, 1]}}, "field 'normalisation.mean': expected a number"),
+        (
+            {"normalisation": {"mean": [0, 0, "x"], "std": [1, 1, 1]}},
+            "field 'normalisation.mean': expected a number",
+        ),
         ({"normalisation": {"mean": [0, 0, 0], "std": [1, 1, 1], "gamma": 2}}, "field 'normalisation.gamma'"),
         ({"model_versions": {"01": "fp32"}}, "field 'model_versions': expected an object"),
         ({"model_versions": {"1": "fp16"}}, "field 'model_versions': expected 'fp32' or 'int8'"),
@@ -132,7 +153,11 @@ def test_json_schema_accepts_a_real_export_and_rejects_what_load_rejects(tmp_pat
     torch.manual_seed(0)
     ckpt = tmp_path / "tiny.safetensors"
     model = create_model("heal_swin_tiny", nside=4, num_classes=3, embed_dim=8)
-    meta = {"task": "segmentation", "class_names": ["a", "b", "c"], "class_colours": [[0, 0, 0], [0, 0, 255], [0, 255, 0]]}
+    meta = {
+        "task": "segmentation",
+        "class_names": ["a", "b", "c"],
+        "class_colours": [[0, 0, 0], [0, 0, 255], [0, 255, 0]],
+    }
     save_model(ckpt, model, meta)
     out = tmp_path / "repo" / "tiny"
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
@@ -140,8 +165,14 @@ def test_json_schema_accepts_a_real_export_and_rejects_what_load_rejects(tmp_pat
     jsonschema.validate(data, schema)
     assert data["normalisation"]["mean"] == model.default_cfg["mean"]  # from the model's default config
     validator = jsonschema.Draft202012Validator(schema)
-    for change in ({"onnx_sha256": "x"}, {"base_pixels": [0, 0]}, {"task": "classify"}, {"extra": 1},
-                   {"class_colours": [[0, 0], [0, 0, 255], [0, 255, 0]]}, {"opset": 0}):
+    for change in (
+        {"onnx_sha256": "x"},
+        {"base_pixels": [0, 0]},
+        {"task": "classify"},
+        {"extra": 1},
+        {"class_colours": [[0, 0], [0, 0, 255], [0, 255, 0]]},
+        {"opset": 0},
+    ):
         assert not validator.is_valid({**data, **change}), change
         with pytest.raises(ManifestError):
             manifest_from_dict({**data, **change})

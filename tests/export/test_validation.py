@@ -61,7 +61,11 @@ def test_int8_comparison(tmp_path, val_folder, task):
     v = compare_on_frames(m, tmp_path / "m" / "1" / "model.onnx", q, frames, source)
     assert v["frames"] == 2 and v["source"] == source
     if task == "segmentation":
-        assert 0 <= v["fp32"]["miou"] <= 1 and 0 <= v["fp32"]["pixel_accuracy"] <= 1 and 0.5 <= v["agreement"] <= 1
+        assert (
+            0 <= v["fp32"]["miou"] <= 1
+            and 0 <= v["fp32"]["pixel_accuracy"] <= 1
+            and 0.5 <= v["agreement"] <= 1
+        )
         assert v["delta_miou"] == pytest.approx(v["int8"]["miou"] - v["fp32"]["miou"])
     else:
         assert v["fp32"]["abs_rel"] > 0 and v["fp32"]["rmse_log"] > 0

@@ -58,10 +58,20 @@ BIG = "1" * 5000  # an integer literal Python refuses to convert (> 4300 digits)
         (json.dumps(_intr(cy_offset=float("inf"))), "intrinsic.cy_offset", "finite"),
         (json.dumps(_intr(k3=[[[[[[1]]]]]])), "intrinsic.k3", "a number"),
         (json.dumps({**WOODSCAPE_FV, "name": "x" * 10_000}), "name", "256"),
-        (json.dumps({**WOODSCAPE_FV, "extrinsic": {"quaternion": [1e308, 1e308, 0, 0], "translation": [0, 0, 0]}}),
-         "extrinsic.quaternion", "norm"),
-        (json.dumps({**WOODSCAPE_FV, "extrinsic": {"quaternion": [0, 0, 0, 1], "translation": [1e9, 0, 0]}}),
-         "extrinsic.translation[0]", "metres"),
+        (
+            json.dumps(
+                {**WOODSCAPE_FV, "extrinsic": {"quaternion": [1e308, 1e308, 0, 0], "translation": [0, 0, 0]}}
+            ),
+            "extrinsic.quaternion",
+            "norm",
+        ),
+        (
+            json.dumps(
+                {**WOODSCAPE_FV, "extrinsic": {"quaternion": [0, 0, 0, 1], "translation": [1e9, 0, 0]}}
+            ),
+            "extrinsic.translation[0]",
+            "metres",
+        ),
         ("[" * 100_000 + "]" * 100_000, "<file>", "nested at most 32"),
         ('{"a": ' * 40 + "1" + "}" * 40, "<file>", "nested at most 32"),
         (json.dumps({**WOODSCAPE_FV, "pad": " " * (2 << 20)}), "<file>", "1048576 bytes"),
@@ -90,8 +100,14 @@ def test_python_callers_get_the_same_errors():
         FisheyeCamera.from_dict(_intr(k1=10**5000))  # repr() of this int would raise ValueError
     with pytest.raises(CalibrationError, match="intrinsic.k1..k4"):
         FisheyeCamera(k=(1.0, 2.0), cx_offset=0, cy_offset=0, aspect_ratio=1, width=10, height=10)
-    cam = FisheyeCamera(k=np.array([300.0, 0, 0, 0]), cx_offset=np.float32(1), cy_offset=0, aspect_ratio=1,
-                        width=np.int64(640), height=480)
+    cam = FisheyeCamera(
+        k=np.array([300.0, 0, 0, 0]),
+        cx_offset=np.float32(1),
+        cy_offset=0,
+        aspect_ratio=1,
+        width=np.int64(640),
+        height=480,
+    )
     assert cam.k == (300.0, 0.0, 0.0, 0.0) and cam.width == 640 and type(cam.width) is int
 
 
@@ -132,7 +148,11 @@ def test_project_cli_absurd_calibration_is_one_line_exit_2(tmp_path, capsys):
 
 # --------------------------------------------------------------- fuzz
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20)
     | st.sampled_from([0, -1, 1e308, -1e-320, 16384, 16385, 10**400, "radial_poly", 4]),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
     max_leaves=20,
@@ -149,7 +169,10 @@ def _paths(d, prefix=()):
             yield from _paths(v, (*prefix, i))
 
 
-_FIELDS = list(_paths(WOODSCAPE_FV)) + [("intrinsic", "extra"), ("extrinsic", "translation used in CARLA (CARLA reference)")]
+_FIELDS = list(_paths(WOODSCAPE_FV)) + [
+    ("intrinsic", "extra"),
+    ("extrinsic", "translation used in CARLA (CARLA reference)"),
+]
 
 
 def _check_clean(make):
@@ -160,7 +183,9 @@ def _check_clean(make):
         return
     # A camera that was accepted works: the centre pixel round-trips, the corners are invertible.
     assert 1 <= cam.width <= lim.MAX_IMAGE_SIDE and 1 <= cam.height <= lim.MAX_IMAGE_SIDE
-    ray = cam.unproject(np.array([[cam.width / 2 - 0.5 + cam.cx_offset, cam.height / 2 - 0.5 + cam.cy_offset]]))
+    ray = cam.unproject(
+        np.array([[cam.width / 2 - 0.5 + cam.cx_offset, cam.height / 2 - 0.5 + cam.cy_offset]])
+    )
     assert np.all(np.isfinite(ray)) and np.all(np.isfinite(cam.project(ray)))
     assert math.isfinite(cam.max_incidence_angle)
 
@@ -194,11 +219,17 @@ def test_fuzz_any_text(text):
 
 
 @settings(max_examples=200, deadline=None)
-@given(k=st.tuples(*[st.floats(-1e6, 1e6, allow_subnormal=True)] * 4), size=st.tuples(st.integers(1, 16384), st.integers(1, 16384)),
-       aspect=st.floats(0.1, 10))
+@given(
+    k=st.tuples(*[st.floats(-1e6, 1e6, allow_subnormal=True)] * 4),
+    size=st.tuples(st.integers(1, 16384), st.integers(1, 16384)),
+    aspect=st.floats(0.1, 10),
+)
 def test_fuzz_in_range_intrinsics(k, size, aspect):
-    _check_clean(lambda: FisheyeCamera.from_dict(_intr(k1=k[0], k2=k[1], k3=k[2], k4=k[3], width=size[0], height=size[1],
-                                                       aspect_ratio=aspect)))
+    _check_clean(
+        lambda: FisheyeCamera.from_dict(
+            _intr(k1=k[0], k2=k[1], k3=k[2], k4=k[3], width=size[0], height=size[1], aspect_ratio=aspect)
+        )
+    )
 
 
 # ------------------------------------------- the other lens models' fields
@@ -225,7 +256,11 @@ def test_model_templates_are_valid():
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(field=st.sampled_from(_MODEL_FIELDS), value=_json_values | st.sampled_from(list(_MODEL_TEMPLATES)), drop=st.booleans())
+@given(
+    field=st.sampled_from(_MODEL_FIELDS),
+    value=_json_values | st.sampled_from(list(_MODEL_TEMPLATES)),
+    drop=st.booleans(),
+)
 def test_fuzz_any_json_value_in_any_lens_field(field, value, drop):
     model, key = field
     d = _model_calib(model, **_MODEL_TEMPLATES[model])
@@ -242,11 +277,26 @@ def test_fuzz_any_json_value_in_any_lens_field(field, value, drop):
 
 
 @settings(max_examples=300, deadline=None)
-@given(model=st.sampled_from(list(_MODEL_TEMPLATES)), f=st.floats(-10, 1e6, allow_subnormal=True),
-       p=st.tuples(*[st.floats(-200, 200, allow_subnormal=True)] * 4), size=st.tuples(st.integers(1, 16384), st.integers(1, 16384)),
-       aspect=st.floats(0.1, 10))
+@given(
+    model=st.sampled_from(list(_MODEL_TEMPLATES)),
+    f=st.floats(-10, 1e6, allow_subnormal=True),
+    p=st.tuples(*[st.floats(-200, 200, allow_subnormal=True)] * 4),
+    size=st.tuples(st.integers(1, 16384), st.integers(1, 16384)),
+    aspect=st.floats(0.1, 10),
+)
 def test_fuzz_in_range_lens_parameters(model, f, p, size, aspect):
     names = [n for n in _MODEL_TEMPLATES[model] if n != "f"]
     params = {"f": f, **{n: v for n, v in zip(names, p)}}
-    _check_clean(lambda: FisheyeCamera.from_dict({**_model_calib(model, **params), "intrinsic": {
-        **_model_calib(model, **params)["intrinsic"], "width": size[0], "height": size[1], "aspect_ratio": aspect}}))
+    _check_clean(
+        lambda: FisheyeCamera.from_dict(
+            {
+                **_model_calib(model, **params),
+                "intrinsic": {
+                    **_model_calib(model, **params)["intrinsic"],
+                    "width": size[0],
+                    "height": size[1],
+                    "aspect_ratio": aspect,
+                },
+            }
+        )
+    )

@@ -8,7 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from heal_swin.geometry.camera import CalibrationError, FisheyeCamera, matrix_to_quaternion, quaternion_to_matrix
+from heal_swin.geometry.camera import (
+    CalibrationError,
+    FisheyeCamera,
+    matrix_to_quaternion,
+    quaternion_to_matrix,
+)
 
 
 def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -39,22 +44,30 @@ def test_unproject_project_round_trip_rays(fv_calib):
 def test_equidistant_lens_matches_closed_form():
     # k = (f, 0, 0, 0) is the equidistant fisheye: theta = r / f exactly.
     f = 300.0
-    cam = FisheyeCamera(k=(f, 0, 0, 0), cx_offset=2.0, cy_offset=-1.0, aspect_ratio=1.0, width=1000, height=800)
+    cam = FisheyeCamera(
+        k=(f, 0, 0, 0), cx_offset=2.0, cy_offset=-1.0, aspect_ratio=1.0, width=1000, height=800
+    )
     px = np.array([[700.0, 200.0], [499.5 + 2.0, 399.5 - 1.0], [10.0, 790.0]])
     x = px[:, 0] - (2.0 + 500 - 0.5)
     y = px[:, 1] - (-1.0 + 400 - 0.5)
     r = np.hypot(x, y)
     theta = r / f
     expected = np.stack(
-        [np.sin(theta) * np.divide(x, r, where=r > 0, out=np.zeros_like(r)),
-         np.sin(theta) * np.divide(y, r, where=r > 0, out=np.zeros_like(r)), np.cos(theta)], axis=-1
+        [
+            np.sin(theta) * np.divide(x, r, where=r > 0, out=np.zeros_like(r)),
+            np.sin(theta) * np.divide(y, r, where=r > 0, out=np.zeros_like(r)),
+            np.cos(theta),
+        ],
+        axis=-1,
     )
     np.testing.assert_allclose(cam.unproject(px), expected, atol=1e-14)
     np.testing.assert_allclose(cam.unproject(px)[1], [0, 0, 1], atol=1e-15)  # the principal point
 
 
 def test_aspect_ratio_scales_v_only():
-    cam = FisheyeCamera(k=(300.0, 0, 0, 0), cx_offset=0, cy_offset=0, aspect_ratio=1.25, width=640, height=480)
+    cam = FisheyeCamera(
+        k=(300.0, 0, 0, 0), cx_offset=0, cy_offset=0, aspect_ratio=1.25, width=640, height=480
+    )
     ray = np.array([np.sin(0.3), 0.0, np.cos(0.3)])
     u, v = cam.project(np.stack([ray, ray[[1, 0, 2]]]))[:, :]
     assert u[0] - 319.5 == pytest.approx(300 * 0.3) and u[1] == pytest.approx(239.5)
@@ -68,7 +81,11 @@ def test_max_incidence_angle_and_monotonic_range(fv_calib):
     k1, k2, k3, k4 = cam.k
     rho = k1 * theta + k2 * theta**2 + k3 * theta**3 + k4 * theta**4
     corner = np.hypot(-0.5 - (cam.cx_offset + 639.5), -0.5 - (cam.cy_offset + 482.5))
-    corners = [np.hypot(u - (cam.cx_offset + 639.5), v - (cam.cy_offset + 482.5)) for u in (-0.5, 1279.5) for v in (-0.5, 965.5)]
+    corners = [
+        np.hypot(u - (cam.cx_offset + 639.5), v - (cam.cy_offset + 482.5))
+        for u in (-0.5, 1279.5)
+        for v in (-0.5, 965.5)
+    ]
     expected = theta[np.searchsorted(rho, max(corners))]
     assert cam.max_incidence_angle == pytest.approx(expected, abs=1e-5)
     assert math.degrees(cam.max_incidence_angle) == pytest.approx(113, abs=1)  # WoodScape FV: ~113 deg
@@ -118,7 +135,10 @@ def test_quaternion_matrix_round_trip():
 
 def test_synwoodscape_translation_key_and_dict_round_trip(fv_calib):
     syn = dict(fv_calib)
-    syn["extrinsic"] = {"quaternion": fv_calib["extrinsic"]["quaternion"], "translation used in CARLA (CARLA reference)": [1.0, 2.0, 3.0]}
+    syn["extrinsic"] = {
+        "quaternion": fv_calib["extrinsic"]["quaternion"],
+        "translation used in CARLA (CARLA reference)": [1.0, 2.0, 3.0],
+    }
     cam = FisheyeCamera.from_json(syn)
     assert cam.translation == (1.0, 2.0, 3.0)
     again = FisheyeCamera.from_json(cam.to_dict())

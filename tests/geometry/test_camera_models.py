@@ -16,7 +16,12 @@ from heal_swin.geometry import CalibrationError, FisheyeCamera
 W, H = 512, 512
 FX, FY, CX, CY = 190.97, 190.03, 254.93, 256.90
 CAMERAS = {
-    "kannala_brandt": (0.0034823894022493434, 0.0007150348452162257, -0.0020532361418706202, 0.00020293673591811182),
+    "kannala_brandt": (
+        0.0034823894022493434,
+        0.0007150348452162257,
+        -0.0020532361418706202,
+        0.00020293673591811182,
+    ),
     "ucm": (0.55,),
     "eucm": (0.58, 1.05),
     "double_sphere": (-0.18, 0.59),
@@ -63,8 +68,12 @@ def test_kannala_brandt_unproject_matches_cv2_fisheye_undistort_points():
     px = np.stack([u.ravel(), v.ravel()], axis=-1)
     rays = cam.unproject(px)
     front = rays[:, 2] > math.cos(math.radians(80))  # undistortPoints returns points on z = 1
-    und = cv2.fisheye.undistortPoints(px[front].reshape(-1, 1, 2), K, D,
-                                      criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-14))
+    und = cv2.fisheye.undistortPoints(
+        px[front].reshape(-1, 1, 2),
+        K,
+        D,
+        criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-14),
+    )
     ref = np.concatenate([und.reshape(-1, 2), np.ones((front.sum(), 1))], axis=1)
     ref /= np.linalg.norm(ref, axis=1, keepdims=True)
     assert front.sum() > 2000
@@ -165,7 +174,9 @@ def test_mei_matches_kalibr_omni_formula():
 def test_ucm_with_alpha_zero_is_the_pinhole_camera():
     cam = FisheyeCamera.from_focal("ucm", 400.0, 410.0, 320.0, 240.0, 640, 480, (0.0,))
     p = np.array([[0.3, -0.2, 1.0], [-1.0, 0.5, 2.0]])
-    np.testing.assert_allclose(cam.project(p), np.stack([400 * p[:, 0] / p[:, 2] + 320, 410 * p[:, 1] / p[:, 2] + 240], -1))
+    np.testing.assert_allclose(
+        cam.project(p), np.stack([400 * p[:, 0] / p[:, 2] + 320, 410 * p[:, 1] / p[:, 2] + 240], -1)
+    )
 
 
 # ------------------------------------------------------------- round trips
@@ -197,7 +208,9 @@ def test_schema_round_trip_scaling_and_key(model):
     expected = (cam.project(rays) + 0.5) * np.array([0.5, 0.25]) - 0.5
     np.testing.assert_allclose(small.project(rays), expected, atol=1e-9)
     assert small.intrinsics_key != cam.intrinsics_key
-    other = FisheyeCamera.from_dict({**d, "intrinsic": {**d["intrinsic"], "cx_offset": d["intrinsic"]["cx_offset"] + 1}})
+    other = FisheyeCamera.from_dict(
+        {**d, "intrinsic": {**d["intrinsic"], "cx_offset": d["intrinsic"]["cx_offset"] + 1}}
+    )
     assert other.intrinsics_key != cam.intrinsics_key
 
 
@@ -207,7 +220,9 @@ def test_a_field_of_view_the_model_cannot_represent_is_named():
     # less than the corner radius of a 640x480 image (400 px).
     with pytest.raises(CalibrationError) as e:
         FisheyeCamera.from_focal("ucm", 200.0, 200.0, 319.5, 239.5, 640, 480, (0.9,), source="cam.json")
-    assert e.value.field == "intrinsic.alpha" and "field of view" in str(e.value) and "400.0 px" in str(e.value)
+    assert (
+        e.value.field == "intrinsic.alpha" and "field of view" in str(e.value) and "400.0 px" in str(e.value)
+    )
     with pytest.raises(CalibrationError) as e:
         FisheyeCamera.from_focal("double_sphere", 150.0, 150.0, 319.5, 239.5, 640, 480, (-0.2, 0.8))
     assert e.value.field == "intrinsic.xi,alpha" and "field of view" in str(e.value)
@@ -217,7 +232,9 @@ def test_a_lens_not_monotonic_over_the_image_is_named():
     # rho = f t (1 - 0.2 t^2) turns back at t = 1 / sqrt(0.6) = 1.29 rad, at 0.86 f = 258 px < 400 px.
     with pytest.raises(CalibrationError) as e:
         FisheyeCamera.from_focal("kannala_brandt", 300.0, 300.0, 319.5, 239.5, 640, 480, (-0.2, 0, 0, 0))
-    assert e.value.field == "intrinsic.k1..k4" and "stops increasing at theta 74.0 deg (258.2 px)" in str(e.value)
+    assert e.value.field == "intrinsic.k1..k4" and "stops increasing at theta 74.0 deg (258.2 px)" in str(
+        e.value
+    )
     cam = FisheyeCamera.from_focal("kannala_brandt", 300.0, 300.0, 199.5, 149.5, 400, 300, (-0.2, 0, 0, 0))
     assert cam.theta_monotonic == pytest.approx(1 / math.sqrt(0.6), abs=1e-12)
     # An increasing lens whose 180 deg ends inside the image: rho(pi) = 50 pi = 157.1 px < 400 px.
@@ -239,11 +256,17 @@ def test_a_lens_not_monotonic_over_the_image_is_named():
     ],
 )
 def test_bad_lens_fields_are_named(fv_calib, intr, field):
-    base = {k: fv_calib["intrinsic"][k] for k in ("aspect_ratio", "cx_offset", "cy_offset", "width", "height")}
+    base = {
+        k: fv_calib["intrinsic"][k] for k in ("aspect_ratio", "cx_offset", "cy_offset", "width", "height")
+    }
     d = {**fv_calib, "intrinsic": {**base, **intr}}
     with pytest.raises(CalibrationError) as e:
         FisheyeCamera.from_dict(d, source="x.json")
-    assert e.value.field == field and str(e.value).startswith(f"x.json: field '{field}'") and "\n" not in str(e.value)
+    assert (
+        e.value.field == field
+        and str(e.value).startswith(f"x.json: field '{field}'")
+        and "\n" not in str(e.value)
+    )
 
 
 @pytest.mark.parametrize("model", list(CAMERAS))
@@ -257,7 +280,9 @@ def test_flip_and_crop_are_exact_for_every_lens_model(model):
     # The mirrored image sees (-X, Y, Z) at pixel (W - 1 - u, v).
     flipped = flip_camera(cam)
     assert flipped.model == model
-    np.testing.assert_allclose(flipped.project(rays * [-1, 1, 1]), np.stack([W - 1 - uv[:, 0], uv[:, 1]], -1), atol=1e-9)
+    np.testing.assert_allclose(
+        flipped.project(rays * [-1, 1, 1]), np.stack([W - 1 - uv[:, 0], uv[:, 1]], -1), atol=1e-9
+    )
     # Removing 3 rows at the top and bottom moves every pixel up by 3.
     cropped = crop_camera(cam, 3)
     assert cropped.model == model and cropped.height == H - 6

@@ -16,7 +16,9 @@ def test_vectors_equal_healpy_nested(nside, base):
     i = np.arange(grid.npix)
     expected_global = np.asarray(base)[i // nside**2] * nside**2 + i % nside**2
     np.testing.assert_array_equal(grid.global_index, expected_global)
-    np.testing.assert_allclose(grid.vectors(), np.stack(hp.pix2vec(nside, expected_global, nest=True), -1), atol=0)
+    np.testing.assert_allclose(
+        grid.vectors(), np.stack(hp.pix2vec(nside, expected_global, nest=True), -1), atol=0
+    )
     np.testing.assert_array_equal(grid.ring_index(), hp.nest2ring(nside, expected_global))
     x, y, _f = hp.pix2xyf(nside, expected_global, nest=True)
     np.testing.assert_array_equal(grid.face_xy(), np.stack([x, y], -1))
@@ -31,7 +33,9 @@ def test_parent_is_healpy_parent(nside):
         # The pixel of the coarser nside that contains each fine pixel's centre is its parent.
         parent = hp.vec2pix(coarse.nside, *grid.vectors().T, nest=True)
         np.testing.assert_array_equal(coarse.global_index[grid.parent_index(levels)], parent)
-    np.testing.assert_array_equal(grid.finer().parent_index()[grid.children_index()], np.arange(grid.npix)[:, None].repeat(4, 1))
+    np.testing.assert_array_equal(
+        grid.finer().parent_index()[grid.children_index()], np.arange(grid.npix)[:, None].repeat(4, 1)
+    )
 
 
 def test_local_index_inverts_global_index():
@@ -45,8 +49,16 @@ def test_local_index_inverts_global_index():
 
 @pytest.mark.parametrize(
     "nside, base, match",
-    [(3, range(8), "power of two"), (0, range(8), "power of two"), (True, range(8), "integer"), (8.0, range(8), "integer"),
-     (8, (0, 0, 1), "unique"), (8, (0, 12), "0..11"), (8, (), "at least one"), (8, ("a",), "integers")],
+    [
+        (3, range(8), "power of two"),
+        (0, range(8), "power of two"),
+        (True, range(8), "integer"),
+        (8.0, range(8), "integer"),
+        (8, (0, 0, 1), "unique"),
+        (8, (0, 12), "0..11"),
+        (8, (), "at least one"),
+        (8, ("a",), "integers"),
+    ],
 )
 def test_validation(nside, base, match):
     with pytest.raises(GridError, match=match):
@@ -58,7 +70,14 @@ def test_face_coordinates_floor_is_healpy_pixel(nside):
     rng = np.random.default_rng(nside)
     v = rng.normal(size=(100_000, 3))
     # Add the awkward directions: poles, the |z| = 2/3 transition, phi = 0 and just below 2 pi.
-    special = [[0, 0, 1], [0, 0, -1], [1, 0, 0], [np.sqrt(5) / 3, 0, 2 / 3], [np.sqrt(5) / 3, 0, -2 / 3], [1, -1e-17, 0.1]]
+    special = [
+        [0, 0, 1],
+        [0, 0, -1],
+        [1, 0, 0],
+        [np.sqrt(5) / 3, 0, 2 / 3],
+        [np.sqrt(5) / 3, 0, -2 / 3],
+        [1, -1e-17, 0.1],
+    ]
     v = np.concatenate([v, special])
     face, x, y = face_coordinates(nside, v)
     assert np.all((x >= 0) & (x < nside) & (y >= 0) & (y < nside))

@@ -13,7 +13,9 @@ from heal_swin.geometry import projector as projector_module
 def smooth(v: np.ndarray) -> np.ndarray:
     """A smooth test function of the direction, (..., 3) -> (..., 3) in [0, 1]."""
     x, y, z = v[..., 0], v[..., 1], v[..., 2]
-    return np.stack([0.5 + 0.4 * np.sin(2 * x + y), 0.5 + 0.4 * z * y, 0.5 + 0.3 * np.cos(3 * x * z)], axis=-1)
+    return np.stack(
+        [0.5 + 0.4 * np.sin(2 * x + y), 0.5 + 0.4 * z * y, 0.5 + 0.3 * np.cos(3 * x * z)], axis=-1
+    )
 
 
 @pytest.fixture
@@ -112,7 +114,9 @@ def test_round_trip_psnr_inside_the_footprint(camera):
     proj = SphereProjector(camera, grid)
     rng = np.random.default_rng(5)
     # A band-limited random texture: a real image's content, smooth at the pixel scale.
-    noise = cv2.GaussianBlur(rng.uniform(0, 255, (camera.height, camera.width, 3)).astype(np.float32), (0, 0), 2.0)
+    noise = cv2.GaussianBlur(
+        rng.uniform(0, 255, (camera.height, camera.width, 3)).astype(np.float32), (0, 0), 2.0
+    )
     image = np.clip((noise - noise.mean()) * 6 + 128, 0, 255).astype(np.uint8)
     back = proj.to_image(proj.to_sphere(image), mode="bilinear", fill=0)
     inner = cv2.erode(proj.footprint().astype(np.uint8) & (image[..., 0] >= 0), np.ones((5, 5))) > 0

@@ -27,11 +27,19 @@ def mount(yaw: float, pitch_down: float) -> np.ndarray:
 def make_rig(calib: dict, width: int = W, height: int = H) -> CameraRig:
     """A WoodScape-like four-camera rig (the FV lens on every mount), at ``width x height``."""
     base = FisheyeCamera.from_dict(calib).scaled(width, height)
-    layout = {"FV": (0, 20, (3.7, 0.0, 0.66)), "MVL": (90, 45, (2.0, 1.0, 1.0)), "RV": (180, 25, (-1.0, 0.0, 0.9)), "MVR": (-90, 45, (2.0, -1.0, 1.0))}
+    layout = {
+        "FV": (0, 20, (3.7, 0.0, 0.66)),
+        "MVL": (90, 45, (2.0, 1.0, 1.0)),
+        "RV": (180, 25, (-1.0, 0.0, 0.9)),
+        "MVR": (-90, 45, (2.0, -1.0, 1.0)),
+    }
     cams = {}
     for name, (yaw, pitch, t) in layout.items():
         d = base.to_dict()
-        d["extrinsic"] = {"quaternion": matrix_to_quaternion(mount(yaw, pitch)).tolist(), "translation": list(t)}
+        d["extrinsic"] = {
+            "quaternion": matrix_to_quaternion(mount(yaw, pitch)).tolist(),
+            "translation": list(t),
+        }
         d["name"] = name
         cams[name] = FisheyeCamera.from_dict(d)
     return CameraRig.from_cameras(cams)
@@ -45,7 +53,9 @@ def rig(fv_calib) -> CameraRig:
 def sky(v: np.ndarray) -> np.ndarray:
     """A smooth function of the vehicle direction, (..., 3) -> (..., 3)."""
     x, y, z = v[..., 0], v[..., 1], v[..., 2]
-    return np.stack([0.5 + 0.4 * np.sin(2 * x + y), 0.5 + 0.4 * z * y, 0.5 + 0.3 * np.cos(3 * x * z)], axis=-1)
+    return np.stack(
+        [0.5 + 0.4 * np.sin(2 * x + y), 0.5 + 0.4 * z * y, 0.5 + 0.3 * np.cos(3 * x * z)], axis=-1
+    )
 
 
 def healpy_vectors(nside: int) -> np.ndarray:
@@ -112,7 +122,9 @@ def test_direction_seen_by_two_cameras(rig):
     assert vs.maps.count[pix] == 2 and vs.source[pix] == int(np.argmax(w))
     # constant images 100 (FV) and 200 (MVL): the blend at that direction is the weighted mean
     consts = [np.full((H, W), 100.0 * (i + 1), np.float32) for i in range(len(rig))]
-    assert vs.to_sphere(consts)[pix] == pytest.approx(float(np.dot(w / w.sum(), [100, 200, 300, 400])), rel=1e-5)
+    assert vs.to_sphere(consts)[pix] == pytest.approx(
+        float(np.dot(w / w.sum(), [100, 200, 300, 400])), rel=1e-5
+    )
     # labels: from the camera with the larger weight
     labels = [np.full((H, W), 10 + i, np.uint8) for i in range(len(rig))]
     assert vs.labels_to_sphere(labels)[pix] == 10 + int(np.argmax(w))
@@ -179,7 +191,12 @@ def test_back_projection_is_the_healpy_pixel_of_each_ray_in_the_vehicle_frame(ri
 def test_maps_are_cached_per_camera_in_memory_and_on_disk(rig, tmp_path):
     # a registration distance no other test uses: these maps are not in the memory cache yet
     a = VehicleSphere(rig, vehicle_grid(8), radius=37.5, cache_dir=tmp_path)
-    b = VehicleSphere(CameraRig.from_cameras(dict(zip(rig.names, rig.cameras))), vehicle_grid(8), radius=37.5, cache_dir=tmp_path)
+    b = VehicleSphere(
+        CameraRig.from_cameras(dict(zip(rig.names, rig.cameras))),
+        vehicle_grid(8),
+        radius=37.5,
+        cache_dir=tmp_path,
+    )
     assert a.maps is b.maps
     a.to_sphere([np.zeros((H, W), np.float32)] * 4)
     assert len(list(tmp_path.glob("taps-bilinear-*.npz"))) == 4  # one forward map per camera

@@ -39,7 +39,9 @@ def served_inputs(tmp_path_factory, synth):
     repo = tmp_path_factory.mktemp("repo")
     write_model(repo, "sphere16", "segmentation", "sphere", nside=16)
     write_model(repo, "flat", "segmentation", "flat", img_size=(48, 64), seed=3)
-    write_model(repo, "flatup", "segmentation", "flat", img_size=(150, 200), seed=4)  # upscaled: INTER_AREA too
+    write_model(
+        repo, "flatup", "segmentation", "flat", img_size=(150, 200), seed=4
+    )  # upscaled: INTER_AREA too
     seen: list[np.ndarray] = []
     orig = runtime.ModelRuntime.run
 
@@ -57,7 +59,10 @@ def served_inputs(tmp_path_factory, synth):
             seen.clear()
             r = client.post(
                 "/v1/segment",
-                files={"image": ("f.png", Path(rec.image).read_bytes(), "image/png"), "calibration": ("c.json", Path(rec.calibration).read_bytes(), "application/json")},
+                files={
+                    "image": ("f.png", Path(rec.image).read_bytes(), "image/png"),
+                    "calibration": ("c.json", Path(rec.calibration).read_bytes(), "application/json"),
+                },
                 data={"model": model},
             )
             assert r.status_code == 200, r.text
@@ -78,7 +83,9 @@ def test_sphere_model_input_equals_dataset_tensor(synth, served_inputs, i):
     assert np.any(got == 0) and np.any(got != 0)  # the frame covers part of the grid
 
 
-@pytest.mark.parametrize(("model", "hw", "i"), [("flat", (48, 64), 0), ("flat", (48, 64), 5), ("flatup", (150, 200), 1)])
+@pytest.mark.parametrize(
+    ("model", "hw", "i"), [("flat", (48, 64), 0), ("flat", (48, 64), 5), ("flatup", (150, 200), 1)]
+)
 def test_flat_model_input_equals_dataset_tensor(synth, served_inputs, model, hw, i):
     ds = FisheyeDataset(synth, "synthetic", split="all", view="flat", size=(hw[1], hw[0]))  # size is (W, H)
     want = ds[i]["image"]
@@ -106,7 +113,14 @@ def test_export_and_serve_do_not_import_each_other():
 
 def test_the_contract_imports_only_geometry():
     """heal_swin.inference sits below data/models/train/export/serve (DESIGN.md) and imports no torch."""
-    above = ("heal_swin.data", "heal_swin.models", "heal_swin.train", "heal_swin.export", "heal_swin.serve", "torch")
+    above = (
+        "heal_swin.data",
+        "heal_swin.models",
+        "heal_swin.train",
+        "heal_swin.export",
+        "heal_swin.serve",
+        "torch",
+    )
     for path in sorted((ROOT / "heal_swin" / "inference").glob("*.py")):
         bad = [m for m in _imports(path) if any(m == a or m.startswith(a + ".") for a in above)]
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
@@ -114,9 +128,16 @@ def test_the_contract_imports_only_geometry():
 
 def test_one_implementation_of_the_processing():
     """Resizing and projection of model inputs/outputs happen only in heal_swin.inference."""
-    callers = [*sorted((ROOT / "heal_swin" / "serve").glob("*.py")), *sorted((ROOT / "heal_swin" / "export").glob("*.py"))]
-    callers += [ROOT / "heal_swin" / p for p in ("train/inference.py", "train/evaluate.py", "data/datasets.py")]
+    callers = [
+        *sorted((ROOT / "heal_swin" / "serve").glob("*.py")),
+        *sorted((ROOT / "heal_swin" / "export").glob("*.py")),
+    ]
+    callers += [
+        ROOT / "heal_swin" / p for p in ("train/inference.py", "train/evaluate.py", "data/datasets.py")
+    ]
     for path in callers:
         text = path.read_text()
         for needle in ("cv2.resize(", ".to_sphere(", ".to_image(", ".to_sphere_depth(", "cv2.INTER_"):
-            assert needle not in text, f"{path.relative_to(ROOT)} calls {needle} (use heal_swin.inference.processing)"
+            assert needle not in text, (
+                f"{path.relative_to(ROOT)} calls {needle} (use heal_swin.inference.processing)"
+            )

@@ -22,7 +22,9 @@ from tests.geometry.test_rig import H, W, make_rig
 NSIDE = 16
 
 
-def manifest(base_pixels=tuple(range(12)), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), colour_order="BGR") -> Manifest:
+def manifest(
+    base_pixels=tuple(range(12)), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), colour_order="BGR"
+) -> Manifest:
     n = len(base_pixels) * NSIDE**2
     return Manifest(
         name="surround-test", model_name="fake", task="segmentation", input_kind="sphere", in_chans=3, out_chans=3,
@@ -48,7 +50,11 @@ def test_input_is_the_normalised_blend(rig):
     np.testing.assert_allclose(x[:, seen], np.repeat(want[:, None], seen.sum(), 1), atol=1e-5)
     assert np.all(x[:, ~seen] == 0)
     flipped = surround_input(frames, sphere, mean[::-1], std[::-1], reverse_channels=True)
-    np.testing.assert_allclose(flipped[:, seen], np.repeat(((colour[::-1] / 255 - mean[::-1]) / std[::-1])[:, None], seen.sum(), 1), atol=1e-5)
+    np.testing.assert_allclose(
+        flipped[:, seen],
+        np.repeat(((colour[::-1] / 255 - mean[::-1]) / std[::-1])[:, None], seen.sum(), 1),
+        atol=1e-5,
+    )
     # frames by name or in rig order give the same input
     np.testing.assert_array_equal(surround_input([frames[n] for n in rig.names], sphere, mean, std), x)
 
@@ -74,7 +80,9 @@ def test_prediction_masks_are_the_sphere_classes_at_each_pixels_vehicle_ray(rig)
     sphere = vehicle_sphere_for(rig, vehicle_grid(NSIDE))
     seen = sphere.valid_mask
     w = np.sort(sphere.maps.weights, axis=0)
-    clear = seen & (w[-1] > w[-2] + 1e-6) & (sphere.maps.count <= 2)  # FV + MVR (both red) could outweigh MVL in a triple overlap
+    clear = (
+        seen & (w[-1] > w[-2] + 1e-6) & (sphere.maps.count <= 2)
+    )  # FV + MVR (both red) could outweigh MVL in a triple overlap
     expected = np.array([colours[n] for n in rig.names])[pred.source[clear]]
     np.testing.assert_array_equal(pred.classes[clear], expected)
     assert np.all(pred.classes[~seen] == NO_CLASS)

@@ -33,10 +33,16 @@ def manifest(**kw) -> Manifest:
 
 def test_config_fields_parse_back():
     cfg = parse_pbtxt(model_config_text(manifest(), max_batch_size=16, max_queue_delay_us=2000))
-    assert cfg["name"] == ["seg"] and cfg["platform"] == ["onnxruntime_onnx"] and cfg["max_batch_size"] == [16]
+    assert (
+        cfg["name"] == ["seg"] and cfg["platform"] == ["onnxruntime_onnx"] and cfg["max_batch_size"] == [16]
+    )
     assert cfg["version_policy"] == [{"all": [{}]}]
     (inp,), (out,) = cfg["input"], cfg["output"]
-    assert inp == {"name": ["input"], "data_type": ["TYPE_FP32"], "dims": [3, 512]}  # no batch dim: max_batch_size > 0
+    assert inp == {
+        "name": ["input"],
+        "data_type": ["TYPE_FP32"],
+        "dims": [3, 512],
+    }  # no batch dim: max_batch_size > 0
     assert out == {"name": ["output"], "data_type": ["TYPE_FP32"], "dims": [4, 512]}
     assert cfg["dynamic_batching"] == [{"max_queue_delay_microseconds": [2000]}]
     flat = parse_pbtxt(model_config_text(manifest(input_kind="flat", nside=None, base_pixels=None, img_size=[48, 64],
@@ -57,7 +63,9 @@ def _model_config_class():
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     F = descriptor_pb2.FieldDescriptorProto
-    fdp = descriptor_pb2.FileDescriptorProto(name="heal_swin_test_model_config.proto", package="inference", syntax="proto3")
+    fdp = descriptor_pb2.FileDescriptorProto(
+        name="heal_swin_test_model_config.proto", package="inference", syntax="proto3"
+    )
     dt = fdp.enum_type.add(name="DataType")
     for i, n in enumerate(["TYPE_INVALID", "TYPE_BOOL", "TYPE_UINT8", "TYPE_UINT16", "TYPE_UINT32", "TYPE_UINT64", "TYPE_INT8",
                            "TYPE_INT16", "TYPE_INT32", "TYPE_INT64", "TYPE_FP16", "TYPE_FP32", "TYPE_FP64", "TYPE_STRING"]):  # fmt: skip
@@ -72,19 +80,43 @@ def _model_config_class():
         return m
 
     one, rep = F.LABEL_OPTIONAL, F.LABEL_REPEATED
-    msg("ModelInput", ("name", F.TYPE_STRING, one, None), ("data_type", F.TYPE_ENUM, one, ".inference.DataType"), ("dims", F.TYPE_INT64, rep, None))
-    msg("ModelOutput", ("name", F.TYPE_STRING, one, None), ("data_type", F.TYPE_ENUM, one, ".inference.DataType"), ("dims", F.TYPE_INT64, rep, None))
+    msg(
+        "ModelInput",
+        ("name", F.TYPE_STRING, one, None),
+        ("data_type", F.TYPE_ENUM, one, ".inference.DataType"),
+        ("dims", F.TYPE_INT64, rep, None),
+    )
+    msg(
+        "ModelOutput",
+        ("name", F.TYPE_STRING, one, None),
+        ("data_type", F.TYPE_ENUM, one, ".inference.DataType"),
+        ("dims", F.TYPE_INT64, rep, None),
+    )
     policy = msg("ModelVersionPolicy")
     msg("All", parent=policy)
     msg("Latest", ("num_versions", F.TYPE_UINT32, one, None), parent=policy)
-    policy.field.add(name="latest", number=1, type=F.TYPE_MESSAGE, label=one, type_name=".inference.ModelVersionPolicy.Latest")
-    policy.field.add(name="all", number=2, type=F.TYPE_MESSAGE, label=one, type_name=".inference.ModelVersionPolicy.All")
-    msg("ModelDynamicBatching", ("preferred_batch_size", F.TYPE_INT32, rep, None), ("max_queue_delay_microseconds", F.TYPE_UINT64, one, None))
+    policy.field.add(
+        name="latest",
+        number=1,
+        type=F.TYPE_MESSAGE,
+        label=one,
+        type_name=".inference.ModelVersionPolicy.Latest",
+    )
+    policy.field.add(
+        name="all", number=2, type=F.TYPE_MESSAGE, label=one, type_name=".inference.ModelVersionPolicy.All"
+    )
+    msg(
+        "ModelDynamicBatching",
+        ("preferred_batch_size", F.TYPE_INT32, rep, None),
+        ("max_queue_delay_microseconds", F.TYPE_UINT64, one, None),
+    )
     group = msg("ModelInstanceGroup", ("count", F.TYPE_INT32, one, None))
     kind = group.enum_type.add(name="Kind")
     for i, n in enumerate(["KIND_AUTO", "KIND_GPU", "KIND_CPU", "KIND_MODEL"]):
         kind.value.add(name=n, number=i)
-    group.field.add(name="kind", number=2, type=F.TYPE_ENUM, label=one, type_name=".inference.ModelInstanceGroup.Kind")
+    group.field.add(
+        name="kind", number=2, type=F.TYPE_ENUM, label=one, type_name=".inference.ModelInstanceGroup.Kind"
+    )
     msg("ModelParameter", ("string_value", F.TYPE_STRING, one, None))
     config = msg(
         "ModelConfig",
@@ -94,9 +126,20 @@ def _model_config_class():
         ("dynamic_batching", F.TYPE_MESSAGE, one, ".inference.ModelDynamicBatching"), ("backend", F.TYPE_STRING, one, None),
         ("instance_group", F.TYPE_MESSAGE, rep, ".inference.ModelInstanceGroup"),
     )  # fmt: skip
-    entry = msg("ParametersEntry", ("key", F.TYPE_STRING, one, None), ("value", F.TYPE_MESSAGE, one, ".inference.ModelParameter"), parent=config)
+    entry = msg(
+        "ParametersEntry",
+        ("key", F.TYPE_STRING, one, None),
+        ("value", F.TYPE_MESSAGE, one, ".inference.ModelParameter"),
+        parent=config,
+    )
     entry.options.map_entry = True
-    config.field.add(name="parameters", number=20, type=F.TYPE_MESSAGE, label=rep, type_name=".inference.ModelConfig.ParametersEntry")
+    config.field.add(
+        name="parameters",
+        number=20,
+        type=F.TYPE_MESSAGE,
+        label=rep,
+        type_name=".inference.ModelConfig.ParametersEntry",
+    )
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("inference.ModelConfig"))
@@ -126,7 +169,11 @@ def test_versions_and_old_layout(tmp_path):
 
 
 def e2e_manifest(task: str = "segmentation") -> Manifest:
-    out = {"name": "mask", "datatype": "UINT8", "shape": [-1, 121, 160]} if task == "segmentation" else {"name": "depth", "datatype": "FP32", "shape": [-1, 121, 160]}
+    out = (
+        {"name": "mask", "datatype": "UINT8", "shape": [-1, 121, 160]}
+        if task == "segmentation"
+        else {"name": "depth", "datatype": "FP32", "shape": [-1, 121, 160]}
+    )
     e2e = {"camera": "FV", "image_size": [160, 121], "calibration": {}, "sphere_model": "seg", "sampling": {"mode": "bilinear", "taps": 4},
            "input": {"name": "image", "datatype": "UINT8", "shape": [-1, 121, 160, 3]}, "output": out}  # fmt: skip
     kw = {} if task == "segmentation" else {"task": "depth", "out_chans": 1, "output_shape": [-1, 1, 512], "class_names": [], "class_colours": [],
@@ -142,14 +189,18 @@ def test_end_to_end_config(backend, task):
     text = end_to_end_config_text(e2e_manifest(task), backend=backend, max_batch_size=4)
     cfg = text_format.Parse(text, _model_config_class()())
     assert cfg.name == "seg_FV" and cfg.max_batch_size == 4
-    assert [(i.name, i.data_type, list(i.dims)) for i in cfg.input] == [("image", 2, [121, 160, 3])]  # TYPE_UINT8
+    assert [(i.name, i.data_type, list(i.dims)) for i in cfg.input] == [
+        ("image", 2, [121, 160, 3])
+    ]  # TYPE_UINT8
     want_out = ("mask", 2) if task == "segmentation" else ("depth", 11)  # TYPE_UINT8 / TYPE_FP32
     assert [(o.name, o.data_type, list(o.dims)) for o in cfg.output] == [(*want_out, [121, 160])]
     if backend == "onnxruntime":
         assert cfg.platform == "onnxruntime_onnx" and not cfg.backend and not cfg.instance_group
     else:
         assert cfg.backend == "python" and not cfg.platform
-        assert [(g.kind, g.count) for g in cfg.instance_group] == [(2, 1)] and cfg.parameters["intra_op_threads"].string_value == "0"
+        assert [(g.kind, g.count) for g in cfg.instance_group] == [(2, 1)] and cfg.parameters[
+            "intra_op_threads"
+        ].string_value == "0"
     assert parse_pbtxt(text)["input"][0]["dims"] == [121, 160, 3]
     with pytest.raises(ValueError, match="not an end-to-end model"):
         end_to_end_config_text(manifest())

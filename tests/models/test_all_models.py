@@ -45,7 +45,9 @@ def small(name: str) -> dict:
     f = 8 / cfg["b_in"]
     b_out = cfg["b_out"] if cfg["b_out"] is not None else cfg["b_in"]
     return {
-        "nside": 8, "b_in": 8, "b_out": max(2, round(b_out * f)),
+        "nside": 8,
+        "b_in": 8,
+        "b_out": max(2, round(b_out * f)),
         "bandwidths": tuple(max(2, round(b * f)) for b in cfg["bandwidths"]),
     }
 

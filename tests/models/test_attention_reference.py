@@ -41,8 +41,11 @@ def _pair(window: int, cosine: bool, dim: int = 24, heads: int = 3):
         ref = WindowAttention(dim, heads, window_size=s)
         ref.load_state_dict(
             {
-                "qkv.weight": ours.qkv.weight, "qkv.bias": ours.qkv.bias, "proj.weight": ours.proj.weight,
-                "proj.bias": ours.proj.bias, "relative_position_bias_table": ours.relative_position_bias_table,
+                "qkv.weight": ours.qkv.weight,
+                "qkv.bias": ours.qkv.bias,
+                "proj.weight": ours.proj.weight,
+                "proj.bias": ours.proj.bias,
+                "relative_position_bias_table": ours.relative_position_bias_table,
             },
             strict=False,
         )

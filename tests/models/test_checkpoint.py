@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-
 import pytest
+import torch
 
 from heal_swin.models import create_model
 from heal_swin.models.checkpoint import ModelFileError, load_model, read_model_metadata, save_model

@@ -34,9 +34,22 @@ def test_registry_and_attributes() -> None:
 
 def test_paper_config_and_parameter_count() -> None:
     cfg = model_config("heal_swin_paper")
-    expected = dict(nside=256, patch_size=4, window_size=64, shift="ring", shift_size=4, embed_dim=96,
-                    depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), mlp_ratio=4.0, drop_rate=0.1,
-                    attn_drop_rate=0.1, drop_path_rate=0.1, cosine_attn=True, post_norm=True)
+    expected = {
+        "nside": 256,
+        "patch_size": 4,
+        "window_size": 64,
+        "shift": "ring",
+        "shift_size": 4,
+        "embed_dim": 96,
+        "depths": (2, 2, 6, 2),
+        "num_heads": (3, 6, 12, 24),
+        "mlp_ratio": 4.0,
+        "drop_rate": 0.1,
+        "attn_drop_rate": 0.1,
+        "drop_path_rate": 0.1,
+        "cosine_attn": True,
+        "post_norm": True,
+    }
     for k, v in expected.items():
         assert cfg[k] == v, k
     assert tuple(cfg["base_pixels"]) == tuple(range(8))
@@ -63,8 +76,18 @@ SHAPE_CASES = [
 @pytest.mark.parametrize("batch", [1, 3])
 def test_shapes(nside, base, window, shift, patch, depths, batch) -> None:
     heads = tuple(2**i for i in range(len(depths)))
-    m = create_model("heal_swin_tiny", nside=nside, base_pixels=base, window_size=window, shift=shift,
-                     patch_size=patch, depths=depths, num_heads=heads, embed_dim=8, num_classes=5).eval()
+    m = create_model(
+        "heal_swin_tiny",
+        nside=nside,
+        base_pixels=base,
+        window_size=window,
+        shift=shift,
+        patch_size=patch,
+        depths=depths,
+        num_heads=heads,
+        embed_dim=8,
+        num_classes=5,
+    ).eval()
     n = len(base) * nside**2
     with torch.no_grad():
         y = m(torch.randn(batch, 3, n))
@@ -74,8 +97,16 @@ def test_shapes(nside, base, window, shift, patch, depths, batch) -> None:
 
 @pytest.mark.parametrize("nside", [64, 128, 256])
 def test_shapes_large_nside_small_model(nside: int) -> None:
-    m = create_model("heal_swin_tiny", nside=nside, patch_size=16, embed_dim=8, num_heads=(1, 2),
-                     window_size=64, shift="ring", shift_size=4).eval()
+    m = create_model(
+        "heal_swin_tiny",
+        nside=nside,
+        patch_size=16,
+        embed_dim=8,
+        num_heads=(1, 2),
+        window_size=64,
+        shift="ring",
+        shift_size=4,
+    ).eval()
     with torch.no_grad():
         y = m(torch.randn(1, 3, m.grid.npix))
     assert y.shape == (1, 10, m.grid.npix)
@@ -99,8 +130,16 @@ def test_invalid_configs() -> None:
 @pytest.mark.parametrize("shift,cosine,post_norm", [("ring", True, True), ("grid", False, False)])
 def test_gradients_reach_every_parameter(shift, cosine, post_norm) -> None:
     torch.manual_seed(0)
-    m = create_model("heal_swin_tiny", nside=8, shift=shift, cosine_attn=cosine, post_norm=post_norm,
-                     drop_rate=0.1, attn_drop_rate=0.1, drop_path_rate=0.1)
+    m = create_model(
+        "heal_swin_tiny",
+        nside=8,
+        shift=shift,
+        cosine_attn=cosine,
+        post_norm=post_norm,
+        drop_rate=0.1,
+        attn_drop_rate=0.1,
+        drop_path_rate=0.1,
+    )
     m.train()
     y = m(torch.randn(2, 3, m.grid.npix))
     y.square().mean().backward()

@@ -6,7 +6,7 @@ import healpy as hp
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 from heal_swin.geometry.healpix import HealpixGrid
 from heal_swin.models import hp_windows

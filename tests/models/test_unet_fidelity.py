@@ -39,9 +39,12 @@ def _hand_forward_3_levels(m: torch.nn.Module, x: torch.Tensor, skip: str) -> to
 
 
 CASES = [
-    ("heal_swin_tiny", dict(nside=8, depths=(2, 2, 2), num_heads=(2, 4, 8), embed_dim=8)),
-    ("swin_unet_tiny", dict(img_size=(16, 16), depths=(2, 2, 2), num_heads=(2, 4, 8), embed_dim=8)),
-    ("swin_unet_tiny", dict(img_size=(16, 16), depths=(2, 2, 2), num_heads=(2, 4, 8), embed_dim=8, v2=True)),
+    ("heal_swin_tiny", {"nside": 8, "depths": (2, 2, 2), "num_heads": (2, 4, 8), "embed_dim": 8}),
+    ("swin_unet_tiny", {"img_size": (16, 16), "depths": (2, 2, 2), "num_heads": (2, 4, 8), "embed_dim": 8}),
+    (
+        "swin_unet_tiny",
+        {"img_size": (16, 16), "depths": (2, 2, 2), "num_heads": (2, 4, 8), "embed_dim": 8, "v2": True},
+    ),
 ]
 
 
@@ -71,7 +74,10 @@ def test_skip_modes_share_weights_but_differ(name: str, overrides: dict) -> None
 
 
 def test_paper_variants_use_the_papers_skips_and_shift_direction() -> None:
-    assert model_config("heal_swin_paper")["skip"] == "stage_input" and model_config("heal_swin_paper")["shift_sign"] == -1
+    assert (
+        model_config("heal_swin_paper")["skip"] == "stage_input"
+        and model_config("heal_swin_paper")["shift_sign"] == -1
+    )
     assert model_config("swin_unet_paper")["skip"] == "stage_input"
     for name in ("heal_swin_tiny", "heal_swin_small", "swin_unet_tiny", "swin_unet_small"):
         assert model_config(name)["skip"] == "stage_output", name  # unchanged variants keep their numbers

@@ -27,7 +27,18 @@ from heal_swin.serve.demo import demo_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 IMG_SIZE = (160, 121)  # (W, H) of the test frames: the demo frame scaled down
-WOODSCAPE_NAMES = ["void", "road", "lanemarks", "curb", "person", "rider", "vehicles", "bicycle", "motorcycle", "traffic_sign"]
+WOODSCAPE_NAMES = [
+    "void",
+    "road",
+    "lanemarks",
+    "curb",
+    "person",
+    "rider",
+    "vehicles",
+    "bicycle",
+    "motorcycle",
+    "traffic_sign",
+]
 
 
 def make_onnx(path: Path, spatial: tuple[int, ...], out_chans: int, seed: int = 0) -> Path:
@@ -52,9 +63,16 @@ def make_onnx(path: Path, spatial: tuple[int, ...], out_chans: int, seed: int = 
         "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, *spatial])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", out_chans, *spatial])],
-        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b"), numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(axes, "axes")],
+        [
+            numpy_helper.from_array(w, "w"),
+            numpy_helper.from_array(b, "b"),
+            numpy_helper.from_array(w2, "w2"),
+            numpy_helper.from_array(axes, "axes"),
+        ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="heal-swin tests")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="heal-swin tests"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +80,17 @@ def make_onnx(path: Path, spatial: tuple[int, ...], out_chans: int, seed: int = 
     return path
 
 
-def write_model(repo: Path, name: str, task: str, kind: str, *, nside: int = 16, img_size=(64, 64), classes: int = 10, seed: int = 0) -> Manifest:
+def write_model(
+    repo: Path,
+    name: str,
+    task: str,
+    kind: str,
+    *,
+    nside: int = 16,
+    img_size=(64, 64),
+    classes: int = 10,
+    seed: int = 0,
+) -> Manifest:
     folder = repo / name
     if kind == "sphere":
         base = list(range(8))
@@ -73,14 +101,30 @@ def write_model(repo: Path, name: str, task: str, kind: str, *, nside: int = 16,
     path = make_onnx(folder / "1" / "model.onnx", spatial, out, seed)
     rng = np.random.default_rng(seed + 100)
     m = Manifest(
-        name=name, model_name="hand_built", task=task, input_kind=kind, in_chans=3, out_chans=out,
-        input_shape=[-1, 3, *spatial], output_shape=[-1, out, *spatial], onnx_sha256=sha256_file(path), opset=18,
-        nside=nside if kind == "sphere" else None, base_pixels=base if kind == "sphere" else None,
+        name=name,
+        model_name="hand_built",
+        task=task,
+        input_kind=kind,
+        in_chans=3,
+        out_chans=out,
+        input_shape=[-1, 3, *spatial],
+        output_shape=[-1, out, *spatial],
+        onnx_sha256=sha256_file(path),
+        opset=18,
+        nside=nside if kind == "sphere" else None,
+        base_pixels=base if kind == "sphere" else None,
         img_size=list(img_size) if kind == "flat" else None,
-        class_names=(WOODSCAPE_NAMES[:classes] if classes <= 10 else [f"c{i}" for i in range(classes)]) if task == "segmentation" else [],
+        class_names=(WOODSCAPE_NAMES[:classes] if classes <= 10 else [f"c{i}" for i in range(classes)])
+        if task == "segmentation"
+        else [],
         class_colours=rng.integers(0, 256, (out, 3)).tolist() if task == "segmentation" else [],
         depth={"log_mean": 2.0, "log_std": 0.5} if task == "depth" else None,
-        normalisation={"colour_order": "RGB", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+        normalisation={
+            "colour_order": "RGB",
+            "scale": 1 / 255,
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+        },
     )
     save_manifest(folder, m)
     (folder / CONFIG_NAME).write_text(model_config_text(m))
@@ -126,8 +170,21 @@ def server(repo):
     """A real ``heal-swin serve`` process on 127.0.0.1 (a free port); yields its base URL."""
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "heal_swin.cli", "serve", "--model-repository", str(repo), "--port", str(port),
-           "--batching", "--max-wait-ms", "4", "--log-level", "warning"]  # the micro-batcher under real load
+    cmd = [
+        sys.executable,
+        "-m",
+        "heal_swin.cli",
+        "serve",
+        "--model-repository",
+        str(repo),
+        "--port",
+        str(port),
+        "--batching",
+        "--max-wait-ms",
+        "4",
+        "--log-level",
+        "warning",
+    ]  # the micro-batcher under real load
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     import httpx
@@ -136,7 +193,9 @@ def server(repo):
     try:
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read().decode()[-2000:]}")
+                raise RuntimeError(
+                    f"server exited with {proc.returncode}: {proc.stdout.read().decode()[-2000:]}"
+                )
             try:
                 if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
                     break
@@ -181,7 +240,9 @@ def make_frame_model(path: Path, height: int, width: int) -> Path:
         [numpy_helper.from_array(np.array([3], np.int64), "ch"), numpy_helper.from_array(np.array([1, 2, 3], np.int64), "all"),
          numpy_helper.from_array(np.array([1], np.int64), "one")],
     )  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="heal-swin tests")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="heal-swin tests"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model, full_check=True)
     path.parent.mkdir(parents=True, exist_ok=True)

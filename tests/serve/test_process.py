@@ -22,7 +22,10 @@ def test_endpoints_over_http(server, frame):
     with httpx.Client(base_url=server, timeout=30) as c:
         assert c.get("/v2/health/live").json() == {"live": True}
         assert c.get("/v2/models/seg16/ready").json()["ready"] is True
-        files = {"image": ("f.png", frame[2], "image/png"), "calibration": ("c.json", frame[3], "application/json")}
+        files = {
+            "image": ("f.png", frame[2], "image/png"),
+            "calibration": ("c.json", frame[3], "application/json"),
+        }
         for fmt in ("mask", "overlay", "sphere"):
             r = c.post("/v1/segment", files=files, data={"format": fmt})
             assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
@@ -30,11 +33,20 @@ def test_endpoints_over_http(server, frame):
         r = c.post("/v1/depth", files=files, data={"format": "npy"})
         assert np.load(io.BytesIO(r.content)).shape == (121, 160)
         assert c.post("/v1/depth", files=files).headers["content-type"] == "image/png"
-        r = c.post("/v2/models/seg8/infer", json={"inputs": [{"name": "input", "shape": [1, 3, 512], "datatype": "FP32", "data": [0.1] * 1536}]})
+        r = c.post(
+            "/v2/models/seg8/infer",
+            json={
+                "inputs": [{"name": "input", "shape": [1, 3, 512], "datatype": "FP32", "data": [0.1] * 1536}]
+            },
+        )
         assert r.json()["outputs"][0]["shape"] == [1, 10, 512]
         r = c.post("/v1/segment", files={"image": ("f.png", b"nope", "image/png")}, data={"camera": "front"})
         assert r.status_code == 415 and "error" in r.json()
-        r = c.post("/v1/segment", files={"image": ("f.png", frame[2] + b"\0" * (21 << 20), "image/png")}, data={"camera": "front"})
+        r = c.post(
+            "/v1/segment",
+            files={"image": ("f.png", frame[2] + b"\0" * (21 << 20), "image/png")},
+            data={"camera": "front"},
+        )
         assert r.status_code == 413
         assert c.get("/").status_code == 200 and c.get("/openapi.json").status_code == 200
 
@@ -76,7 +88,11 @@ def test_bounded_concurrent_load(server, frame):
 def test_cli_errors_are_one_line():
     r = subprocess.run(
         [sys.executable, "-m", "heal_swin.cli", "serve", "--model-repository", "/nonexistent/repo"],
-        check=False, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "/nonexistent/repo" in r.stderr

@@ -10,11 +10,17 @@ import time
 
 import pytest
 
-schemathesis = pytest.importorskip("schemathesis", reason="schemathesis not installed (pip install -e '.[dev]')")
+schemathesis = pytest.importorskip(
+    "schemathesis", reason="schemathesis not installed (pip install -e '.[dev]')"
+)
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from heal_swin.serve.app import create_app
 from heal_swin.serve.config import ServeConfig
@@ -62,7 +68,9 @@ def test_every_operation_is_fuzzed(fuzz_schema):
 
 WITH_INPUT = [op for op in OPERATIONS if op.startswith("POST") or "{name}" in op]
 CASES = [(op, GenerationMode.POSITIVE) for op in OPERATIONS] + [
-    (op, GenerationMode.NEGATIVE) for op in OPERATIONS if op.startswith("POST")  # path strings have no invalid values
+    (op, GenerationMode.NEGATIVE)
+    for op in OPERATIONS
+    if op.startswith("POST")  # path strings have no invalid values
 ]
 
 
@@ -83,14 +91,35 @@ def test_no_server_errors(fuzz_schema, label, mode):
         checks += [status_code_conformance, content_type_conformance, response_schema_conformance]
 
     @given(case=op.as_strategy(generation_mode=mode))
-    @settings(max_examples=20 if label in WITH_INPUT else 3, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+    @settings(
+        max_examples=20 if label in WITH_INPUT else 3,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
     def run(case):
         response = case.call()
         seen.append(response.status_code)
-        assert response.status_code < 500, (case.method, case.formatted_path, response.status_code, response.text[:300])
+        assert response.status_code < 500, (
+            case.method,
+            case.formatted_path,
+            response.status_code,
+            response.text[:300],
+        )
         if mode == GenerationMode.POSITIVE:
-            ok = response.status_code < 300 or response.status_code == 404 or response.status_code in ACCEPTED.get(label, set())
-            assert ok, ("valid request refused", case.method, case.formatted_path, response.status_code, response.text[:300])
+            ok = (
+                response.status_code < 300
+                or response.status_code == 404
+                or response.status_code in ACCEPTED.get(label, set())
+            )
+            assert ok, (
+                "valid request refused",
+                case.method,
+                case.formatted_path,
+                response.status_code,
+                response.text[:300],
+            )
         case.validate_response(response, checks=checks)
 
     run()

@@ -43,7 +43,9 @@ def write_surround_model(repo, name: str, seed: int = 5) -> Manifest:
 def setup(tmp_path_factory):
     repo = tmp_path_factory.mktemp("surround_repo")
     manifest = write_surround_model(repo, "surround8")
-    write_model(repo, "seg8", "segmentation", "sphere", nside=8, seed=2)  # a per-camera model (base pixels 0-7)
+    write_model(
+        repo, "seg8", "segmentation", "sphere", nside=8, seed=2
+    )  # a per-camera model (base pixels 0-7)
     rig = make_rig(json.loads(json.dumps(WOODSCAPE_FV)))
     (repo / "rigs").mkdir()
     (repo / "rigs" / "testcar.json").write_text(json.dumps(rig.to_dict()))
@@ -51,7 +53,9 @@ def setup(tmp_path_factory):
     frames = {}
     for i, cam in enumerate(rig.cameras):
         v = cam.to_vehicle(cam.pixel_rays(), directions=True)  # a scene consistent across the cameras + noise
-        img = np.stack([128 + 100 * v[..., 0], 128 + 100 * v[..., 1], 128 + 100 * v[..., 2]], -1) + rng.normal(0, 20, (H, W, 3))
+        img = np.stack(
+            [128 + 100 * v[..., 0], 128 + 100 * v[..., 1], 128 + 100 * v[..., 2]], -1
+        ) + rng.normal(0, 20, (H, W, 3))
         frames[cam.name] = np.clip(img, 0, 255).astype(np.uint8)
     app = create_app(ServeConfig(model_repository=repo, max_wait_ms=2))
     with TestClient(app) as client:
@@ -69,7 +73,10 @@ def png(img: np.ndarray) -> bytes:
 
 
 def files(frames, rig=None, names=None):
-    out = [("frames", (f"{(names or {}).get(n, '00042_' + n)}.png", png(f), "image/png")) for n, f in frames.items()]
+    out = [
+        ("frames", (f"{(names or {}).get(n, '00042_' + n)}.png", png(f), "image/png"))
+        for n, f in frames.items()
+    ]
     if rig is not None:
         out.append(("rig", ("rig.json", json.dumps(rig.to_dict()).encode(), "application/json")))
     return out
@@ -77,22 +84,40 @@ def files(frames, rig=None, names=None):
 
 def test_masks_and_panorama_are_the_library_path(setup):
     client, repo, manifest, rig, frames = setup
-    session = ort.InferenceSession(str(repo / "surround8" / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
-    ref = predict_surround(frames, rig, manifest, lambda x: session.run(None, {"input": x})[0], picture_width=256)
-    r = client.post("/v1/surround", files=files(frames), data={"rig_name": "testcar", "panorama_width": "256"})
+    session = ort.InferenceSession(
+        str(repo / "surround8" / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    ref = predict_surround(
+        frames, rig, manifest, lambda x: session.run(None, {"input": x})[0], picture_width=256
+    )
+    r = client.post(
+        "/v1/surround", files=files(frames), data={"rig_name": "testcar", "panorama_width": "256"}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["model"] == "surround8" and body["cameras"] == ["FV", "MVL", "RV", "MVR"] and body["nside"] == NSIDE
+    assert (
+        body["model"] == "surround8"
+        and body["cameras"] == ["FV", "MVL", "RV", "MVR"]
+        and body["nside"] == NSIDE
+    )
     for name in rig.names:
-        mask = cv2.imdecode(np.frombuffer(base64.b64decode(body["masks"][name]), np.uint8), cv2.IMREAD_UNCHANGED)
+        mask = cv2.imdecode(
+            np.frombuffer(base64.b64decode(body["masks"][name]), np.uint8), cv2.IMREAD_UNCHANGED
+        )
         np.testing.assert_array_equal(mask, ref.masks[name])
     pano = cv2.imdecode(np.frombuffer(base64.b64decode(body["panorama"]), np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(pano, ref.picture)
     assert len(np.unique(ref.classes)) > 1  # the model's answer depends on the frames
     # the same rig uploaded, frames named by their stems, panorama format
-    r2 = client.post("/v1/surround", files=files(frames, rig, names={n: n for n in frames}), data={"format": "panorama", "panorama_width": "256"})
+    r2 = client.post(
+        "/v1/surround",
+        files=files(frames, rig, names={n: n for n in frames}),
+        data={"format": "panorama", "panorama_width": "256"},
+    )
     assert r2.status_code == 200 and r2.headers["content-type"] == "image/png"
-    np.testing.assert_array_equal(cv2.imdecode(np.frombuffer(r2.content, np.uint8), cv2.IMREAD_COLOR), ref.picture)
+    np.testing.assert_array_equal(
+        cv2.imdecode(np.frombuffer(r2.content, np.uint8), cv2.IMREAD_COLOR), ref.picture
+    )
 
 
 @pytest.mark.parametrize(
@@ -152,14 +177,33 @@ def surround_server(setup):
 
     _, repo, *_ = setup
     port = free_port()
-    cmd = [sys.executable, "-m", "heal_swin.cli", "serve", "--model-repository", str(repo), "--port", str(port), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    cmd = [
+        sys.executable,
+        "-m",
+        "heal_swin.cli",
+        "serve",
+        "--model-repository",
+        str(repo),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read().decode()[-2000:]}")
+                raise RuntimeError(
+                    f"server exited with {proc.returncode}: {proc.stdout.read().decode()[-2000:]}"
+                )
             try:
                 if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
                     break
@@ -181,7 +225,9 @@ def surround_server(setup):
 def test_demo_page_surround_tab(setup, surround_server, tmp_path):
     from tests.serve.test_browser import ARGS, CHROMIUM
 
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -e '.[dev]')")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright not installed (pip install -e '.[dev]')"
+    )
     _, _, _, rig, frames = setup
     paths = []
     for name, img in frames.items():
@@ -195,16 +241,24 @@ def test_demo_page_surround_tab(setup, surround_server, tmp_path):
         page.goto(surround_server + "/")
         page.click("#sv-run")  # no frames yet: a message, no request
         page.wait_for_function("document.body.dataset.svDone !== undefined", timeout=20000)
-        assert page.evaluate("document.body.dataset.svDone") == "error" and "frames" in page.inner_text("#sv-status")
+        assert page.evaluate("document.body.dataset.svDone") == "error" and "frames" in page.inner_text(
+            "#sv-status"
+        )
         page.evaluate("delete document.body.dataset.svDone")
         page.set_input_files("#sv-frames", paths)
         page.fill("#sv-rig-name", "testcar")
         page.click("#sv-run")
         page.wait_for_function("document.body.dataset.svDone !== undefined", timeout=30000)
         assert page.evaluate("document.body.dataset.svDone") == "1", page.inner_text("#sv-status")
-        assert page.evaluate("[document.getElementById('sv-panorama').naturalWidth, document.getElementById('sv-panorama').naturalHeight]") == [1024, 512]
-        sizes = page.evaluate("[...document.querySelectorAll('#sv-out canvas')].map(c => [c.width, c.height])")
+        assert page.evaluate(
+            "[document.getElementById('sv-panorama').naturalWidth, document.getElementById('sv-panorama').naturalHeight]"
+        ) == [1024, 512]
+        sizes = page.evaluate(
+            "[...document.querySelectorAll('#sv-out canvas')].map(c => [c.width, c.height])"
+        )
         assert sizes == [[W, H]] * 4
-        assert page.locator("#sv-out figcaption").all_inner_texts()[1:] == [f"{n} (back-projected)" for n in rig.names]
+        assert page.locator("#sv-out figcaption").all_inner_texts()[1:] == [
+            f"{n} (back-projected)" for n in rig.names
+        ]
         assert not errors, errors
         browser.close()

@@ -30,10 +30,24 @@ def test_config_file_and_overrides(tmp_path):
     # serve/config.yaml documents the defaults: loading it changes nothing
     assert load_config(ROOT / "serve" / "config.yaml") == ServeConfig()
     # key=value overrides (YAML values, dotted keys into a mapping), applied over the file
-    cfg = load_config(ROOT / "serve" / "config.yaml", ["port=9001", "batching=true", "default_models.depth=d16", "cors_origins=[http://a]"])
-    assert (cfg.port, cfg.batching, cfg.default_models, cfg.cors_origins) == (9001, True, {"depth": "d16"}, ["http://a"])
+    cfg = load_config(
+        ROOT / "serve" / "config.yaml",
+        ["port=9001", "batching=true", "default_models.depth=d16", "cors_origins=[http://a]"],
+    )
+    assert (cfg.port, cfg.batching, cfg.default_models, cfg.cors_origins) == (
+        9001,
+        True,
+        {"depth": "d16"},
+        ["http://a"],
+    )
     # the JSON round trip that multi-worker runs rely on (HEAL_SWIN_SERVE_CONFIG) keeps every value and type
-    custom = ServeConfig(model_repository=tmp_path, port=9002, max_wait_ms=2.5, default_models={"segmentation": "s"}, warmup=False)
+    custom = ServeConfig(
+        model_repository=tmp_path,
+        port=9002,
+        max_wait_ms=2.5,
+        default_models={"segmentation": "s"},
+        warmup=False,
+    )
     back = ServeConfig.from_dict(json.loads(json.dumps(custom.to_dict())), "env")
     assert back == custom and back.model_repository == tmp_path and back != ServeConfig()
 
@@ -87,12 +101,31 @@ def test_cli_parser_and_threads():
 
     parser = argparse.ArgumentParser()
     add_serve_commands(parser.add_subparsers())
-    args = parser.parse_args(["serve", "--model-repository", "m", "--workers", "2", "--no-batching", "--intra-op-threads", "3"])
+    args = parser.parse_args(
+        ["serve", "--model-repository", "m", "--workers", "2", "--no-batching", "--intra-op-threads", "3"]
+    )
     cfg = config_from_args(args)
     assert cfg.workers == 2 and not cfg.batching and cfg.session_threads == 3
     assert config_from_args(parser.parse_args(["serve", "--model-repository", "m", "--batching"])).batching
-    cfg = config_from_args(parser.parse_args(["serve", "--model-repository", "m", "--port", "9", "port=7", "providers=[CUDA, CPU]", "max_infer_batch=3"]))
-    assert (cfg.port, cfg.providers, cfg.max_infer_batch) == (9, ["CUDA", "CPU"], 3)  # flags win over KEY=VALUE
+    cfg = config_from_args(
+        parser.parse_args(
+            [
+                "serve",
+                "--model-repository",
+                "m",
+                "--port",
+                "9",
+                "port=7",
+                "providers=[CUDA, CPU]",
+                "max_infer_batch=3",
+            ]
+        )
+    )
+    assert (cfg.port, cfg.providers, cfg.max_infer_batch) == (
+        9,
+        ["CUDA", "CPU"],
+        3,
+    )  # flags win over KEY=VALUE
     with pytest.raises(ConfigError, match="field 'providers': expected a list of TensorRT, CUDA, CPU, got"):
         config_from_args(parser.parse_args(["serve", "--model-repository", "m", "providers=[GPU]"]))
     assert ServeConfig(workers=64).session_threads == 1
@@ -227,14 +260,32 @@ def test_model_input_matches_training_convention(frame):
 
     image, camera = frame[0], frame[1]
     m = Manifest(
-        name="m", model_name="x", task="depth", input_kind="sphere", in_chans=3, out_chans=1, input_shape=[-1, 3, 2048],
-        output_shape=[-1, 1, 2048], onnx_sha256="0" * 64, opset=18, nside=16, base_pixels=list(range(8)),
-        depth={"log_mean": 0.0, "log_std": 1.0}, normalisation={"colour_order": "RGB", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+        name="m",
+        model_name="x",
+        task="depth",
+        input_kind="sphere",
+        in_chans=3,
+        out_chans=1,
+        input_shape=[-1, 3, 2048],
+        output_shape=[-1, 1, 2048],
+        onnx_sha256="0" * 64,
+        opset=18,
+        nside=16,
+        base_pixels=list(range(8)),
+        depth={"log_mean": 0.0, "log_std": 1.0},
+        normalisation={
+            "colour_order": "RGB",
+            "scale": 1 / 255,
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+        },
     )
     x = pl.model_input(image, m, camera)
     proj = pl.projector_for(camera, m)
     rgb = proj.to_sphere(image[..., ::-1].copy(), mode="bilinear").astype(np.float32).T / 255
-    want = (rgb - np.array([[0.485], [0.456], [0.406]], np.float32)) / np.array([[0.229], [0.224], [0.225]], np.float32)
+    want = (rgb - np.array([[0.485], [0.456], [0.406]], np.float32)) / np.array(
+        [[0.229], [0.224], [0.225]], np.float32
+    )
     valid = proj.valid_mask
     assert x.shape == (3, 2048) and x.dtype == np.float32
     np.testing.assert_allclose(x[:, valid], want[:, valid], atol=1e-6)

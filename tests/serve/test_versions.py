@@ -52,21 +52,37 @@ def test_default_version_is_the_highest_unless_a_precision_is_preferred(tmp_path
 def test_v2_versions_routes(tmp_path):
     two_versions(tmp_path)
     x = np.random.default_rng(0).standard_normal((2, 3, *SPATIAL), dtype=np.float32)
-    body = {"inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+    body = {
+        "inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]
+    }
     with TestClient(create_app(ServeConfig(model_repository=tmp_path, warmup=False))) as c:
         meta = c.get("/v2/models/seg").json()
-        assert meta["versions"] == ["1", "2"] and meta["parameters"]["version"] == "2" and meta["platform"] == "onnxruntime_onnx"
+        assert (
+            meta["versions"] == ["1", "2"]
+            and meta["parameters"]["version"] == "2"
+            and meta["platform"] == "onnxruntime_onnx"
+        )
         v1 = c.get("/v2/models/seg/versions/1").json()
         assert v1["parameters"]["version"] == "1" and v1["parameters"]["precision"] == "fp32"
         assert v1["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 3, *SPATIAL]}]
-        for path in ("/v2/models/seg/ready", "/v2/models/seg/versions/1/ready", "/v2/models/seg/versions/2/ready"):
+        for path in (
+            "/v2/models/seg/ready",
+            "/v2/models/seg/versions/1/ready",
+            "/v2/models/seg/versions/2/ready",
+        ):
             assert c.get(path).json() == {"name": "seg", "ready": True}, path
-        for version, path in (("2", "/v2/models/seg/infer"), ("1", "/v2/models/seg/versions/1/infer"), ("2", "/v2/models/seg/versions/2/infer")):
+        for version, path in (
+            ("2", "/v2/models/seg/infer"),
+            ("1", "/v2/models/seg/versions/1/infer"),
+            ("2", "/v2/models/seg/versions/2/infer"),
+        ):
             r = c.post(path, json=body)
             assert r.status_code == 200, r.text
             assert r.json()["model_version"] == version
             got = np.asarray(r.json()["outputs"][0]["data"], np.float32).reshape(2, 10, *SPATIAL)
-            np.testing.assert_allclose(got, outputs(tmp_path / "seg" / version / "model.onnx", x), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(
+                got, outputs(tmp_path / "seg" / version / "model.onnx", x), rtol=1e-5, atol=1e-5
+            )
         r = c.post("/v2/models/seg/versions/3/infer", json=body)
         assert r.status_code == 404 and "no version '3'" in r.json()["error"]
         assert c.get("/v2/models/seg/versions/x").status_code == 404
@@ -107,7 +123,9 @@ def test_old_layout_is_a_one_line_error_with_the_export_command(tmp_path, capsys
         ModelRepository(tmp_path)
     msg = str(e.value)
     assert "\n" not in msg and "old model folder layout" in msg
-    assert msg.endswith(f"re-export it: heal-swin export --checkpoint MODEL.safetensors --out {folder} --int8")
+    assert msg.endswith(
+        f"re-export it: heal-swin export --checkpoint MODEL.safetensors --out {folder} --int8"
+    )
     assert main(["serve", "--model-repository", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "heal-swin export --checkpoint" in err, err

@@ -66,8 +66,16 @@ def test_compiled_prediction_equals_eager(model_file, frame) -> None:
 
 def test_train_recipe_bf16_on_a_cpu_without_it_exits_2(monkeypatch, capsys, tmp_path) -> None:
     monkeypatch.setattr(acceleration, "bf16_supported", lambda device="cpu": False)
-    rc = main(["train", "--config", "train/quickstart.yaml", "trainer.precision=bf16-mixed", "trainer.accelerator=cpu",
-               f"trainer.out_dir={tmp_path}"])
+    rc = main(
+        [
+            "train",
+            "--config",
+            "train/quickstart.yaml",
+            "trainer.precision=bf16-mixed",
+            "trainer.accelerator=cpu",
+            f"trainer.out_dir={tmp_path}",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "trainer.precision" in err[0] and "AVX512_BF16" in err[0]
 
@@ -85,6 +93,11 @@ def test_trainer_compile_trains_through_torch_compile_with_plain_names() -> None
     task.compile_model()
     assert task.__dict__["_compiled"] is not None
     task.loss(task.net(x), y).backward()
-    for n, p in task.named_parameters():  # inductor reorders float32 sums: within 1e-4 of each gradient's scale
-        torch.testing.assert_close(p.grad, eager[n], rtol=1e-3, atol=1e-4 * eager[n].abs().max().item() + 1e-8)
+    for (
+        n,
+        p,
+    ) in task.named_parameters():  # inductor reorders float32 sums: within 1e-4 of each gradient's scale
+        torch.testing.assert_close(
+            p.grad, eager[n], rtol=1e-3, atol=1e-4 * eager[n].abs().max().item() + 1e-8
+        )
     assert list(task.state_dict()) == names  # checkpoints keep plain parameter names

@@ -12,7 +12,10 @@ RECIPES = sorted((Path(__file__).resolve().parents[2] / "train").glob("*.yaml"))
 
 
 def test_defaults_and_overrides():
-    cfg = load_config(None, ["trainer.max_epochs=3", "optim.lr=5e-4", "data.base_pixels=[0,1,2]", "model.options={embed_dim: 8}"])
+    cfg = load_config(
+        None,
+        ["trainer.max_epochs=3", "optim.lr=5e-4", "data.base_pixels=[0,1,2]", "model.options={embed_dim: 8}"],
+    )
     assert cfg.trainer.max_epochs == 3 and cfg.optim.lr == 5e-4
     assert cfg.data.base_pixels == [0, 1, 2] and cfg.model.options == {"embed_dim": 8}
 

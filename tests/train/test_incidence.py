@@ -36,7 +36,9 @@ def test_binned_confusion_partitions_the_total_and_bins_by_angle() -> None:
     np.add.at(low, (target[sel], pred[sel]), 1)
     np.testing.assert_array_equal(binned.counts[0], low)
     rows = binned.summary([f"c{i}" for i in range(k)])
-    assert [r["lo_deg"] for r in rows] == list(INCIDENCE_EDGES_DEG[:-1]) and sum(r["pixels"] for r in rows) == ok.sum()
+    assert [r["lo_deg"] for r in rows] == list(INCIDENCE_EDGES_DEG[:-1]) and sum(
+        r["pixels"] for r in rows
+    ) == ok.sum()
 
 
 def test_binned_depth_errors_match_depth_errors_on_each_bin() -> None:
@@ -51,7 +53,11 @@ def test_binned_depth_errors_match_depth_errors_on_each_bin() -> None:
     rows = binned.summary()
     sel = valid & (angle >= 60) & (angle < 75)
     ref = DepthErrors(sync_on_compute=False)
-    ref.update(torch.from_numpy(pred[sel]), torch.from_numpy(target[sel]), torch.ones(int(sel.sum()), dtype=torch.bool))
+    ref.update(
+        torch.from_numpy(pred[sel]),
+        torch.from_numpy(target[sel]),
+        torch.ones(int(sel.sum()), dtype=torch.bool),
+    )
     want = ref.compute()
     row = next(r for r in rows if r["lo_deg"] == 60)
     assert row["pixels"] == sel.sum()

@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from heal_swin.train.losses import DepthLoss, DepthNormalizer, SegmentationLoss, class_weights_from_counts
-from heal_swin.train.metrics import DEPTH_KEYS, ConfusionMatrix, DepthErrors, chamfer_distance, iou_from_confusion, segmentation_summary
+from heal_swin.train.metrics import (
+    DEPTH_KEYS,
+    ConfusionMatrix,
+    DepthErrors,
+    chamfer_distance,
+    iou_from_confusion,
+    segmentation_summary,
+)
 
 
 def test_confusion_and_iou_by_hand():
@@ -56,7 +63,11 @@ def test_depth_errors_by_hand():
     assert e["sq_rel"] == pytest.approx((0 + 1 / 2 + 4 / 4) / 3)
     assert e["rmse"] == pytest.approx(math.sqrt((0 + 1 + 4) / 3))
     assert e["rmse_log"] == pytest.approx(math.sqrt((0 + math.log(1.5) ** 2 + math.log(0.5) ** 2) / 3))
-    assert e["delta1"] == pytest.approx(1 / 3) and e["delta2"] == pytest.approx(2 / 3) and e["delta3"] == pytest.approx(2 / 3)
+    assert (
+        e["delta1"] == pytest.approx(1 / 3)
+        and e["delta2"] == pytest.approx(2 / 3)
+        and e["delta3"] == pytest.approx(2 / 3)
+    )
     acc = DepthErrors()
     acc.update(p[:2], t[:2])
     acc.update(p[2:], t[2:])

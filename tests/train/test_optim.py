@@ -30,7 +30,11 @@ def _should_decay(model: nn.Module) -> dict[str, bool]:
 
 @pytest.mark.parametrize(
     "name, overrides",
-    [("heal_swin_tiny", {"nside": 4}), ("swin_unet_tiny", {"img_size": (16, 16), "v2": True}), ("s2cnn_seg_tiny", {"nside": 4})],
+    [
+        ("heal_swin_tiny", {"nside": 4}),
+        ("swin_unet_tiny", {"img_size": (16, 16), "v2": True}),
+        ("s2cnn_seg_tiny", {"nside": 4}),
+    ],
 )
 @pytest.mark.parametrize("kind", ["adamw", "adam", "sgd"])
 def test_no_decay_parameters_get_weight_decay_zero(name: str, overrides: dict, kind: str) -> None:
@@ -44,7 +48,9 @@ def test_no_decay_parameters_get_weight_decay_zero(name: str, overrides: dict, k
     for n, p in named.items():
         assert wd_of[id(p)] == (0.1 if want[n] else 0.0), n
     if name.startswith("heal_swin"):
-        assert any("relative_position_bias_table" in n for n in named) and any("logit_scale" in n for n in named)
+        assert any("relative_position_bias_table" in n for n in named) and any(
+            "logit_scale" in n for n in named
+        )
     if kind in ("adam", "adamw"):
         assert all(g.get("fused") for g in opt.param_groups)
 
@@ -75,9 +81,13 @@ def _closed_form(s: int, lr: float, min_lr: float, warmup: int, total: int) -> f
 def test_cosine_schedule_equals_closed_form(warmup: int) -> None:
     p = nn.Parameter(torch.zeros(3))
     opt = torch.optim.SGD([p], lr=0.02)
-    sched = make_scheduler(opt, {"schedule": "cosine", "warmup_steps": warmup, "min_lr": 1e-4}, total_steps=50)
+    sched = make_scheduler(
+        opt, {"schedule": "cosine", "warmup_steps": warmup, "min_lr": 1e-4}, total_steps=50
+    )
     for s in range(60):  # past the end: stays at min_lr
-        assert opt.param_groups[0]["lr"] == pytest.approx(_closed_form(s, 0.02, 1e-4, warmup, 50), abs=1e-12), s
+        assert opt.param_groups[0]["lr"] == pytest.approx(
+            _closed_form(s, 0.02, 1e-4, warmup, 50), abs=1e-12
+        ), s
         opt.step()
         sched.step_update(num_updates=s + 1)
 
@@ -101,16 +111,33 @@ def test_lightning_training_follows_the_schedule(tmp_path) -> None:
     n = 8 * 4**2
     data = [{"image": torch.randn(3, n), "label": torch.randint(0, 3, (n,))} for _ in range(6)]
     loader = torch.utils.data.DataLoader(data, batch_size=2)  # 3 steps per epoch
-    optim = {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 0.01, "schedule": "cosine", "warmup_steps": 2, "min_lr": 0.0}
-    task = SegmentationTask("heal_swin_tiny", {"nside": 4, "num_classes": 3}, ["a", "b", "c"], optim, void_class=None)
+    optim = {
+        "optimizer": "adamw",
+        "lr": 1e-2,
+        "weight_decay": 0.01,
+        "schedule": "cosine",
+        "warmup_steps": 2,
+        "min_lr": 0.0,
+    }
+    task = SegmentationTask(
+        "heal_swin_tiny", {"nside": 4, "num_classes": 3}, ["a", "b", "c"], optim, void_class=None
+    )
     seen: list[float] = []
 
     class Record(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             seen.append(trainer.optimizers[0].param_groups[0]["lr"])
 
-    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[Record()], default_root_dir=str(tmp_path), accelerator="cpu")
+    trainer = L.Trainer(
+        max_epochs=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Record()],
+        default_root_dir=str(tmp_path),
+        accelerator="cpu",
+    )
     trainer.fit(task, loader)
     assert len(seen) == 9
     assert seen == pytest.approx([_closed_form(s, 1e-2, 0.0, 2, 9) for s in range(9)], abs=1e-12)

@@ -103,13 +103,24 @@ class S2CNNDense(nn.Module):
 
 
 # Variants: what each changes from S2CNNDense's defaults (nside 256, DH bandwidths 24 -> 20 ... 8 ... 20 -> 24).
-_TINY = dict(nside=32, b_in=8, bandwidths=(6, 4, 6), features=(6, 8, 6), b_out=8)
-register_model("s2cnn_seg_tiny", S2CNNDense, "Smallest variant (tests, quickstart): DH b 8 -> 6 -> 4 -> 6 -> 8.", **_TINY)
-register_model("s2cnn_seg", S2CNNDense, "The 2022 paper's layout (~0.18 M parameters) at about half its bandwidths (CPU-friendly).")
+_TINY = {"nside": 32, "b_in": 8, "bandwidths": (6, 4, 6), "features": (6, 8, 6), "b_out": 8}
 register_model(
-    "s2cnn_seg_paper", S2CNNDense,
-    "Gerken et al. 2022 schedule: S2Conv 50->42, SO3Convs 42,35,27,20,27,35,42, SO3->S2 to 50 (GPU-sized).",
-    b_in=50, bandwidths=(42, 35, 27, 20, 27, 35, 42), b_out=50,
+    "s2cnn_seg_tiny", S2CNNDense, "Smallest variant (tests, quickstart): DH b 8 -> 6 -> 4 -> 6 -> 8.", **_TINY
 )
-register_model("s2cnn_depth_tiny", S2CNNDense, "s2cnn_seg_tiny with a 1-channel depth head.", task="depth", **_TINY)
+register_model(
+    "s2cnn_seg",
+    S2CNNDense,
+    "The 2022 paper's layout (~0.18 M parameters) at about half its bandwidths (CPU-friendly).",
+)
+register_model(
+    "s2cnn_seg_paper",
+    S2CNNDense,
+    "Gerken et al. 2022 schedule: S2Conv 50->42, SO3Convs 42,35,27,20,27,35,42, SO3->S2 to 50 (GPU-sized).",
+    b_in=50,
+    bandwidths=(42, 35, 27, 20, 27, 35, 42),
+    b_out=50,
+)
+register_model(
+    "s2cnn_depth_tiny", S2CNNDense, "s2cnn_seg_tiny with a 1-channel depth head.", task="depth", **_TINY
+)
 register_model("s2cnn_depth", S2CNNDense, "s2cnn_seg with a 1-channel depth head.", task="depth")

@@ -25,16 +25,29 @@ router = APIRouter(prefix="/v1", tags=["fisheye"])
 
 _IMAGE = File(description="fisheye image, PNG or JPEG, at the calibration's size")
 _CALIB = File(None, description="WoodScape calibration JSON (or give 'camera')")
-_CAMERA = Form(None, description="name of a camera registered in the repository", max_length=128, pattern=NAME_PATTERN)
+_CAMERA = Form(
+    None, description="name of a camera registered in the repository", max_length=128, pattern=NAME_PATTERN
+)
 _RESIZE = Form(False, description="scale the calibration to the image's size if they differ")
 
 
 def _model_form(task: str):
-    return Form(None, description=f"model name (default: the repository's {task} model)", max_length=128, pattern=NAME_PATTERN)
+    return Form(
+        None,
+        description=f"model name (default: the repository's {task} model)",
+        max_length=128,
+        pattern=NAME_PATTERN,
+    )
 
 
 async def _predict(
-    state: ServiceState, task: str, image: UploadFile, calibration: UploadFile | None, camera: str | None, model: str | None, resize: bool
+    state: ServiceState,
+    task: str,
+    image: UploadFile,
+    calibration: UploadFile | None,
+    camera: str | None,
+    model: str | None,
+    resize: bool,
 ) -> tuple[ModelEntry, Prepared, np.ndarray]:
     entry = state.entry_for(task, model or None)
     state.runtime(entry.name)  # 503 while warming up
@@ -57,7 +70,10 @@ def _sphere_only(entry: ModelEntry, format: str) -> None:
     responses={
         200: {
             "description": "mask (PNG, class ids, 255 = no prediction), overlay (PNG), sphere (PNG) or json (HEALPix values)",
-            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}, "application/json": {"schema": {"type": "object"}}},
+            "content": {
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
         },
         **ERROR_RESPONSES,
     },
@@ -84,7 +100,9 @@ async def segment(
             if format == "sphere":
                 colours = pl.palette(m)[classes]
                 colours[~valid] = 128  # grid pixels the camera does not see
-                return Response(encode_png(pl.sphere_picture(colours, m)), media_type="image/png", headers=headers)
+                return Response(
+                    encode_png(pl.sphere_picture(colours, m)), media_type="image/png", headers=headers
+                )
             body = {
                 "model": entry.name, "task": "segmentation", "nside": m.nside, "base_pixels": m.base_pixels,
                 "order": "NESTED", "npix": m.npix, "class_names": m.class_names, "class_colours": m.class_colours,
@@ -93,7 +111,9 @@ async def segment(
             return JSONResponse(body, headers=headers)
         mask = pl.classes_to_image(classes, m, prep.camera, (w, h))
         if format == "overlay":
-            return Response(encode_png(pl.colour_overlay(prep.image, mask, m)), media_type="image/png", headers=headers)
+            return Response(
+                encode_png(pl.colour_overlay(prep.image, mask, m)), media_type="image/png", headers=headers
+            )
         return Response(encode_png(mask), media_type="image/png", headers=headers)
 
     return await run_in_threadpool(render)
@@ -136,7 +156,11 @@ async def depth(
             _sphere_only(entry, format)
             valid = pl.projector_for(prep.camera, m).valid_mask
             if format == "sphere":
-                return Response(encode_png(pl.sphere_picture(pl.depth_colours(metres, valid), m)), media_type="image/png", headers=headers)
+                return Response(
+                    encode_png(pl.sphere_picture(pl.depth_colours(metres, valid), m)),
+                    media_type="image/png",
+                    headers=headers,
+                )
             body = {
                 "model": entry.name, "task": "depth", "unit": "m", "nside": m.nside, "base_pixels": m.base_pixels,
                 "order": "NESTED", "npix": m.npix,
@@ -167,4 +191,8 @@ async def list_models(state: StateDep) -> ModelList:
             defaults[task] = state.repo.default_model(task, state.config.default_models).name
         except InputError:
             defaults[task] = None
-    return ModelList(models=[state.summary(n) for n in state.runtimes if state.serves_v1(n)], cameras=sorted(state.repo.cameras), defaults=defaults)
+    return ModelList(
+        models=[state.summary(n) for n in state.runtimes if state.serves_v1(n)],
+        cameras=sorted(state.repo.cameras),
+        defaults=defaults,
+    )

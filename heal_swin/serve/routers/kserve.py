@@ -46,7 +46,11 @@ _INFER_ERRORS = {k: v for k, v in ERROR_RESPONSES.items() if k != 415}
 
 @router.get("", response_model=ServerMetadata, summary="Server metadata")
 async def server_metadata() -> ServerMetadata:
-    return ServerMetadata(name="heal-swin", version=__version__, extensions=["binary_tensor_data", "model_configuration", "statistics"])
+    return ServerMetadata(
+        name="heal-swin",
+        version=__version__,
+        extensions=["binary_tensor_data", "model_configuration", "statistics"],
+    )
 
 
 @router.get("/health/live", response_model=LiveResponse, summary="Liveness")
@@ -54,7 +58,12 @@ async def live() -> LiveResponse:
     return LiveResponse(live=True)
 
 
-@router.get("/health/ready", response_model=ReadyResponse, responses={503: ERROR_RESPONSES[503]}, summary="Readiness (after warm-up)")
+@router.get(
+    "/health/ready",
+    response_model=ReadyResponse,
+    responses={503: ERROR_RESPONSES[503]},
+    summary="Readiness (after warm-up)",
+)
 async def ready(state: StateDep):
     if not state.ready:
         return error_response(503, state.warm_error or "warming up")
@@ -89,7 +98,14 @@ def _config(state: ServiceState, name: str) -> dict:
     entry, rt, _ = state.v2_model(name, None)
 
     def tensors(specs) -> list[dict]:
-        return [{"name": t.name, "data_type": f"TYPE_{'STRING' if t.datatype == 'BYTES' else t.datatype}", "dims": [str(d) for d in t.shape[1:]]} for t in specs]
+        return [
+            {
+                "name": t.name,
+                "data_type": f"TYPE_{'STRING' if t.datatype == 'BYTES' else t.datatype}",
+                "dims": [str(d) for d in t.shape[1:]],
+            }
+            for t in specs
+        ]
 
     return {
         "name": entry.name, "platform": PLATFORM, "backend": "onnxruntime",
@@ -108,9 +124,15 @@ async def _infer(state: ServiceState, name: str, version: str | None, request: R
         wanted = v2.requested_outputs(decoded, rt.outputs, entry.name)
         arrays = v2.input_arrays(decoded, rt.inputs, entry.name, cfg.max_infer_batch, cfg.max_tensor_elements)
         batch = next(iter(arrays.values())).shape[0]
-        expected = sum(batch * int(np.prod([d for d in o.shape[1:]])) for o, _ in wanted if all(d >= 0 for d in o.shape[1:]))
+        expected = sum(
+            batch * int(np.prod([d for d in o.shape[1:]]))
+            for o, _ in wanted
+            if all(d >= 0 for d in o.shape[1:])
+        )
         if expected > cfg.max_tensor_elements:
-            raise PayloadTooLargeError(f"outputs: {expected} tensor elements for batch {batch}, above the limit of {cfg.max_tensor_elements} (max_tensor_elements)")
+            raise PayloadTooLargeError(
+                f"outputs: {expected} tensor elements for batch {batch}, above the limit of {cfg.max_tensor_elements} (max_tensor_elements)"
+            )
         return decoded, arrays, wanted
 
     decoded, arrays, wanted = await run_in_threadpool(parse)
@@ -127,8 +149,12 @@ async def _infer(state: ServiceState, name: str, version: str | None, request: R
         total += arr.size
         outputs.append((spec, binary, arr))
     if total > cfg.max_tensor_elements:
-        raise PayloadTooLargeError(f"outputs: {total} tensor elements, above the limit of {cfg.max_tensor_elements} (max_tensor_elements)")
-    chunks, headers = await run_in_threadpool(v2.encode_response, entry.name, str(entry.version), decoded.request.id, outputs)
+        raise PayloadTooLargeError(
+            f"outputs: {total} tensor elements, above the limit of {cfg.max_tensor_elements} (max_tensor_elements)"
+        )
+    chunks, headers = await run_in_threadpool(
+        v2.encode_response, entry.name, str(entry.version), decoded.request.id, outputs
+    )
     media = headers.pop("content-type")
     if v2.HEADER_LENGTH in headers or all(binary for _, binary, _ in outputs):
         return Response(b"".join(chunks), media_type=media, headers=headers)
@@ -153,23 +179,40 @@ def openapi_components() -> dict[str, Any]:
     return {**defs, "InferRequest": schema}
 
 
-@router.get("/models/{name}", response_model=ModelMetadata, responses=_META_ERRORS, summary="Model metadata (default version)")
+@router.get(
+    "/models/{name}",
+    response_model=ModelMetadata,
+    responses=_META_ERRORS,
+    summary="Model metadata (default version)",
+)
 async def model_metadata(name: ModelName, state: StateDep) -> ModelMetadata:
     return _metadata(state, name, None)
 
 
-@router.get("/models/{name}/config", responses=_META_ERRORS, summary="Model configuration (Triton's model_configuration extension)")
+@router.get(
+    "/models/{name}/config",
+    responses=_META_ERRORS,
+    summary="Model configuration (Triton's model_configuration extension)",
+)
 async def model_config(name: ModelName, state: StateDep) -> dict:
     return _config(state, name)
 
 
-@router.get("/models/{name}/stats", responses=_META_ERRORS, summary="Inference statistics (Triton's statistics extension)")
+@router.get(
+    "/models/{name}/stats",
+    responses=_META_ERRORS,
+    summary="Inference statistics (Triton's statistics extension)",
+)
 async def model_stats(name: ModelName, state: StateDep) -> dict:
     entry = state.repo.model(name)
     return {"model_stats": [_stats(state, entry.name, v) for v in state.repo.versions[entry.name]]}
 
 
-@router.get("/models/{name}/versions/{version}/stats", responses=_META_ERRORS, summary="Inference statistics of a version")
+@router.get(
+    "/models/{name}/versions/{version}/stats",
+    responses=_META_ERRORS,
+    summary="Inference statistics of a version",
+)
 async def version_stats(name: ModelName, version: str, state: StateDep) -> dict:
     entry = state.repo.model(name, version)
     return {"model_stats": [_stats(state, entry.name, entry.version)]}
@@ -185,7 +228,12 @@ def _stats(state: ServiceState, name: str, version: int) -> dict:
     }  # fmt: skip
 
 
-@router.get("/models/{name}/ready", response_model=ModelReadyResponse, responses=_READY_ERRORS, summary="Model readiness (default version)")
+@router.get(
+    "/models/{name}/ready",
+    response_model=ModelReadyResponse,
+    responses=_READY_ERRORS,
+    summary="Model readiness (default version)",
+)
 async def model_ready(name: ModelName, state: StateDep):
     return _ready(state, name, None)
 
@@ -198,12 +246,22 @@ async def model_infer(name: ModelName, request: Request, state: StateDep) -> Res
     return await _infer(state, name, None, request)
 
 
-@router.get("/models/{name}/versions/{version}", response_model=ModelMetadata, responses=_META_ERRORS, summary="Model metadata of a version")
+@router.get(
+    "/models/{name}/versions/{version}",
+    response_model=ModelMetadata,
+    responses=_META_ERRORS,
+    summary="Model metadata of a version",
+)
 async def version_metadata(name: ModelName, version: str, state: StateDep) -> ModelMetadata:
     return _metadata(state, name, version)
 
 
-@router.get("/models/{name}/versions/{version}/ready", response_model=ModelReadyResponse, responses=_READY_ERRORS, summary="Model readiness of a version")
+@router.get(
+    "/models/{name}/versions/{version}/ready",
+    response_model=ModelReadyResponse,
+    responses=_READY_ERRORS,
+    summary="Model readiness of a version",
+)
 async def version_ready(name: ModelName, version: str, state: StateDep):
     return _ready(state, name, version)
 

@@ -32,7 +32,9 @@ __all__ = ["RIGS_DIR", "router"]
 router = APIRouter(prefix="/v1", tags=["surround"])
 RIGS_DIR = "rigs"  # registered rigs: REPO/rigs/<name>.json
 MAX_CAMERAS = 16
-_FRAMES = File(description="one PNG/JPEG frame per rig camera, each named after its camera (FV.png, 00042_MVL.png)")
+_FRAMES = File(
+    description="one PNG/JPEG frame per rig camera, each named after its camera (FV.png, 00042_MVL.png)"
+)
 _RIG = File(None, description="rig JSON {\"cameras\": {name: WoodScape calibration}} (or give 'rig_name')")
 
 
@@ -41,22 +43,33 @@ def _surround_model(state: ServiceState, name: str | None) -> ModelEntry:
     if name:
         entry = state.repo.model(name)
         if entry.manifest is None:
-            raise WrongTaskError(f"model {name!r} has no manifest (KServe v2 only); /v1/surround needs a surround model")
+            raise WrongTaskError(
+                f"model {name!r} has no manifest (KServe v2 only); /v1/surround needs a surround model"
+            )
         sv.surround_grid(entry.manifest)  # SurroundError (422) unless segmentation on the full sphere
         return entry
     fits = []
     for entry in state.repo.models.values():
         m = entry.manifest
-        if m is not None and m.task == "segmentation" and m.input_kind == "sphere" and list(m.base_pixels or []) == list(range(12)):
+        if (
+            m is not None
+            and m.task == "segmentation"
+            and m.input_kind == "sphere"
+            and list(m.base_pixels or []) == list(range(12))
+        ):
             fits.append((not bool(m.metadata.get("surround")), entry.name, entry))
     if not fits:
-        raise NotFoundError("no surround model in the repository (a segmentation sphere model on base pixels 0..11)")
+        raise NotFoundError(
+            "no surround model in the repository (a segmentation sphere model on base pixels 0..11)"
+        )
     return min(fits)[2]
 
 
 def _rig(state: ServiceState, data: bytes | None, name: str | None) -> CameraRig:
     if (data is None) == (not name):
-        raise InputError("give either a 'rig' upload (JSON {\"cameras\": {name: calibration}}) or a registered 'rig_name', exactly one")
+        raise InputError(
+            "give either a 'rig' upload (JSON {\"cameras\": {name: calibration}}) or a registered 'rig_name', exactly one"
+        )
     if data is not None:
         return CameraRig.from_json_text(data, source="rig upload")
     path = state.repo.root / RIGS_DIR / f"{check_name(name, 'rig')}.json"
@@ -73,10 +86,14 @@ def _camera_of(filename: str | None, rig: CameraRig) -> str:
             return cand
         if cand.upper() in rig.names:
             return cand.upper()
-    raise InputError(f"frames: file name {filename!r} names no camera of the rig ({', '.join(rig.names)}); name each frame after its camera, e.g. FV.png")
+    raise InputError(
+        f"frames: file name {filename!r} names no camera of the rig ({', '.join(rig.names)}); name each frame after its camera, e.g. FV.png"
+    )
 
 
-def _prepare(state: ServiceState, entry: ModelEntry, uploads: list[tuple[str | None, bytes]], rig: CameraRig) -> tuple[VehicleSphere, np.ndarray]:
+def _prepare(
+    state: ServiceState, entry: ModelEntry, uploads: list[tuple[str | None, bytes]], rig: CameraRig
+) -> tuple[VehicleSphere, np.ndarray]:
     frames: dict[str, np.ndarray] = {}
     for filename, data in uploads:
         cam = _camera_of(filename, rig)
@@ -85,7 +102,9 @@ def _prepare(state: ServiceState, entry: ModelEntry, uploads: list[tuple[str | N
         img = decode_image(data, state.config.max_image_pixels)
         c = rig.cameras[rig.index(cam)]
         if (img.shape[1], img.shape[0]) != c.image_size:
-            raise InputError(f"frames.{cam}: image size {img.shape[1]}x{img.shape[0]} does not match the rig's calibration ({c.width}x{c.height})")
+            raise InputError(
+                f"frames.{cam}: image size {img.shape[1]}x{img.shape[0]} does not match the rig's calibration ({c.width}x{c.height})"
+            )
         frames[cam] = img
     sphere = sv.vehicle_sphere_for(rig, sv.surround_grid(entry.manifest))
     return sphere, sv.manifest_input(frames, sphere, entry.manifest, colour_order="BGR")
@@ -99,7 +118,10 @@ def _prepare(state: ServiceState, entry: ModelEntry, uploads: list[tuple[str | N
         200: {
             "description": "json: a mask per camera (PNG, class ids, 255 = no prediction, base64) and the 360° panorama "
             "(PNG, class colours, base64); panorama: the panorama PNG",
-            "content": {"application/json": {"schema": {"type": "object"}}, "image/png": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+            },
         },
         **ERROR_RESPONSES,
     },
@@ -108,8 +130,18 @@ async def surround(
     state: StateDep,
     frames: list[UploadFile] = _FRAMES,
     rig: UploadFile | None = _RIG,
-    rig_name: str | None = Form(None, description="a rig registered in the repository (REPO/rigs/<name>.json)", max_length=128, pattern=NAME_PATTERN),
-    model: str | None = Form(None, description="model name (default: the repository's surround model)", max_length=128, pattern=NAME_PATTERN),
+    rig_name: str | None = Form(
+        None,
+        description="a rig registered in the repository (REPO/rigs/<name>.json)",
+        max_length=128,
+        pattern=NAME_PATTERN,
+    ),
+    model: str | None = Form(
+        None,
+        description="model name (default: the repository's surround model)",
+        max_length=128,
+        pattern=NAME_PATTERN,
+    ),
     format: Literal["json", "panorama"] = Form("json", description="response format"),
     panorama_width: int = Form(1024, ge=16, le=4096, description="panorama width in pixels (height: half)"),
 ) -> Response:
@@ -119,7 +151,9 @@ async def surround(
         raise InputError(f"frames: expected at most {MAX_CAMERAS} frames, got {len(frames)}")
     the_rig = _rig(state, await rig.read() if rig is not None else None, rig_name or None)
     if len(frames) != len(the_rig):
-        raise InputError(f"frames: expected one per rig camera ({', '.join(the_rig.names)}), got {len(frames)}")
+        raise InputError(
+            f"frames: expected one per rig camera ({', '.join(the_rig.names)}), got {len(frames)}"
+        )
     uploads = [(f.filename, await f.read()) for f in frames]
     sphere, x = await run_in_threadpool(_prepare, state, entry, uploads, the_rig)
     logits = (await state.batchers[entry.name].submit(x[None]))[0]
