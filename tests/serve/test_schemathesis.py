@@ -6,8 +6,6 @@ Every operation of the schema is fuzzed with valid (positive) and invalid (negat
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 schemathesis = pytest.importorskip(
@@ -24,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
 
 from heal_swin.serve.app import create_app
 from heal_swin.serve.config import ServeConfig
+from heal_swin.serve.readiness import wait_until_ready
 
 pytestmark = pytest.mark.slow
 
@@ -54,10 +53,7 @@ def fuzz_schema(repo):
 
     app = create_app(ServeConfig(model_repository=repo, max_upload_bytes=1_000_000, max_wait_ms=1))
     with TestClient(app) as c:  # runs the lifespan (batchers, warm-up) while fuzzing
-        deadline = time.monotonic() + 30
-        while c.get("/v2/health/ready").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until_ready(c, 30, interval=0.02)
         yield schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

@@ -17,6 +17,7 @@ from heal_swin.inference.surround import predict_surround
 from heal_swin.inference.triton import CONFIG_NAME, model_config_text
 from heal_swin.serve.app import create_app
 from heal_swin.serve.config import ServeConfig
+from heal_swin.serve.readiness import wait_until_ready
 from tests.conftest import WOODSCAPE_FV
 from tests.geometry.test_rig import H, W, make_rig
 from tests.serve.conftest import WOODSCAPE_NAMES, make_onnx, write_model
@@ -59,12 +60,7 @@ def setup(tmp_path_factory):
         frames[cam.name] = np.clip(img, 0, 255).astype(np.uint8)
     app = create_app(ServeConfig(model_repository=repo, max_wait_ms=2))
     with TestClient(app) as client:
-        for _ in range(300):
-            if client.get("/v2/health/ready").status_code == 200:
-                break
-            import time
-
-            time.sleep(0.1)
+        wait_until_ready(client, 30)
         yield client, repo, manifest, rig, frames
 
 
@@ -169,9 +165,6 @@ def surround_server(setup):
     import os
     import subprocess
     import sys
-    import time
-
-    import httpx
 
     from tests.serve.conftest import ROOT, free_port
 
@@ -198,19 +191,9 @@ def surround_server(setup):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"server exited with {proc.returncode}: {proc.stdout.read().decode()[-2000:]}"
-                )
-            try:
-                if httpx.get(url + "/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server not ready after 60 s"
-            time.sleep(0.1)
+        wait_until_ready(
+            url, 60, stopped=lambda: None if proc.poll() is None else f"exit {proc.returncode}", interval=0.1
+        )
         yield url
     finally:
         proc.terminate()
