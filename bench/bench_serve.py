@@ -294,6 +294,7 @@ def soak_model(folder: Path, nside: int, classes: int = 10) -> None:
         input_shape=[-1, 3, n], output_shape=[-1, classes, n], onnx_sha256=sha256_file(path), opset=18, nside=nside,
         base_pixels=list(range(8)), class_names=[f"c{i}" for i in range(classes)],
         class_colours=rng.integers(0, 256, (classes, 3)).tolist(),
+        normalisation={"colour_order": "RGB", "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
     )  # fmt: skip
     save_manifest(folder, m)
     (folder / CONFIG_NAME).write_text(model_config_text(m))
