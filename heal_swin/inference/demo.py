@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DEMO_CALIBRATION", "DEMO_IMAGE", "DEMO_SIZE", "STATIC_DIR", "demo_paths"]
+__all__ = [
+    "DEMO_CALIBRATION",
+    "DEMO_IMAGE",
+    "DEMO_MODELS",
+    "DEMO_REPOSITORY",
+    "DEMO_SIZE",
+    "DEMO_WARNING",
+    "STATIC_DIR",
+    "demo_model_file",
+    "demo_paths",
+]
 
 # A path, not an import: the files are package data of the service.
 STATIC_DIR = Path(__file__).resolve().parents[1] / "serve" / "static"
@@ -22,3 +32,27 @@ DEMO_SIZE = (384, 290)
 def demo_paths() -> tuple[Path, Path]:
     """(image, calibration) of the bundled demo frame."""
     return STATIC_DIR / DEMO_IMAGE, STATIC_DIR / DEMO_CALIBRATION
+
+
+# The bundled demo models (package data, nothing downloaded): ``heal-swin serve`` without a repository
+# serves DEMO_REPOSITORY (Triton layout), ``heal-swin predict --model NAME`` runs the safetensors.
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+DEMO_REPOSITORY = ASSETS_DIR / "demo_models"
+DEMO_MODELS = {"demo": "demo_seg", "demo_seg": "demo_seg", "demo_depth": "demo_depth"}  # name -> model
+DEMO_WARNING = (
+    "the bundled demo models are trained on synthetic scenes, for demos and tests, not for real roads"
+)
+
+
+def demo_model_file(name: str) -> Path:
+    """The safetensors file of bundled model ``name`` (``demo`` = ``demo_seg``, or ``demo_depth``)."""
+    from heal_swin.errors import InputError
+
+    if name not in DEMO_MODELS:
+        raise InputError(
+            f"--model: expected one of {', '.join(DEMO_MODELS)} (the bundled models), got {name!r}"
+        )
+    path = ASSETS_DIR / "demo_weights" / f"{DEMO_MODELS[name]}.safetensors"
+    if not path.is_file():
+        raise InputError(f"{path}: the bundled model file is missing (reinstall heal-swin)")
+    return path

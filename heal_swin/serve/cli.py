@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 __all__ = ["add_serve_commands", "config_from_args"]
@@ -58,7 +59,7 @@ def add_serve_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    from heal_swin.serve.config import ConfigError, load_config, parse_overrides
+    from heal_swin.serve.config import load_config, parse_overrides
 
     overrides = {
         "model_repository": str(args.model_repository) if args.model_repository else None,
@@ -78,7 +79,14 @@ def config_from_args(args: argparse.Namespace):
     flags = {k: v for k, v in overrides.items() if v is not None}  # flags win over KEY=VALUE
     config = load_config(args.config, {**parse_overrides(getattr(args, "overrides", None) or []), **flags})
     if args.model_repository is None and args.config is None:
-        raise ConfigError("--model-repository: required (or a --config that sets model_repository)")
+        from heal_swin.inference.demo import DEMO_REPOSITORY, DEMO_WARNING
+
+        # No repository named: the bundled demo models, so that `heal-swin serve` alone shows something.
+        config.model_repository = DEMO_REPOSITORY
+        print(
+            f"heal-swin serve: no --model-repository, serving {DEMO_REPOSITORY} ({DEMO_WARNING})",
+            file=sys.stderr,
+        )
     return config
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from heal_swin.errors import InputError
@@ -44,7 +45,13 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict", help="run a trained model on one fisheye image", description="Predict on one image."
     )
-    p.add_argument("--checkpoint", type=Path, required=True, help="run folder or model.safetensors")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", type=Path, help="run folder or model.safetensors")
+    which.add_argument(
+        "--model",
+        metavar="NAME",
+        help="a bundled model: demo (= demo_seg, segmentation) or demo_depth; trained on synthetic scenes only",
+    )
     p.add_argument("image", type=Path)
     p.add_argument("--calib", type=Path, required=True, help="the image's calibration JSON")
     p.add_argument("--out", type=Path, required=True)
@@ -184,7 +191,14 @@ def _predict(args: argparse.Namespace) -> int:
     from heal_swin.io import read_image, save_image, save_npy
     from heal_swin.train.inference import Predictor
 
-    predictor = Predictor(_model_file(args.checkpoint), precision=args.precision, compile=args.compile)
+    if args.model is not None:
+        from heal_swin.inference.demo import DEMO_WARNING, demo_model_file
+
+        model_file = demo_model_file(args.model)
+        print(f"note: {DEMO_WARNING}", file=sys.stderr)
+    else:
+        model_file = _model_file(args.checkpoint)
+    predictor = Predictor(model_file, precision=args.precision, compile=args.compile)
     camera = FisheyeCamera.from_json(args.calib)
     bgr = read_image(args.image, cv2.IMREAD_COLOR)
     if (bgr.shape[1], bgr.shape[0]) != camera.image_size:

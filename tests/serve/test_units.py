@@ -129,8 +129,10 @@ def test_cli_parser_and_threads():
     with pytest.raises(ConfigError, match="field 'providers': expected a list of TensorRT, CUDA, CPU, got"):
         config_from_args(parser.parse_args(["serve", "--model-repository", "m", "providers=[GPU]"]))
     assert ServeConfig(workers=64).session_threads == 1
-    with pytest.raises(ConfigError, match="model-repository"):
-        config_from_args(parser.parse_args(["serve"]))
+    # no repository named: the bundled demo models (tests/test_demo_models.py serves them)
+    from heal_swin.inference.demo import DEMO_REPOSITORY
+
+    assert config_from_args(parser.parse_args(["serve"])).model_repository == DEMO_REPOSITORY
 
 
 # ------------------------------------------------------------------ repository
