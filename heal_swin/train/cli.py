@@ -27,7 +27,9 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
         help="evaluate a trained model on a dataset split",
         description="Evaluate a model file or run folder.",
     )
-    e.add_argument("--checkpoint", type=Path, required=True, help="run folder or model.safetensors")
+    ewhich = e.add_mutually_exclusive_group(required=True)
+    ewhich.add_argument("--checkpoint", type=Path, help="run folder or model.safetensors")
+    _add_ensemble_option(ewhich)
     e.add_argument("--data-root", type=Path, default=None, help="dataset root (default: the run's config)")
     e.add_argument(
         "--dataset",
@@ -52,11 +54,61 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="a bundled model: demo (= demo_seg, segmentation) or demo_depth; trained on synthetic scenes only",
     )
+    _add_ensemble_option(which)
     p.add_argument("image", type=Path)
     p.add_argument("--calib", type=Path, required=True, help="the image's calibration JSON")
     p.add_argument("--out", type=Path, required=True)
     _add_speed_options(p)
     p.set_defaults(func=_predict)
+
+
+def _add_ensemble_option(group: argparse._MutuallyExclusiveGroup) -> None:
+    group.add_argument(
+        "--ensemble",
+        metavar="CKPT1,CKPT2,...",
+        type=lambda v: [Path(x) for x in v.split(",") if x],
+        help="a deep ensemble: mean probabilities / log-depth of these run folders or model files, plus a per-pixel disagreement map",
+    )
+
+
+def _load_predictor(args: argparse.Namespace):
+    """(predictor, first model file): a Predictor, or an EnsemblePredictor for ``--ensemble``."""
+    from heal_swin.train.inference import Predictor
+
+    speed = {"precision": args.precision, "compile": args.compile}
+    paths = getattr(args, "ensemble", None)
+    if paths:
+        from heal_swin.train.ensemble import EnsemblePredictor
+
+        files = [_model_file(p) for p in paths]
+        return EnsemblePredictor(files, **speed), files[0]
+    model_path = _model_file(args.checkpoint)
+    return Predictor(model_path, **speed), model_path
+
+
+def _save_uncertainty(out: Path, pred, predictor, bgr) -> None:
+    """An ensemble's disagreement map: uncertainty.npy (fisheye, NaN outside), uncertainty_sphere.npy, uncertainty.png."""
+    import numpy as np
+
+    from heal_swin.geometry.views import colorize_scalar
+    from heal_swin.io import save_image, save_npy
+
+    u = getattr(pred, "uncertainty_flat", None)
+    if u is None:
+        return
+    save_npy(out / "uncertainty.npy", u)
+    save_npy(out / "uncertainty_sphere.npy", pred.uncertainty_sphere)
+    ok = np.isfinite(u)
+    colour = colorize_scalar(np.where(ok, u, 0).reshape(-1), ok.reshape(-1)).reshape(*u.shape, 3)
+    save_image(out / "uncertainty.png", np.concatenate([bgr, colour], axis=1))
+    what = (
+        "fraction of members disagreeing with the ensemble class"
+        if predictor.task == "segmentation"
+        else "std of member log-depth"
+    )
+    print(
+        f"uncertainty ({what}): mean {float(np.nanmean(u)):.4f}, max {float(np.nanmax(u)):.4f} -> {out}/uncertainty.png"
+    )
 
 
 def _add_speed_options(p: argparse.ArgumentParser) -> None:
@@ -138,10 +190,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from heal_swin.data.datasets import FisheyeDataset
     from heal_swin.train.evaluate import evaluate, write_report
-    from heal_swin.train.inference import Predictor
 
-    model_path = _model_file(args.checkpoint)
-    predictor = Predictor(model_path, precision=args.precision, compile=args.compile)
+    predictor, model_path = _load_predictor(args)
     if predictor.meta.get("surround"):
         raise InputError(
             f"{model_path}: a surround (vehicle-sphere) model takes the four frames of a rig; evaluate it with bench/compare_surround.py"
@@ -176,6 +226,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f"{key:24s} {s[key]:8.4f} {f[key]:8.4f}")
     else:
         print(json.dumps({k: result[k] for k in ("sphere", "flat", "chamfer_m")}, indent=2))
+    if "uncertainty" in result:
+        _print_uncertainty(result)
     if args.report:
         print(f"report: {args.report}/summary.md")
     return 0
@@ -196,9 +248,9 @@ def _predict(args: argparse.Namespace) -> int:
 
         model_file = demo_model_file(args.model)
         print(f"note: {DEMO_WARNING}", file=sys.stderr)
+        predictor = Predictor(model_file, precision=args.precision, compile=args.compile)
     else:
-        model_file = _model_file(args.checkpoint)
-    predictor = Predictor(model_file, precision=args.precision, compile=args.compile)
+        predictor, model_file = _load_predictor(args)
     camera = FisheyeCamera.from_json(args.calib)
     bgr = read_image(args.image, cv2.IMREAD_COLOR)
     if (bgr.shape[1], bgr.shape[0]) != camera.image_size:
@@ -225,6 +277,15 @@ def _predict(args: argparse.Namespace) -> int:
         )
         save_image(out / "overlay.png", np.concatenate([bgr, colour], axis=1))
         pic = colorize_scalar(np.log(pred.sphere), pred.sphere_valid)
+    _save_uncertainty(out, pred, predictor, bgr)
     save_image(out / "sphere_mollweide.png", sphere_view(pic, predictor.grid, "mollweide", width=1024))
     print(f"{args.image} -> {out}/ ({predictor.task}, {predictor.info()['model']}, {predictor.grid.key})")
     return 0
+
+
+def _print_uncertainty(result: dict) -> None:
+    u = result["uncertainty"]
+    print(
+        f"ensemble uncertainty (sphere): mean {u['mean_uncertainty_correct']:.4f} on {u['pixels_correct']} correct pixels, "
+        f"{u['mean_uncertainty_wrong']:.4f} on {u['pixels_wrong']} wrong pixels"
+    )

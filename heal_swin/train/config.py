@@ -71,6 +71,7 @@ class DataConfig(_Section):
     eval_batch_size: int | None = None
     num_workers: int = 0
     augment: bool = True
+    rot90: bool = False  # sphere view, with augment: also rotate by random multiples of 90° about the optical axis (SphereRandomRot90)
     train_split: str = "train"
     val_split: str = "val"
     limit_train: int | None = None  # use only the first N training samples (quick runs)

@@ -51,6 +51,11 @@ def evaluate(
     binned_flat = BinnedConfusion(k, IGNORE_INDEX) if seg else BinnedDepthErrors()
     sphere_angle = incidence_deg(predictor.grid.vectors())
     kept: list[dict[str, Any]] = []
+    uncertainty = None  # an ensemble's disagreement map (heal_swin.train.ensemble), summarised on the sphere
+    if getattr(predictor, "members", None):
+        from heal_swin.train.ensemble import UncertaintySummary
+
+        uncertainty = UncertaintySummary(predictor.task, IGNORE_INDEX)
     it = range(n)
     if progress:
         from tqdm import tqdm
@@ -72,6 +77,8 @@ def evaluate(
             flat_cm.update(torch.from_numpy(pred.flat.astype(np.int64)), torch.from_numpy(flat_lab))
             binned_sphere.update(pred.sphere, sph_lab, sphere_angle)
             binned_flat.update(pred.flat, flat_lab, flat_angle)
+            if uncertainty is not None:
+                uncertainty.update(pred.sphere, sph_lab, pred.uncertainty_sphere)
         else:
             depth = s["depth"]
             sph_depth = contract.depth_to_sphere(depth, proj)
@@ -85,6 +92,8 @@ def evaluate(
             )
             binned_sphere.update(pred.sphere, sph_depth, proj.valid_mask, sphere_angle)
             binned_flat.update(pred.flat, depth, pred.flat_valid, flat_angle)
+            if uncertainty is not None:
+                uncertainty.update(pred.sphere, sph_depth, pred.uncertainty_sphere)
             ok = np.isfinite(sph_depth) & np.isfinite(pred.sphere)
             rays = predictor.grid.vectors()[ok]
             chamfers.append(chamfer_distance(rays * pred.sphere[ok, None], rays * sph_depth[ok, None]))
@@ -118,6 +127,8 @@ def evaluate(
             "flat_by_incidence": binned_flat.summary(),
         }
     result["model"] = predictor.info()
+    if uncertainty is not None:
+        result["uncertainty"] = uncertainty.summary()
     result["_samples"] = kept
     return result
 

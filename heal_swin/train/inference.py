@@ -83,32 +83,46 @@ class Predictor:
             out[0].numpy(), self.meta["depth_log_mean"], self.meta["depth_log_std"]
         ), None
 
-    @torch.no_grad()
-    def __call__(self, image_rgb: np.ndarray, camera: FisheyeCamera) -> Prediction:
-        """Predict on one (H, W, 3) uint8 RGB image taken with ``camera``."""
+    def model_input(self, image_rgb: np.ndarray, camera: FisheyeCamera) -> tuple[np.ndarray, SphereProjector]:
+        """(H, W, 3) uint8 RGB -> the model's (3, N) sphere or (3, h, w) flat input, and the projector."""
         proj = SphereProjector(camera, self.grid)
-        footprint = proj.footprint()
-        fill = IGNORE_INDEX if self.task == "segmentation" else np.inf
         if self.kind == "sphere":
-            out = self._run(
-                contract.sphere_input(image_rgb, proj, self.mean, self.std, resample=self.resample)
-            )  # (3, N) in
-            sphere, scores = self._postprocess(out)
-            flat = contract.sphere_to_image(sphere, proj, fill)
-        else:
-            h, w = image_rgb.shape[:2]
-            size = self.meta.get("image_size")  # (W, H) the model was trained at
-            img_size = (size[1], size[0]) if size else (h, w)
-            out = self._run(contract.flat_input(image_rgb, img_size, self.mean, self.std))
-            flat, scores = self._postprocess(out)
-            flat = contract.resize_nearest(flat, (w, h))
-            sphere = contract.labels_to_sphere(flat, proj, fill)
-            flat = np.where(footprint, flat, fill).astype(flat.dtype)
+            return contract.sphere_input(image_rgb, proj, self.mean, self.std, resample=self.resample), proj
+        size = self.meta.get("image_size")  # (W, H) the model was trained at
+        img_size = (size[1], size[0]) if size else image_rgb.shape[:2]
+        return contract.flat_input(image_rgb, img_size, self.mean, self.std), proj
+
+    def to_domains(
+        self, native: np.ndarray, proj: SphereProjector, image_hw: tuple[int, int], fill: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A per-pixel map in the model's domain ((N,) sphere or (h, w) flat) -> ((N,) sphere, (H, W) fisheye).
+
+        Sphere models' maps are back-projected (nearest), flat models' resized (nearest) and projected
+        to the grid; ``fill`` outside the grid's footprint / where the grid does not see the image.
+        """
+        if self.kind == "sphere":
+            return native, contract.sphere_to_image(native, proj, fill)
+        h, w = image_hw
+        flat = contract.resize_nearest(native, (w, h))
+        sphere = contract.labels_to_sphere(flat, proj, fill)
+        return sphere, np.where(proj.footprint(), flat, fill).astype(flat.dtype)
+
+    def finish(self, out: torch.Tensor, proj: SphereProjector, image_hw: tuple[int, int]) -> Prediction:
+        """(K, ...) raw model output (logits / normalised log-depth) -> the image's :class:`Prediction`."""
+        native, scores = self._postprocess(out)
+        fill = IGNORE_INDEX if self.task == "segmentation" else np.inf
+        sphere, flat = self.to_domains(native, proj, image_hw, fill)
         if self.task != "segmentation":
             sphere = np.where(proj.valid_mask, sphere, np.inf).astype(np.float32)
         return Prediction(
-            sphere=sphere, flat=flat, sphere_valid=proj.valid_mask, flat_valid=footprint, scores=scores
+            sphere=sphere, flat=flat, sphere_valid=proj.valid_mask, flat_valid=proj.footprint(), scores=scores
         )
+
+    @torch.no_grad()
+    def __call__(self, image_rgb: np.ndarray, camera: FisheyeCamera) -> Prediction:
+        """Predict on one (H, W, 3) uint8 RGB image taken with ``camera``."""
+        x, proj = self.model_input(image_rgb, camera)
+        return self.finish(self._run(x), proj, image_rgb.shape[:2])
 
     def colourise(self, labels: np.ndarray) -> np.ndarray:
         """Class ids -> BGR colours (IGNORE_INDEX black)."""

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from heal_swin.data.classes import IGNORE_INDEX
 from heal_swin.data.datasets import FisheyeDataset
-from heal_swin.data.transforms import FlatAugment, SphereRandomFlip
+from heal_swin.data.transforms import Compose, FlatAugment, SphereRandomFlip, SphereRandomRot90
 from heal_swin.geometry import HealpixGrid
 from heal_swin.io import save_json
 from heal_swin.models import default_cfg, model_config
@@ -60,6 +60,10 @@ def build_dataset(
     view = view or d.view
     grid = grid_of(cfg)
     transform = sphere_transform = None
+    if d.rot90 and d.view == "flat":
+        raise ConfigError(
+            "data.rot90: quarter-turn augmentation is for the sphere view, got data.view 'flat'"
+        )
     if train and d.augment:
         if view == "flat":
             transform = FlatAugment()
@@ -67,6 +71,8 @@ def build_dataset(
             # Mirroring the sphere is an exact pixel permutation; photometric jitter on the flat image.
             transform = FlatAugment(hflip=0.0)
             sphere_transform = SphereRandomFlip(grid)
+            if d.rot90:  # exact quarter turns about the optical axis (issue 14 item 6)
+                sphere_transform = Compose(SphereRandomFlip(grid), SphereRandomRot90(grid))
     root = Path(d.root)
     if not root.exists():
         raise ConfigError(
