@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -120,37 +119,15 @@ def model_latency(repo: Path, exported: dict, repeats: int, log) -> list[dict]:
     return rows
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(
     repo: Path, batching: bool, max_batch: int, wait_ms: float, runs: int, threads: int
 ) -> tuple[subprocess.Popen, str]:
 
+    from heal_swin.serve.readiness import free_port, serve_command
+
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "heal_swin.cli",
-        "serve",
-        "--model-repository",
-        str(repo),
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--max-batch-size",
-        str(max_batch),
-        "--max-wait-ms",
-        str(wait_ms),
-        "--concurrent-batches",
-        str(runs),
-        "--intra-op-threads",
-        str(threads),
-    ]
+    cmd = serve_command(repo, port, "--max-batch-size", str(max_batch), "--max-wait-ms", str(wait_ms),
+                        "--concurrent-batches", str(runs), "--intra-op-threads", str(threads))  # fmt: skip
     if not batching:
         cmd.append("--no-batching")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -339,12 +316,13 @@ def soak(args) -> dict:
         head = json.dumps({"inputs": [{"name": "input", "shape": [batch, 3, n], "datatype": "FP32",
                                        "parameters": {"binary_data_size": len(x)}}],
                            "parameters": {"binary_data_output": True}}).encode()  # fmt: skip
+        from heal_swin.serve.readiness import free_port, serve_command
+
         port = free_port()
-        cmd = [sys.executable, "-m", "heal_swin.cli", "serve", "--model-repository", str(repo), "--port", str(port),
-               "--log-level", "warning", "--no-batching", f"memory_budget_bytes={budget}", f"cache_bytes={cache}",
+        cmd = serve_command(repo, port, "--no-batching", f"memory_budget_bytes={budget}", f"cache_bytes={cache}",
                f"max_image_pixels={args.max_image_pixels}", f"max_tensor_elements={args.max_tensor_elements}",
                f"max_infer_batch={args.max_infer_batch}", f"max_upload_bytes={args.max_upload_bytes}",
-               f"max_inflight_requests={args.max_inflight}", "max_queued_requests=16", "queue_timeout_s=60"]  # fmt: skip
+               f"max_inflight_requests={args.max_inflight}", "max_queued_requests=16", "queue_timeout_s=60")  # fmt: skip
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
         _wait_for(proc, url)

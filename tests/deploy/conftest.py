@@ -12,25 +12,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 
 import pytest
 
 from heal_swin.export.end_to_end import export_end_to_end
 from heal_swin.export.tritonserver import TritonServer
 from heal_swin.inference.manifest import load_manifest, save_manifest
-from heal_swin.serve.readiness import wait_until_ready
+from heal_swin.serve.readiness import free_port, wait_until_ready
 from tests.export.sphere_models import write_sphere_folder
 from tests.export.test_end_to_end import SMALL
 
 E2E_MODELS = ("seg_small", "depth_small", "seg_small_batching")
 _SERVERS: list[TritonServer] = []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

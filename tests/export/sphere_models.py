@@ -12,21 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from heal_swin.data.classes import WOODSCAPE_CLASSES
 from heal_swin.inference.manifest import Manifest, save_manifest, sha256_file
 from heal_swin.inference.triton import CONFIG_NAME, model_config_text
 
-WOODSCAPE_NAMES = [
-    "void",
-    "road",
-    "lanemarks",
-    "curb",
-    "person",
-    "rider",
-    "vehicles",
-    "bicycle",
-    "motorcycle",
-    "traffic_sign",
-]
+WOODSCAPE_NAMES = list(WOODSCAPE_CLASSES.names)
 
 
 def sphere_onnx(path: Path, npix: int, out_chans: int, seed: int = 0) -> Path:

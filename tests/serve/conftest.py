@@ -9,36 +9,22 @@ would be caught. Export of the real models is tested in tests/export.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from heal_swin.data.classes import WOODSCAPE_CLASSES
 from heal_swin.export.manifest import Manifest, save_manifest, sha256_file
 from heal_swin.geometry import FisheyeCamera
 from heal_swin.inference.triton import CONFIG_NAME, model_config_text
 from heal_swin.serve.demo import demo_paths
-from heal_swin.serve.readiness import wait_until_ready
+from heal_swin.serve.readiness import free_port, serve_process, wait_until_ready  # noqa: F401  (free_port: tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 IMG_SIZE = (160, 121)  # (W, H) of the test frames: the demo frame scaled down
-WOODSCAPE_NAMES = [
-    "void",
-    "road",
-    "lanemarks",
-    "curb",
-    "person",
-    "rider",
-    "vehicles",
-    "bicycle",
-    "motorcycle",
-    "traffic_sign",
-]
+WOODSCAPE_NAMES = list(WOODSCAPE_CLASSES.names)
 
 
 def make_onnx(path: Path, spatial: tuple[int, ...], out_chans: int, seed: int = 0) -> Path:
@@ -131,12 +117,6 @@ def write_model(
     return m
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def frame() -> tuple[np.ndarray, FisheyeCamera, bytes, bytes]:
     """(image BGR 160x121, camera, PNG bytes, calibration JSON bytes): the demo frame scaled down."""
@@ -168,41 +148,11 @@ def repo(tmp_path_factory, frame) -> Path:
 @pytest.fixture(scope="session")
 def server(repo):
     """A real ``heal-swin serve`` process on 127.0.0.1 (a free port); yields its base URL."""
-    port = free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [
-        sys.executable,
-        "-m",
-        "heal_swin.cli",
-        "serve",
-        "--model-repository",
-        str(repo),
-        "--port",
-        str(port),
-        "--batching",
-        "--max-wait-ms",
-        "4",
-        "--log-level",
-        "warning",
-    ]  # the micro-batcher under real load
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def stopped() -> str | None:
-        return (
-            None if proc.poll() is None else f"exit {proc.returncode}: {proc.stdout.read().decode()[-2000:]}"
-        )
-
-    try:
-        wait_until_ready(url, 60, stopped=stopped, interval=0.1)
+    with serve_process(repo, "--batching", "--max-wait-ms", "4", cwd=ROOT) as (
+        url,
+        _,
+    ):  # the micro-batcher under load
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def make_frame_model(path: Path, height: int, width: int) -> Path:

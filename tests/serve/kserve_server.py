@@ -10,7 +10,6 @@ against several servers (e.g. tritonserver and ours)::
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,15 +18,9 @@ import uvicorn
 
 from heal_swin.serve.app import create_app
 from heal_swin.serve.config import ServeConfig
-from heal_swin.serve.readiness import wait_until_ready
+from heal_swin.serve.readiness import free_port, wait_until_ready
 
 __all__ = ["free_port", "running_app", "running_service"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

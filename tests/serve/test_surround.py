@@ -17,7 +17,7 @@ from heal_swin.inference.surround import predict_surround
 from heal_swin.inference.triton import CONFIG_NAME, model_config_text
 from heal_swin.serve.app import create_app
 from heal_swin.serve.config import ServeConfig
-from heal_swin.serve.readiness import wait_until_ready
+from heal_swin.serve.readiness import serve_process, wait_until_ready
 from tests.conftest import WOODSCAPE_FV
 from tests.geometry.test_rig import H, W, make_rig
 from tests.serve.conftest import WOODSCAPE_NAMES, make_onnx, write_model
@@ -162,46 +162,11 @@ def test_bad_requests_are_one_line_4xx(setup, case, status, words):
 @pytest.fixture(scope="module")
 def surround_server(setup):
     """``heal-swin serve`` on the surround repository (a real process, for the browser)."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.serve.conftest import ROOT, free_port
+    from tests.serve.conftest import ROOT
 
     _, repo, *_ = setup
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "heal_swin.cli",
-        "serve",
-        "--model-repository",
-        str(repo),
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(
-            url, 60, stopped=lambda: None if proc.poll() is None else f"exit {proc.returncode}", interval=0.1
-        )
+    with serve_process(repo, cwd=ROOT) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.slow
