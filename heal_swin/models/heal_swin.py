@@ -195,8 +195,8 @@ class HealSwinUNet(SwinUNetSkeleton):
         shift: ``"ring"``, ``"grid"``, ``"roll"`` or None (no shifted windows).
         shift_size: ring / nested positions for ``ring`` / ``roll`` (capped at half a window).
         shift_sign: direction of ``ring`` / ``roll``: +1, a window position takes the token
-            ``shift_size`` places further along the order (ours); -1 the other way (the direction
-            of the HEAL-SWIN paper's code for ``ring``).
+            ``shift_size`` places further along the order (ours); -1 the other way. The HEAL-SWIN
+            paper's code runs ``ring`` the -1 way and ``roll`` the +1 way.
         embed_dim, depths, num_heads, mlp_ratio, qkv_bias: Swin sizes; the decoder mirrors
             ``depths`` / ``num_heads`` except at the bottleneck.
         drop_rate, attn_drop_rate, drop_path_rate: dropout, attention dropout, stochastic depth

@@ -34,8 +34,11 @@ class HealWindowAttention(nn.Module):
     """Window attention. Input/output ``(B, nW, w, C)``.
 
     The bias table is Swin's ``(2s-1)**2 x heads`` on the window's ``s x s`` face coordinates
-    (``s = sqrt(w)``); ``mask`` (nW, w, w) is the additive shift mask (0 allowed / -inf not),
-    or None for unshifted windows. ``cosine=True`` is Swin-v2's scaled cosine attention.
+    (``s = sqrt(w)``; the paper's code labels the face coordinates differently, so its table is
+    ours with the rows relabelled); ``mask`` (nW, w, w) is the additive shift mask (0 allowed /
+    -inf not; the paper's code adds -100, which a cosine-attention temperature near its cap of
+    100 can outweigh), or None for unshifted windows. ``cosine=True`` is Swin-v2's scaled cosine
+    attention.
     """
 
     def __init__(

@@ -13,14 +13,19 @@ Shifted windows
     ``allowed (nW, w, w)`` that says which tokens of a shifted window may attend to each other.
     Three permutations are provided (``SHIFT_METHODS``):
 
-    ``roll``  cyclic 1-D shift of the nested index by ``shift`` positions (``torch.roll``).
+    ``roll``  cyclic 1-D shift of the nested index by ``shift`` positions (``torch.roll``):
+              position ``p`` takes pixel ``p + shift``, the direction of the paper's code
+              (``shift_sign=+1``).
     ``ring``  the paper's choice. Sort the grid's pixels by their RING index (the HEALPix
               iso-latitude rings, concatenated into one spiral), take the pixel ``shift`` places
               further along that order (cyclically, over the grid's pixels only), map back to
               NESTED. Direction: position ``k`` of the spiral takes pixel ``k + shift``, i.e.
-              content moves towards lower RING index; the paper's code moves it the other way
-              (``shift < 0`` here, ``shift_sign=-1`` in the model). For a grid of fewer than 12 faces the spiral order skips the missing faces,
-              so a few pixels take their value from across such a gap; the mask isolates them.
+              content moves towards lower RING index; the paper's code moves it the other way,
+              position ``k`` takes pixel ``k - shift`` (``shift < 0`` here, ``shift_sign=-1`` in
+              the model reproduces it). For a grid of fewer than 12 faces the spiral order
+              skips the missing faces, so a few pixels take their value from across such a gap;
+              the mask isolates them (the paper's code rolls over all 12 faces and refills the
+              positions whose source lies outside the grid, so the two differ there).
     ``grid``  a shift by half a window side in both face directions, ``(x, y) <- (x + h, y + h)``,
               i.e. towards each face's north corner. It is computed on the HEALPix projection
               plane, where all 12 faces are equally oriented squares, so the shift crosses face
@@ -28,6 +33,8 @@ Shifted windows
               face. Positions whose source falls outside the grid (into the polar gaps of the
               projection, or a face that is not part of the grid) take the pixels nobody else
               took, in index order, and the mask isolates them (the reference's "lost pixels").
+              The paper's code shifts the other way, ``(x, y) <- (x - h, y - h)``; with a shift
+              of half a window side both give the same windows away from face seams.
 
     The mask is one definition for all three methods (and any set of base pixels and levels):
     **two tokens of a shifted window may attend to each other iff they are connected by a chain
