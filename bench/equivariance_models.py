@@ -139,7 +139,9 @@ def _plot(rows: list[dict], path: Path) -> None:
             ax.plot(n, [r[key] for r in rs], "o-" if aug == "rot90" else "s--", label=f"{family} {aug}")
             ax.set_xlabel("ensemble members")
             ax.set_ylabel(key.replace("_", " "))
-            ax.set_xticks(n)
+    most = max(r["members"] for r in rows if r["members"] != "single")
+    for ax in axes:
+        ax.set_xticks(range(1, most + 1))
     axes[0].legend(fontsize=8)
     fig.suptitle("f(Rx) vs R f(x), R = k x 90° about the optical axis")
     fig.tight_layout()
