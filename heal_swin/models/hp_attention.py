@@ -7,9 +7,15 @@ Two formulations of the same function:
   mask keeps PyTorch on its fused (flash) kernel, which reads q/k/v in place and writes the output
   in token-major order, so neither q/k/v nor the output are copied. The bias + mask is cached
   while the bias table is unchanged (keyed on its version counter), when it is small.
-* **training, ``torch.compile`` and export**: attention written out (``q @ k^T + bias + mask``,
+* **training and ``torch.compile``**: attention written out (``q @ k^T + bias + mask``,
   softmax, ``@ v``). SDPA would fall back to its slow general path here anyway, because the
-  learnable bias needs a gradient, and the written-out graph exports to plain ONNX ops.
+  learnable bias needs a gradient.
+* **ONNX export**: the same written-out attention in plain ONNX ops, shaped for onnxruntime:
+  q, k and v as three products of the input (no Split of the packed projection, which
+  onnxruntime runs as a single-threaded copy; and int8 quantisation shares one quantised input
+  between the three), cosine norms as one reduction and one broadcast product each, k laid out
+  for ``q @ k^T`` by a single transpose. 1.1x (fp32) / 1.2x (int8) on the paper model in
+  onnxruntime (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -110,6 +116,8 @@ class HealWindowAttention(nn.Module):
         return m
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if torch.onnx.is_in_onnx_export():
+            return self._forward_onnx(x, mask)
         if torch.is_grad_enabled() or torch.compiler.is_compiling() or (self.training and self.attn_drop > 0):
             return self._forward_explicit(x, mask)
         return self._forward_fused(x, mask)
@@ -135,6 +143,30 @@ class HealWindowAttention(nn.Module):
         attn = F.dropout(attn.softmax(-1), self.attn_drop, self.training)
         out = (attn @ v).transpose(1, 2).reshape(b, nw, w, c)
         return self.proj_drop(self.proj(out))
+
+    def _forward_onnx(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        b, nw, w, c = x.shape
+        h, d = self.num_heads, self.head_dim
+        weight, bias = self.qkv.weight, self.qkv.bias
+        q, k, v = (
+            F.linear(
+                x, weight[i * c : (i + 1) * c], None if bias is None else bias[i * c : (i + 1) * c]
+            ).reshape(b * nw, w, h, d)
+            for i in range(3)
+        )
+        if self.cosine:
+            q = q * (
+                self._scale().view(h, 1) / torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_min(1e-12)
+            )
+            k = k * torch.linalg.vector_norm(k, dim=-1, keepdim=True).clamp_min(1e-12).reciprocal()
+        else:
+            q = q * d**-0.5
+        attn = q.transpose(1, 2) @ k.permute(0, 2, 3, 1)  # (B nW, H, w, w)
+        m = self.additive_mask(mask)
+        if m is not None:
+            attn = (attn.view(b, nw, h, w, w) + m.to(attn.dtype)).view(b * nw, h, w, w)
+        out = (attn.softmax(-1) @ v.transpose(1, 2)).transpose(1, 2).reshape(b, nw, w, c)
+        return self.proj(out)
 
     def _forward_fused(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         b, nw, w, c = x.shape
