@@ -2,9 +2,10 @@
 
     python bench/bench_geometry.py [--calib CALIB.json] [--nside 256] [--repeat 20] [--area-nsides 32,64]
 
-Prints a table and writes bench/results/geometry.json. Without --calib it uses the WoodScape FV
-calibration values (1280x966). "naive" recomputes the sampling per call with healpy and numpy (what
-a per-image script does); "python loop" samples pixel by pixel in Python on a subset, extrapolated.
+Prints a table and writes bench/results/geometry.json. Without --calib it uses the synthetic rig's
+front camera (the WoodScape FV intrinsics, 1280x966). "naive" recomputes the sampling per call with
+healpy and numpy (what a per-image script does); "python loop" samples pixel by pixel in Python on a
+subset, extrapolated.
 The anti-aliasing table compares ``to_sphere(..., "area")`` with ``"bilinear"`` (and with the
 ``cv2.remap`` bilinear the taps replaced) at grids coarser than the image, calls interleaved.
 """
@@ -23,30 +24,10 @@ from pathlib import Path
 import healpy as hp
 import numpy as np
 
+from heal_swin.data.synthetic.rig import rig_cameras
 from heal_swin.geometry import FisheyeCamera, HealpixGrid, SphereProjector
 from heal_swin.geometry import projector as projector_module
 from heal_swin.io import save_json
-
-FV = {
-    "extrinsic": {
-        "quaternion": [0.5941767906169857, -0.5878843193897473, 0.3873184109007999, -0.3890121040340926],
-        "translation": [3.7484, 0.0, 0.66017],
-    },
-    "intrinsic": {
-        "aspect_ratio": 1.0,
-        "cx_offset": 3.942,
-        "cy_offset": -3.093,
-        "height": 966.0,
-        "k1": 339.749,
-        "k2": -31.988,
-        "k3": 48.275,
-        "k4": -7.201,
-        "model": "radial_poly",
-        "poly_order": 4,
-        "width": 1280.0,
-    },
-    "name": "FV",
-}
 
 
 def timeit(fn: Callable[[], object], repeat: int, warmup: int = 2) -> dict[str, float]:
@@ -206,7 +187,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "geometry.json")
     args = ap.parse_args()
 
-    camera = FisheyeCamera.from_json(args.calib or FV)
+    camera = FisheyeCamera.from_json(args.calib) if args.calib else rig_cameras()["FV"]
     grid = HealpixGrid(args.nside)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (camera.height, camera.width, 3), dtype=np.uint8)
@@ -260,7 +241,7 @@ def main() -> int:
     naive_bwd = timeit(lambda: naive_to_image(camera, grid, sphere), 3, warmup=1)
     rows.append(("naive to_sphere (per-call healpy + numpy bilinear)", naive_fwd))
     rows.append(("naive to_image (per-call unproject + healpy, nearest)", naive_bwd))
-    n_loop = 5000
+    n_loop = min(5000, grid.npix)
     loop_s = python_loop_to_sphere(camera, grid, image, n_loop) * grid.npix / n_loop
     rows.append(
         (

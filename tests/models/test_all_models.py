@@ -19,14 +19,6 @@ from heal_swin.models.registry import IMAGENET_MEAN, IMAGENET_STD, get_variant
 ALL = list_models()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def small(name: str) -> dict:
     """Overrides that shrink variant ``name`` to a few-second test size, keeping its layout."""
     cfg = model_config(name)

@@ -13,16 +13,6 @@ from heal_swin.models.heal_swin import HealSwinUNet
 TWELVE = tuple(range(12))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models are dominated by per-op overhead; two OpenMP threads on a busy 2-core runner
-    # make a training step ~20x slower than one.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_registry_and_attributes() -> None:
     assert {"heal_swin_tiny", "heal_swin_small", "heal_swin_paper"} <= set(list_models("heal_swin_*"))
     m = create_model("heal_swin_tiny", nside=32, num_classes=7)

@@ -17,14 +17,6 @@ TWELVE = tuple(range(12))
 ODD = (0, 5, 10)  # three non-adjacent faces: a stress case for seams
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add contention on a busy runner
-    yield
-    torch.set_num_threads(n)
-
-
 def _healpy_parent(grid: HealpixGrid, levels: int) -> np.ndarray:
     """Parent of every pixel found geometrically: the coarse pixel containing the fine centre."""
     return hp.vec2pix(grid.nside >> levels, *grid.vectors().T, nest=True)

@@ -16,15 +16,6 @@ from heal_swin.models.s2cnn import DHToHealpix, HealpixToDH, S2CNNDense, dh_alph
 from heal_swin.models.s2cnn.so3 import wigner_d_grid
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small graphs on a shared 2-core machine: thread hand-offs cost more than they give.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _rotation_permutation(grid: HealpixGrid, quarter_turns: int = 1) -> np.ndarray:
     """perm with x_rot[..., i] = x[..., perm[i]] for a rotation by quarter_turns·π/2 about the pole."""
     t = -quarter_turns * np.pi / 2  # pull back: x_rot(v) = x(Rz(-t) v)

@@ -9,14 +9,6 @@ from heal_swin.models import create_model, list_models, model_config
 from heal_swin.models.swin_unet import FlatPatchExpand
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention on a busy runner
-    yield
-    torch.set_num_threads(n)
-
-
 def test_registry() -> None:
     assert {"swin_unet_tiny", "swin_unet_small", "swin_unet_paper"} <= set(list_models("swin_unet_*"))
     m = create_model("swin_unet_tiny", num_classes=4)

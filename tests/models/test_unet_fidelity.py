@@ -16,14 +16,6 @@ from heal_swin.models import create_model, model_config
 from heal_swin.models.hp_windows import build_shift
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _hand_forward_3_levels(m: torch.nn.Module, x: torch.Tensor, skip: str) -> torch.Tensor:
     """A 3-level Swin-UNet written out without loops: tokens -> (B, *spatial, C) at full resolution."""
     e0_in = m.patch_embed(x)

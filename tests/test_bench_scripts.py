@@ -1,0 +1,76 @@
+"""The benchmark scripts still run: every one parses its options, the cheap ones run at toy size.
+
+Nothing here measures speed; these catch a script broken by a change elsewhere (a renamed API, a
+manifest field it no longer sets), which otherwise surfaces only when someone reruns the benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted((ROOT / "bench").glob("*.py"))
+
+
+def _run(args: list[str], tmp_path: Path, timeout: float) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [sys.executable, *args],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_every_script_is_listed() -> None:
+    assert len(SCRIPTS) >= 10, [p.name for p in SCRIPTS]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
+def test_help(script: Path, tmp_path: Path) -> None:
+    r = _run([str(script), "--help"], tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("usage:"), r.stdout[:200]
+
+
+def test_geometry_toy_size(tmp_path: Path) -> None:
+    out = tmp_path / "geometry.json"
+    args = ["--nside", "16", "--repeat", "1", "--area-nsides", "8", "--out", str(out)]
+    r = _run([str(ROOT / "bench" / "bench_geometry.py"), *args], tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["nside"] == 16 and result["rows"]
+
+
+def test_lens_models_toy_size(tmp_path: Path) -> None:
+    out = tmp_path / "lens.json"
+    r = _run(
+        [str(ROOT / "bench" / "bench_lens_models.py"), "--repeat", "1", "--out", str(out)], tmp_path, 300
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["rows"] and result["radtan_fit"]
+
+
+def test_serve_soak_toy_size(tmp_path: Path) -> None:
+    """A few seconds of the memory soak: a real server, every answer 200 or 4xx, RSS under budget."""
+    pytest.importorskip("httpx")
+    out = tmp_path / "soak.json"
+    args = ["--soak", "--soak-seconds", "3", "--soak-nside", "8", "--good-clients", "1"]
+    args += ["--large-clients", "1", "--v2-clients", "1", "--out", str(out)]
+    r = _run([str(ROOT / "bench" / "bench_serve.py"), *args], tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(out.read_text())
+    statuses = {int(code) for row in result["rows"] for code in row["statuses"]}
+    assert statuses and all(code == 200 or 400 <= code < 500 for code in statuses), result["rows"]
+    assert {row["kind"] for row in result["rows"]} == {"good", "large", "v2"}
+    assert result["rss_max_bytes"] < result["budget_bytes"]
