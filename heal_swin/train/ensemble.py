@@ -71,6 +71,12 @@ def _signature(p: Predictor) -> dict[str, Any]:
     return sig
 
 
+def _input_key(p: Predictor) -> tuple:
+    """What :meth:`Predictor.model_input` depends on besides the image and camera."""
+    size = tuple(p.meta.get("image_size") or ())
+    return (p.kind, p.grid.key, tuple(p.mean), tuple(p.std), p.resample, size)
+
+
 class EnsemblePredictor:
     """Several model files of the same task, input kind, grid and classes, used like one :class:`Predictor`."""
 
@@ -95,9 +101,12 @@ class EnsemblePredictor:
     def __call__(self, image_rgb: np.ndarray, camera: FisheyeCamera) -> EnsemblePrediction:
         """Predict on one (H, W, 3) uint8 RGB image; adds the disagreement map on both domains."""
         outputs, proj = [], None
+        inputs: dict[tuple, np.ndarray] = {}  # members trained alike share one projected input
         for m in self.members:
-            x, proj = m.model_input(image_rgb, camera)
-            outputs.append(m._run(x))
+            key = _input_key(m)
+            if key not in inputs:
+                inputs[key], proj = m.model_input(image_rgb, camera)
+            outputs.append(m._run(inputs[key]))
         out, unc = combine_outputs(self.members, outputs)
         first = self.members[0]
         pred = first.finish(out, proj, image_rgb.shape[:2])

@@ -83,6 +83,24 @@ def test_different_members_mean_probabilities_and_disagreement(tmp_path, frame) 
     assert ens.uncertainty_sphere[valid].max() <= 1  # 1: the mean's argmax is no member's
 
 
+def test_members_share_the_input_only_when_they_normalise_alike(tmp_path, frame, monkeypatch) -> None:
+    img, cam = frame
+    a, b = (_seg_model(tmp_path / f"{n}.safetensors", s) for n, s in (("a", 0), ("b", 1)))
+    c = _seg_model(tmp_path / "c.safetensors", 2)
+    meta_c = json.loads(json.dumps(Predictor(c).meta))
+    meta_c.update(mean=[0.2, 0.3, 0.4], std=[0.5, 0.6, 0.7])  # another normalisation
+    c = save_model(tmp_path / "c2.safetensors", Predictor(c).model, meta_c)
+    singles = [Predictor(p)(img, cam) for p in (a, b, c)]
+    calls = []
+    original = Predictor.model_input
+    monkeypatch.setattr(
+        Predictor, "model_input", lambda self, *args: calls.append(1) or original(self, *args)
+    )
+    ens = EnsemblePredictor([a, b, c])(img, cam)
+    assert len(calls) == 2  # a and b share one projected input, c gets its own
+    np.testing.assert_allclose(ens.scores, np.mean([s.scores for s in singles], axis=0), atol=1e-5)
+
+
 def test_depth_ensemble_is_mean_log_depth_with_member_std(tmp_path, frame) -> None:
     img, cam = frame
     a = _depth_model(tmp_path / "a.safetensors", 0)
