@@ -195,8 +195,8 @@ class HealSwinUNet(SwinUNetSkeleton):
         shift: ``"ring"``, ``"grid"``, ``"roll"`` or None (no shifted windows).
         shift_size: ring / nested positions for ``ring`` / ``roll`` (capped at half a window).
         shift_sign: direction of ``ring`` / ``roll``: +1, a window position takes the token
-            ``shift_size`` places further along the order (ours); -1 the other way. The HEAL-SWIN
-            paper's code runs ``ring`` the -1 way and ``roll`` the +1 way.
+            ``shift_size`` places further along the order (ours); -1 the other way; ``"paper"``
+            the HEAL-SWIN paper code's direction for the chosen shift (``ring`` -1, ``roll`` +1).
         embed_dim, depths, num_heads, mlp_ratio, qkv_bias: Swin sizes; the decoder mirrors
             ``depths`` / ``num_heads`` except at the bottleneck.
         drop_rate, attn_drop_rate, drop_path_rate: dropout, attention dropout, stochastic depth
@@ -236,15 +236,17 @@ class HealSwinUNet(SwinUNetSkeleton):
         rel_pos_bias: bool = True,
         patch_norm: bool = False,
         skip: str = "stage_output",
-        shift_sign: int = 1,
+        shift_sign: int | str = 1,
     ) -> None:
         super().__init__()
         if task not in ("segmentation", "depth"):
             raise ValueError(f"task: expected 'segmentation' or 'depth', got {task!r}")
         if shift is not None and shift not in hp_windows.SHIFT_METHODS:
             raise ValueError(f"shift: expected one of {hp_windows.SHIFT_METHODS} or None, got {shift!r}")
+        if shift_sign == "paper":
+            shift_sign = -1 if shift == "ring" else 1
         if shift_sign not in (1, -1):
-            raise ValueError(f"shift_sign: expected 1 or -1, got {shift_sign!r}")
+            raise ValueError(f"shift_sign: expected 1, -1 or 'paper', got {shift_sign!r}")
         if len(depths) != len(num_heads):
             raise ValueError(f"depths {list(depths)} and num_heads {list(num_heads)} differ in length")
         if not hp_windows._is_power_of_4(int(patch_size)):
@@ -343,12 +345,12 @@ register_model(
     "heal_swin_paper",
     HealSwinUNet,
     "The paper's WoodScape configuration (41,279,688 parameters with 3 inputs, 10 classes): Swin-v2 blocks, "
-    "dropout 0.1, the paper code's skips (each encoder stage's input) and ring-shift direction.",
+    "dropout 0.1, the paper code's skips (each encoder stage's input) and shift directions.",
     nside=256,
     drop_rate=0.1,
     attn_drop_rate=0.1,
     cosine_attn=True,
     post_norm=True,
     skip="stage_input",
-    shift_sign=-1,
+    shift_sign="paper",
 )

@@ -68,7 +68,7 @@ def test_skip_modes_share_weights_but_differ(name: str, overrides: dict) -> None
 def test_paper_variants_use_the_papers_skips_and_shift_direction() -> None:
     assert (
         model_config("heal_swin_paper")["skip"] == "stage_input"
-        and model_config("heal_swin_paper")["shift_sign"] == -1
+        and model_config("heal_swin_paper")["shift_sign"] == "paper"
     )
     assert model_config("swin_unet_paper")["skip"] == "stage_input"
     for name in ("heal_swin_tiny", "heal_swin_small", "swin_unet_tiny", "swin_unet_small"):
@@ -101,3 +101,18 @@ def test_shift_sign_reaches_every_shifted_block() -> None:
     assert shifted
     for x, y in shifted:
         assert torch.equal(y.shift_perm, x.shift_inv)
+
+
+@pytest.mark.parametrize(("shift", "sign"), [("ring", -1), ("roll", 1)])
+def test_paper_shift_sign_is_the_paper_codes_direction_per_shift(shift: str, sign: int) -> None:
+    """``shift_sign="paper"`` is the reference code's direction: ring runs backwards, roll forwards."""
+    kw = {"nside": 8, "shift": shift, "shift_size": 2}
+    paper = create_model("heal_swin_tiny", shift_sign="paper", **kw)
+    explicit = create_model("heal_swin_tiny", shift_sign=sign, **kw)
+    other = create_model("heal_swin_tiny", shift_sign=-sign, **kw)
+    perms = [
+        [m.shift_perm for m in net.modules() if getattr(m, "shift_perm", None) is not None]
+        for net in (paper, explicit, other)
+    ]
+    assert perms[0] and all(torch.equal(p, q) for p, q in zip(perms[0], perms[1]))
+    assert not all(torch.equal(p, q) for p, q in zip(perms[0], perms[2]))
