@@ -240,6 +240,7 @@ def run_name(r: dict[str, Any]) -> str:
 
 
 def train_and_score(r: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    from heal_swin.io import save_json
     from heal_swin.train.config import load_config
     from heal_swin.train.evaluate import evaluate
     from heal_swin.train.inference import Predictor
@@ -256,6 +257,14 @@ def train_and_score(r: dict[str, Any], args: argparse.Namespace) -> dict[str, An
     if not (run / "model.safetensors").exists():
         train(cfg, resume=(run / "checkpoints" / "last.ckpt").exists())
     train_s = time.perf_counter() - t0
+    # Scores are kept next to the model, keyed on the model file and the data: a rerun that adds
+    # seeds or models scores only the new runs.
+    stamp = {"model_mtime_ns": (run / "model.safetensors").stat().st_mtime_ns, "data": str(args.data)}
+    cache = run / "compare_score.json"
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("stamp") == stamp:
+            return {**r, **cached["score"]}
     predictor = Predictor(run / "model.safetensors")
     result = evaluate(predictor, build_dataset(cfg, "test", view="flat"), progress=False)
     seg = r["task"] == "segmentation"
@@ -277,7 +286,9 @@ def train_and_score(r: dict[str, Any], args: argparse.Namespace) -> dict[str, An
         for b in result["flat_by_incidence"]
     ]
     curve = val_curve(run, main_key)
-    return {**r, **score, "curve": curve, "flattened": flattened(curve, seg), "train_s": train_s}
+    score |= {"curve": curve, "flattened": flattened(curve, seg), "train_s": train_s}
+    save_json(cache, {"stamp": stamp, "score": score})
+    return {**r, **score}
 
 
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
