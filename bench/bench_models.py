@@ -172,11 +172,12 @@ class Worker:
 
 
 _GROUPS = iter(range(10**6))
+_RUN_ID = time.strftime("%Y%m%dT%H%M%S")
 
 
 def alternate(workers: list[Worker], rounds: int) -> list[dict[str, Any]]:
     """Round-robin single steps; the order rotates every round. Rows of one call share a group."""
-    group = next(_GROUPS)
+    group = f"{_RUN_ID}-{next(_GROUPS)}"  # unique across merged runs
     for r in range(rounds):
         for w in workers[r % len(workers) :] + workers[: r % len(workers)]:
             w.run()
@@ -374,10 +375,9 @@ def main(argv: list[str] | None = None) -> None:
     if "onnx" in sections and not args.quick:
         onnx = [measure_onnx(n, t, args.rounds) for t in args.threads for n in (64, 128)]
     result.update(forward=forward_rows, train=train_rows, memory=memory, onnx=onnx, load_end=os.getloadavg())
+    command = " ".join(["python", "bench/bench_models.py", *(argv if argv is not None else sys.argv[1:])])
     result["meta"] = {
-        "command": " ".join(
-            ["python", "bench/bench_models.py", *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": command,
         "baseline": args.baseline,
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -385,6 +385,7 @@ def main(argv: list[str] | None = None) -> None:
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     print(report(result))
+    result = merge_previous(result, sections, args.quick)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tmp = OUT.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1))
@@ -392,10 +393,46 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {OUT}")
 
 
+def merge_previous(result: dict[str, Any], sections: set[str], quick: bool) -> dict[str, Any]:
+    """Keep what a partial run (``--sections``) did not measure from the results file it replaces.
+
+    Each section records the command, date and load average of the run that measured it
+    (``result["runs"]``), so a merged file still says where every table came from.
+    """
+    ran = set(sections) - ({"memory", "onnx"} if quick else set())
+    stamp = {k: result[k] for k in ("load_start", "load_end")} | {
+        k: result["meta"][k] for k in ("command", "date")
+    }
+    previous = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    runs = dict(previous.get("runs", {}))
+    runs.update({name: stamp for name in ran})
+    result["runs"] = runs
+
+    def is_compiled(row: dict[str, Any]) -> bool:
+        return row["variant"].startswith("compiled")
+
+    keep = []
+    if "forward" not in ran:
+        keep += [x for x in previous.get("forward", []) if not is_compiled(x)]
+    if "compile" not in ran:
+        keep += [x for x in previous.get("forward", []) if is_compiled(x)]
+    result["forward"] = keep + result["forward"]
+    for key, name in (("peaks_gflops", "peaks"), ("train", "train"), ("memory", "memory"), ("onnx", "onnx")):
+        if name not in ran and previous.get(key):
+            result[key] = previous[key]
+    return result
+
+
 def report(r: dict[str, Any]) -> str:
     """Markdown tables of a result dict (also used to rebuild the tables from the JSON)."""
     peaks = {int(k): v for k, v in r.get("peaks_gflops", {}).items()}
     lines = [f"load average at start {r['load_start'][0]:.2f}, at end {r['load_end'][0]:.2f}", ""]
+    for name, run in sorted(r.get("runs", {}).items()):  # merged partial runs: where each table came from
+        lines.insert(
+            -1,
+            f"- {name}: `{run['command']}` ({run['date']}), load average "
+            f"{run['load_start'][0]:.2f} -> {run['load_end'][0]:.2f}",
+        )
     if peaks:
         lines += ["| threads | sgemm GFLOP/s | bf16 GFLOP/s | int8 GOP/s |", "|---|---|---|---|"]
         lines += [
