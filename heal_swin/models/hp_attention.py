@@ -14,8 +14,8 @@ Two formulations of the same function:
   q, k and v as three products of the input (no Split of the packed projection, which
   onnxruntime runs as a single-threaded copy; and int8 quantisation shares one quantised input
   between the three), cosine norms as one reduction and one broadcast product each, k laid out
-  for ``q @ k^T`` by a single transpose. 1.1x (fp32) / 1.2x (int8) on the paper model in
-  onnxruntime (BENCHMARKS.md).
+  for ``q @ k^T`` by a single transpose. 1.04-1.10x (fp32) / 1.08x (int8) on the paper model
+  in onnxruntime (BENCHMARKS.md).
 """
 
 from __future__ import annotations
