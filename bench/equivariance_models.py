@@ -4,7 +4,8 @@ For each family/augmentation found under ``--runs`` (folders ``{family}_{aug}_s{
 ``model.safetensors``, as ``bench/equivariance_train.sh`` writes them), measures on validation
 images the error of f(R x) vs R f(x) (:mod:`heal_swin.train.equivariance`; sphere: k x 90°,
 k = 1, 2, 3, averaged; flat: 180°), for every single member (mean ± std) and for the ensembles of
-the first 1..N members, plus the sphere mIoU of each on the same images. Prints a table, writes
+the first 1..N members, plus the mIoU of each on the same images (on the model's domain: the sphere
+grid, or the flat model's input image). Prints a table, writes
 ``bench/results/equivariance_models.json`` and a plot.
 
     nice -n 10 python bench/equivariance_models.py --runs /work/equiv_runs --data-root /work/data/synth400
@@ -42,15 +43,23 @@ def _members(runs: Path) -> dict[tuple[str, str], list[Path]]:
 
 
 def _inputs(p: Predictor, samples: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(B, 3, N) model inputs, (B, N) valid masks, (B, N) sphere labels of the images."""
+    """Model inputs (B, 3, N) or (B, 3, h, w), valid masks and labels on the model's own domain.
+
+    Sphere: grid pixels that see the image, labels sampled onto the grid. Flat: every pixel of the
+    model's input image (the 180° turn permutes all of them), labels resized (nearest).
+    """
     xs, valid, labels = [], [], []
     for s in samples:
         x, proj = p.model_input(s["image"], s["camera"])
         xs.append(torch.from_numpy(x))
-        valid.append(torch.from_numpy(proj.valid_mask.copy()))
-        labels.append(
-            torch.from_numpy(contract.labels_to_sphere(s["label"], proj, IGNORE_INDEX).astype(np.int64))
-        )
+        if p.kind == "flat":
+            h, w = x.shape[1:]
+            valid.append(torch.ones((h, w), dtype=torch.bool))
+            lab = contract.resize_nearest(s["label"], (w, h))
+        else:
+            valid.append(torch.from_numpy(proj.valid_mask.copy()))
+            lab = contract.labels_to_sphere(s["label"], proj, IGNORE_INDEX)
+        labels.append(torch.from_numpy(lab.astype(np.int64)))
     return torch.stack(xs), torch.stack(valid), torch.stack(labels)
 
 
@@ -99,7 +108,7 @@ def main() -> None:
         for n in range(1, len(preds) + 1):
             e = _measure(preds[:n], x, valid, labels)
             rows.append({"family": family, "aug": aug, "members": n, **e})
-    header = f"{'model':10s} {'aug':6s} {'members':>8s} {'argmax changed':>15s} {'prob TV':>9s} {'sphere mIoU':>12s}"
+    header = f"{'model':10s} {'aug':6s} {'members':>8s} {'argmax changed':>15s} {'prob TV':>9s} {'mIoU':>12s}"
     print(
         f"equivariance under quarter turns, {len(samples)} {args.split} images; load average {' '.join(load)}"
     )
