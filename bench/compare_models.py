@@ -425,6 +425,11 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "compare")
     ap.add_argument("--plan", action="store_true", help="print the runs (sizes, parameter counts) and stop")
     ap.add_argument("--no-markdown", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument(
+        "--trained-only",
+        action="store_true",
+        help="train nothing: report the planned runs that have a model (e.g. fewer seeds for one task)",
+    )
     args = ap.parse_args()
     args.data = args.data.resolve()
 
@@ -440,6 +445,10 @@ def main() -> int:
         )
     if args.plan:
         return 0
+    if args.trained_only:
+        runs = [r for r in runs if (args.out / run_name(r) / "model.safetensors").is_file()]
+        if not runs:
+            raise SystemExit(f"--trained-only: no trained run of the plan under {args.out}")
     load = [os.getloadavg()]
     rows = [train_and_score(r, args) for r in runs]
     load.append(os.getloadavg())
@@ -461,7 +470,7 @@ def main() -> int:
         section = (
             f"{BEGIN}\n`{cmd}`\n\n{args.epochs} epochs, batch {args.batch_size}, AdamW lr {args.lr}, weight decay "
             f"{args.weight_decay}, {args.warmup} warm-up steps + cosine, precision {args.precision}, on `{args.data.name}`; "
-            f"test split; mean ± std over seeds {args.seeds}. Curves: bench/results/compare_curves.png; by incidence: "
+            f"test split; mean ± std over seeds {sorted({r['seed'] for r in runs})} (the table's seeds column: how many each row has). Curves: bench/results/compare_curves.png; by incidence: "
             f"bench/results/compare_incidence.png.\n\n{text}\n{END}"
         )
         if BEGIN in body and END in body:

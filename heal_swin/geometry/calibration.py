@@ -207,7 +207,14 @@ def first_positive_root(coeffs: tuple[float, ...], upper: float) -> float:
     try:
         with np.errstate(all="ignore"):
             roots = np.roots(c[::-1])
-        if np.all(np.isfinite(roots)):
+            # A leading coefficient tiny next to the others (k2 = -2e-157) makes the companion
+            # matrix lose the small roots (returned as 0 or as far-off complex pairs): keep the
+            # answer only when every root found is one (a small residual against the terms' size).
+            powers = np.abs(roots)[:, None] ** np.arange(len(c))
+            terms = np.abs(np.asarray(c)) * powers
+            residual = np.abs(np.polyval(c[::-1], roots))
+            trusted = np.all(np.isfinite(terms)) and np.all(residual <= 1e-6 * terms.sum(1))
+        if np.all(np.isfinite(roots)) and trusted:
             real = roots[np.abs(roots.imag) < 1e-12].real
             pos = real[real > 0]
             return float(min(pos.min(), upper)) if pos.size else upper

@@ -131,6 +131,21 @@ def test_root_fallback_agrees_with_np_roots():
     assert first_positive_root((1.0, 0.0, 0.0, 0.0), math.pi) == math.pi
 
 
+def test_root_with_a_negligible_leading_coefficient() -> None:
+    """np.roots loses the small roots when the leading coefficient is ~1e-157 of the others
+    (Hypothesis found it: Mei with k2 = -2e-157 got a NaN field of view); the answer stays exact."""
+    k2 = -2.0469644569541987e-157
+    assert first_positive_root((1.0, 0.0, -3.0, 0.0, 5 * k2), 1e8) == pytest.approx(
+        1 / math.sqrt(3), rel=1e-12
+    )
+    calib = _model_calib("mei", f=1.0, xi=0.0, k1=-1.0, k2=k2)
+    _check_clean(lambda: FisheyeCamera.from_dict(calib))
+    # s_d = s (1 - s^2) turns at s = 1/sqrt(3), i.e. theta = atan(1/sqrt(3)) = 30 deg with xi = 0:
+    # far short of the image corner at f = 1, so the calibration is refused, naming that angle.
+    with pytest.raises(CalibrationError, match=r"stops increasing at theta 30\.0 deg"):
+        FisheyeCamera.from_dict(calib)
+
+
 def test_project_cli_absurd_calibration_is_one_line_exit_2(tmp_path, capsys):
     img = tmp_path / "img.png"
     cv2.imwrite(str(img), np.zeros((966, 1280, 3), np.uint8))
