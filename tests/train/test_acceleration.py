@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from heal_swin.cli import main
 from heal_swin.errors import InputError
-from heal_swin.geometry import FisheyeCamera
 from heal_swin.models.checkpoint import save_model
 from heal_swin.models.registry import create_model
 from heal_swin.train import acceleration
@@ -24,14 +22,6 @@ def model_file(tmp_path):
         model.head.weight.mul_(50)
     meta = {"task": "segmentation", "class_names": list("abcd"), "class_colours": [[0, 0, 0]] * 4}
     return save_model(tmp_path / "m.safetensors", model, meta)
-
-
-@pytest.fixture()
-def frame(fv_calib):
-    cam = FisheyeCamera.from_dict(fv_calib).scaled(160, 121)
-    rng = np.random.default_rng(0)
-    img = cv2.GaussianBlur(rng.integers(0, 256, (cam.height, cam.width, 3), dtype=np.uint8), (9, 9), 3)
-    return img, cam
 
 
 def test_unknown_or_unsupported_precision_is_an_input_error(monkeypatch) -> None:

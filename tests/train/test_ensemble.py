@@ -47,14 +47,6 @@ def _depth_model(path, seed: int, log_mean: float = 2.0, log_std: float = 0.5):
     return save_model(path, model, meta)
 
 
-@pytest.fixture()
-def frame(fv_calib):
-    cam = FisheyeCamera.from_dict(fv_calib).scaled(160, 121)
-    rng = np.random.default_rng(0)
-    img = cv2.GaussianBlur(rng.integers(0, 256, (cam.height, cam.width, 3), dtype=np.uint8), (9, 9), 3)
-    return img, cam
-
-
 def test_identical_members_equal_the_single_model(tmp_path, frame) -> None:
     img, cam = frame
     a = _seg_model(tmp_path / "a.safetensors", 0)
