@@ -13,15 +13,20 @@ What is held equal (and how), per (task, nside, block family):
 - **Input information**: as the paper sized its flat images, the flat model sees ~1.25x as many image
   pixels inside the grid's footprint as the sphere has valid pixels (same field of view: the
   footprint), at the fisheye image's aspect ratio, rounded to what the Swin-UNet accepts.
-- **Training**: same data and split, augmentation, loss and class weights, optimizer, lr, weight
-  decay, warm-up + cosine schedule, batch size and epochs; every seed trains every model.
+- **Training**: same data and split, augmentation, loss and class weights, optimizer, weight
+  decay, warm-up + cosine schedule, batch size and epochs; every seed trains every model. The lr is
+  either shared (``--lr 2e-3``) or swept (``--lr 2e-3 1e-3 5e-4``): each model then trains its first
+  seed at every lr, keeps the lr with the best *validation* score and trains its other seeds at that
+  lr, so no model is judged at an lr that suits another (the test split never picks anything).
 - **Scoring** on the test split by ``heal_swin.train.evaluate``: on the sphere, on the fisheye image
   (inside the grid's footprint) and per incidence-angle bin; mean +- std over seeds. The validation
   curves are plotted, and a run counts as flattened when its last third of epochs improved the best
   validation score by < 2 % (relative).
 
 Writes bench/results/compare.json, bench/results/compare_curves.png, compare_incidence.png and the
-"Model comparison" section of BENCHMARKS.md (unless --no-markdown).
+"Model comparison" section of BENCHMARKS.md (unless --no-markdown). Runs already in compare.json that
+this invocation does not plan are kept (``--fresh`` drops them), so slices run at different times add
+up to one report.
 """
 
 from __future__ import annotations
@@ -218,7 +223,7 @@ def overrides(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
         "data.num_workers=1",
         f"model.name={r['registry']}",
         f"model.options={json.dumps(opts)}",
-        f"optim.lr={args.lr}",
+        f"optim.lr={r.get('lr', DEFAULT_LR)}",
         f"optim.weight_decay={args.weight_decay}",
         "optim.optimizer=adamw",
         "optim.schedule=cosine",
@@ -235,8 +240,31 @@ def overrides(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
     return out
 
 
+DEFAULT_LR = 2e-3
+
+
 def run_name(r: dict[str, Any]) -> str:
-    return f"{r['task'][:3]}_n{r['nside']}_{r['family'].replace('-', 'x')}_{r['model']}_s{r['seed']}"
+    """Unique per run; the lr appears only when it is not the default (older runs keep their names)."""
+    lr = r.get("lr", DEFAULT_LR)
+    tail = "" if lr == DEFAULT_LR else f"_lr{lr:g}"
+    return f"{r['task'][:3]}_n{r['nside']}_{r['family'].replace('-', 'x')}_{r['model']}_s{r['seed']}{tail}"
+
+
+def group_key(r: dict[str, Any]) -> tuple:
+    return (r["task"], r["nside"], r["family"], r["model"])
+
+
+def best_val(r: dict[str, Any]) -> float:
+    """The run's best validation score, oriented so that higher is better."""
+    curve = np.asarray(r["curve"], dtype=np.float64)
+    if curve.size == 0:
+        return -np.inf
+    return float(curve.max() if r["task"] == "segmentation" else -curve.min())
+
+
+def pick_lr(sweep: list[dict[str, Any]]) -> float:
+    """The lr of the sweep run with the best validation score (ties: the larger lr, listed first)."""
+    return max(sorted(sweep, key=lambda r: -r["lr"]), key=best_val)["lr"]
 
 
 def train_and_score(r: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -295,9 +323,9 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and std over seeds per (task, nside, family, model)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["task"], r["nside"], r["family"], r["model"]), []).append(r)
+        groups.setdefault((*group_key(r), r.get("lr", DEFAULT_LR)), []).append(r)
     out = []
-    for (task, nside, family, model), rs in groups.items():
+    for (task, nside, family, model, lr), rs in groups.items():
         keys = [
             k
             for k in rs[0]
@@ -310,6 +338,7 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "nside": nside,
             "family": family,
             "model": model,
+            "lr": lr,
             "params": rs[0]["params"],
             "seeds": len(rs),
             "flattened": f"{sum(r['flattened'] for r in rs)}/{len(rs)}",
@@ -334,6 +363,39 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def sweep_table(rows: list[dict[str, Any]], picked: dict[tuple, float]) -> str:
+    """Per swept model: every lr's first-seed run, its best validation score and test score."""
+    lines = []
+    swept = [
+        g
+        for g in picked
+        if len({r["lr"] for r in rows if group_key(r) == g and r["seed"] == min_seed(rows, g)}) > 1
+    ]
+    if not swept:
+        return ""
+    lines += [
+        "lr sweep (first seed; the lr with the best validation score trains the other seeds):",
+        "",
+        "| task | nside | blocks | model | lr | best val | test (sphere) | picked |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for g in swept:
+        seed = min_seed(rows, g)
+        for r in sorted((r for r in rows if group_key(r) == g and r["seed"] == seed), key=lambda r: -r["lr"]):
+            seg = r["task"] == "segmentation"
+            test = r["sphere_miou"] if seg else r["sphere_abs_rel"]
+            lines.append(
+                f"| {r['task']} | {r['nside']} | {r['family']} | {r['model']} | {r['lr']:g} | "
+                f"{abs(best_val(r)):.3f} ({'mIoU' if seg else 'AbsRel'}) | {test:.3f} | "
+                f"{'yes' if r['lr'] == picked[g] else ''} |"
+            )
+    return "\n".join(lines + [""])
+
+
+def min_seed(rows: list[dict[str, Any]], g: tuple) -> int:
+    return min(r["seed"] for r in rows if group_key(r) == g)
+
+
 def table(agg: list[dict[str, Any]]) -> str:
     lines = []
     for task in dict.fromkeys(a["task"] for a in agg):
@@ -346,8 +408,8 @@ def table(agg: list[dict[str, Any]]) -> str:
         lines += [
             f"**{task}**",
             "",
-            "| nside | blocks | model | params | input | seeds | " + " | ".join(keys) + " | flattened |",
-            "|---" * (7 + len(keys)) + "|",
+            "| nside | blocks | model | lr | params | input | seeds | " + " | ".join(keys) + " | flattened |",
+            "|---" * (8 + len(keys)) + "|",
         ]
         for a in (a for a in agg if a["task"] == task):
             inp = (
@@ -355,7 +417,7 @@ def table(agg: list[dict[str, Any]]) -> str:
             )
             cells = [f"{a[k][0]:.3f} ± {a[k][1]:.3f}" for k in keys]
             lines.append(
-                f"| {a['nside']} | {a['family']} | {a['model']} | {a['params']:,} | {inp} | {a['seeds']} | "
+                f"| {a['nside']} | {a['family']} | {a['model']} | {a['lr']:g} | {a['params']:,} | {inp} | {a['seeds']} | "
                 + " | ".join(cells)
                 + f" | {a['flattened']} |"
             )
@@ -399,6 +461,33 @@ def plots(rows: list[dict[str, Any]], agg: list[dict[str, Any]]) -> None:
     fig.tight_layout(), fig.savefig(RESULTS / "compare_incidence.png", dpi=110), plt.close(fig)
 
 
+def picked_lrs(rows: list[dict[str, Any]]) -> dict[tuple, float]:
+    """Per (task, nside, family, model): the lr its first seed's runs pick on validation."""
+    out = {}
+    for g in dict.fromkeys(group_key(r) for r in rows):
+        seed = min_seed(rows, g)
+        out[g] = pick_lr(
+            [{**r, "lr": r.get("lr", DEFAULT_LR)} for r in rows if group_key(r) == g and r["seed"] == seed]
+        )
+    return out
+
+
+def previous_rows(fresh: bool) -> list[dict[str, Any]]:
+    """The runs of the last compare.json (older files: lr = the default, command = the file's)."""
+    f = RESULTS / "compare.json"
+    if fresh or not f.is_file():
+        return []
+    old = json.loads(f.read_text())
+    return [{"lr": DEFAULT_LR, "command": old.get("command", "?"), **r} for r in old.get("runs", [])]
+
+
+def save_json_atomic(path: Path, obj: Any) -> None:
+    from heal_swin.io import atomic_open
+
+    with atomic_open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "data" / "synthetic")
@@ -416,7 +505,13 @@ def main() -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument(
+        "--lr",
+        type=float,
+        nargs="+",
+        default=[DEFAULT_LR],
+        help="one lr for every model, or several: each model's first seed sweeps them, validation picks",
+    )
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument(
@@ -425,6 +520,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "compare")
     ap.add_argument("--plan", action="store_true", help="print the runs (sizes, parameter counts) and stop")
     ap.add_argument("--no-markdown", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument("--fresh", action="store_true", help="drop the runs already in compare.json")
     ap.add_argument(
         "--trained-only",
         action="store_true",
@@ -433,45 +529,63 @@ def main() -> int:
     args = ap.parse_args()
     args.data = args.data.resolve()
 
-    runs = plan(args)
-    for r in runs:
+    base = plan(args)  # every (task, nside, family, model, seed), no lr yet
+    first = min(args.seeds)
+    sweep = [{**r, "lr": lr} for r in base if r["seed"] == first for lr in args.lr]
+    rest = [r for r in base if r["seed"] != first]
+    for r in sweep:
         print(
-            f"{run_name(r):40s} {r['registry']:16s} {r['params']:>9,} params  "
+            f"{run_name(r):48s} {r['registry']:16s} {r['params']:>9,} params  "
             + (
                 f"flat {r['flat_hw'][1]}x{r['flat_hw'][0]} ({r['flat_footprint_px']} px in footprint)"
                 if r["view"] == "flat"
                 else f"sphere nside {r['nside']} ({r['sphere_valid_px']} valid px)"
             )
         )
+    if rest:
+        lr_note = "the lr picked on validation" if len(args.lr) > 1 else f"lr {args.lr[0]:g}"
+        print(f"then seeds {sorted({r['seed'] for r in rest})} of every model at {lr_note}")
     if args.plan:
         return 0
-    if args.trained_only:
-        runs = [r for r in runs if (args.out / run_name(r) / "model.safetensors").is_file()]
-        if not runs:
-            raise SystemExit(f"--trained-only: no trained run of the plan under {args.out}")
+
+    def wanted(r: dict[str, Any]) -> bool:
+        return not args.trained_only or (args.out / run_name(r) / "model.safetensors").is_file()
+
     load = [os.getloadavg()]
-    rows = [train_and_score(r, args) for r in runs]
+    rows = [train_and_score(r, args) for r in sweep if wanted(r)]
+    picked = picked_lrs(rows)
+    later = [{**r, "lr": picked[group_key(r)]} for r in rest if group_key(r) in picked]
+    rows += [train_and_score(r, args) for r in later if wanted(r)]
+    if not rows:
+        raise SystemExit(f"--trained-only: no trained run of the plan under {args.out}")
     load.append(os.getloadavg())
-    agg = aggregate(rows)
-    text = table(agg)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    plots(rows, agg)
     cmd = " ".join(["python", "bench/compare_models.py", *sys.argv[1:]])
-    (RESULTS / "compare.json").write_text(
-        json.dumps(
-            {"command": cmd, "machine": platform.platform(), "loadavg": load, "runs": rows, "aggregate": agg},
-            indent=1,
-        )
+    for r in rows:
+        r["command"] = cmd
+    # Slices run at different times add up: keep earlier rows of every group this run did not plan.
+    planned = {group_key(r) for r in base}
+    rows = [r for r in previous_rows(args.fresh) if group_key(r) not in planned] + rows
+    picked = picked_lrs(rows)
+    agg = [a for a in aggregate(rows) if a["lr"] == picked[group_key(a)]]
+    text = table(agg)
+    sweep_text = sweep_table(rows, picked)
+    print(text + ("\n" + sweep_text if sweep_text else ""))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    plots([r for r in rows if r.get("lr", DEFAULT_LR) == picked[group_key(r)]], agg)
+    save_json_atomic(
+        RESULTS / "compare.json",
+        {"command": cmd, "machine": platform.platform(), "loadavg": load, "runs": rows, "aggregate": agg},
     )
     if not args.no_markdown:
         md = ROOT / "BENCHMARKS.md"
         body = md.read_text()
+        commands = "\n".join(f"`{c}`  " for c in dict.fromkeys(r["command"] for r in rows))
         section = (
-            f"{BEGIN}\n`{cmd}`\n\n{args.epochs} epochs, batch {args.batch_size}, AdamW lr {args.lr}, weight decay "
+            f"{BEGIN}\n{commands}\n\n{args.epochs} epochs, batch {args.batch_size}, AdamW (lr per row: the "
+            f"table's lr column; swept rows below), weight decay "
             f"{args.weight_decay}, {args.warmup} warm-up steps + cosine, precision {args.precision}, on `{args.data.name}`; "
-            f"test split; mean ± std over seeds {sorted({r['seed'] for r in runs})} (the table's seeds column: how many each row has). Curves: bench/results/compare_curves.png; by incidence: "
-            f"bench/results/compare_incidence.png.\n\n{text}\n{END}"
+            f"test split; mean ± std over seeds {sorted({r['seed'] for r in rows})} (the table's seeds column: how many each row has). Curves: bench/results/compare_curves.png; by incidence: "
+            f"bench/results/compare_incidence.png.\n\n{text}\n{sweep_text}{END}"
         )
         if BEGIN in body and END in body:
             body = body[: body.index(BEGIN)] + section + body[body.index(END) + len(END) :]
