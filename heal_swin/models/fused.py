@@ -17,6 +17,7 @@ the fused kernels, and only where a probe at first use showed they exist and agr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import torch
@@ -38,11 +39,16 @@ def fused_inference_available() -> bool:
     """Whether oneDNN's fused linear runs here and agrees with ``F.linear`` (probed once)."""
     if not torch.backends.mkldnn.is_available():
         return False
+    return fused_kernel_agrees(lambda *a: torch.ops.mkldnn._linear_pointwise(*a))
+
+
+def fused_kernel_agrees(linear_pointwise: Callable[..., torch.Tensor]) -> bool:
+    """Whether ``linear_pointwise(x, w, b, "gelu", [], "none")`` computes ``gelu(x @ w.T + b)``."""
     try:
         g = torch.Generator().manual_seed(0)
         x, w, b = (torch.randn(s, generator=g) for s in ((3, 5, 8), (6, 8), (6,)))
         with torch.no_grad():
-            y = torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu", [], "none")
+            y = linear_pointwise(x, w, b, "gelu", [], "none")
         # float32 rounding differs by CPU (1.1e-6 on one Zen 4 machine); a wrong kernel (e.g. the
         # tanh GELU) is off by ~5e-4, so 1e-5 tells the two apart.
         return bool(torch.allclose(y, F.gelu(F.linear(x, w, b)), rtol=1e-5, atol=1e-5))

@@ -109,6 +109,27 @@ def test_eager_inference_takes_the_fused_kernels() -> None:
     assert any("flash_attention" in k for k in ops) and "aten::_safe_softmax" not in ops
 
 
+def test_fused_kernel_probe_tolerates_rounding_and_rejects_a_wrong_kernel() -> None:
+    import torch.nn.functional as F
+
+    from heal_swin.models.fused import fused_kernel_agrees
+
+    def exact(x, w, b, *_):
+        return F.gelu(F.linear(x, w, b))
+
+    def rounded(x, w, b, *_):  # what one Zen 4 CPU's oneDNN returns: ~1e-6 off
+        return exact(x, w, b) + 1.1e-6
+
+    def tanh_gelu(x, w, b, *_):
+        return F.gelu(F.linear(x, w, b), approximate="tanh")
+
+    def missing(*_):
+        raise RuntimeError("no such kernel")
+
+    assert fused_kernel_agrees(exact) and fused_kernel_agrees(rounded)
+    assert not fused_kernel_agrees(tanh_gelu) and not fused_kernel_agrees(missing)
+
+
 def test_cosine_normalise_gradient_is_exact() -> None:
     from heal_swin.models.fused import cosine_normalise
 
