@@ -71,3 +71,32 @@ def test_int8_comparison(tmp_path, val_folder, task):
         assert v["fp32"]["abs_rel"] > 0 and v["fp32"]["rmse_log"] > 0
         assert 0 <= v["mean_rel_diff_int8_vs_fp32"] < 0.5
     json.dumps(v)  # goes into model.json
+
+
+def test_int8_weights_keep_a_narrow_output_channel(tmp_path):
+    """Weights are quantised per output channel: a channel whose weights are 1000x smaller than the
+    others' survives int8 (one per-tensor scale would round all of its weights to zero)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    k, n = 64, 16
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    w[:, 0] *= 1e-3
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "narrow_channel",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256, n])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    src = tmp_path / "fp32.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), src)
+    q = quantize_int8(src, tmp_path / "int8.onnx")
+    assert any(n.op_type == "MatMulInteger" for n in onnx.load(q).graph.node)
+    x = rng.standard_normal((1, 256, k)).astype(np.float32)
+    ref = x @ w
+    got = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    rel = np.abs(got - ref).mean((0, 1)) / np.abs(ref).mean((0, 1))
+    assert rel[0] < 0.05 and rel.max() < 0.05, rel
