@@ -528,6 +528,13 @@ def main() -> int:
     )
     args = ap.parse_args()
     args.data = args.data.resolve()
+    if not any((args.data / "calibration").glob("*.json")):
+        print(
+            f"compare_models: --data {args.data}: no calibration/*.json there; render the benchmark first "
+            "(heal-swin data synth --out DIR ...) or point --data at a WoodScape-layout folder",
+            file=sys.stderr,
+        )
+        return 2
 
     base = plan(args)  # every (task, nside, family, model, seed), no lr yet
     first = min(args.seeds)

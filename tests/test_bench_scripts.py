@@ -74,3 +74,11 @@ def test_serve_soak_toy_size(tmp_path: Path) -> None:
     assert statuses and all(code == 200 or 400 <= code < 500 for code in statuses), result["rows"]
     assert {row["kind"] for row in result["rows"]} == {"good", "large", "v2"}
     assert result["rss_max_bytes"] < result["budget_bytes"]
+
+
+def test_compare_models_without_data_says_so(tmp_path: Path) -> None:
+    r = _run(
+        [str(ROOT / "bench" / "compare_models.py"), "--data", str(tmp_path / "none"), "--plan"], tmp_path, 120
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "no calibration/*.json" in r.stderr
