@@ -250,10 +250,14 @@ print(json.dumps({{"built_mib": built, "peak_mib": rss(), "step_s": time.perf_co
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         env=env,
         cwd=tempfile.gettempdir(),
     )
+    if out.returncode != 0:  # e.g. SIGKILL from the OOM killer: recorded, and the other sections kept
+        why = "killed (out of memory?)" if out.returncode == -9 else f"exit {out.returncode}"
+        tail = out.stderr.strip().splitlines()[-1:] if out.stderr.strip() else []
+        return {"tree": label, "mode": mode, "error": " ".join([why, *tail])}
     r = json.loads(out.stdout.strip().splitlines()[-1])
     return {"tree": label, "mode": mode, **r, "over_model_mib": r["peak_mib"] - r["built_mib"]}
 
@@ -474,6 +478,8 @@ def report(r: dict[str, Any]) -> str:
         ]
         lines += [
             f"| {m['tree']} | {m['mode']} | {m['built_mib']:.0f} | {m['peak_mib']:.0f} | {m['over_model_mib']:.0f} | {m['step_s']:.1f} |"
+            if "error" not in m
+            else f"| {m['tree']} | {m['mode']} | {m['error']} | - | - | - |"
             for m in r["memory"]
         ]
         lines.append("")
