@@ -1,6 +1,6 @@
 """Multi-head self-attention inside nested HEALPix windows, with a relative position bias.
 
-Two formulations of the same function:
+Four formulations of the same function:
 
 * **eager inference** (no gradients, CPU or GPU): ``F.scaled_dot_product_attention`` on strided
   views of the qkv projection, with the (bias + shift mask) passed as a 4-D additive mask. A 4-D
@@ -11,9 +11,9 @@ Two formulations of the same function:
   ``@ v``). SDPA would fall back to its slow general path here anyway, because the learnable
   bias needs a gradient.
 * **inference under ``torch.compile``**: the same SDPA call as eager inference, written without
-  in-place ops or the Python-side cache (which inductor cannot trace); inductor calls the fused
-  kernel and, with frozen weights, folds bias + mask into a constant. 1.07x the written-out
-  attention for the compiled bf16 paper model at nside 128 (BENCHMARKS.md).
+  in-place ops or the Python-side cache (which inductor cannot trace), so that inductor calls the
+  fused kernel: 1.07x the written-out attention for the compiled bf16 paper model at nside 128
+  (BENCHMARKS.md).
 * **ONNX export**: the same written-out attention in plain ONNX ops, shaped for onnxruntime:
   q, k and v as three products of the input (no Split of the packed projection, which
   onnxruntime runs as a single-threaded copy; and int8 quantisation shares one quantised input
