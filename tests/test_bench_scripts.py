@@ -82,3 +82,27 @@ def test_compare_models_without_data_says_so(tmp_path: Path) -> None:
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip().count("\n") == 0 and "no calibration/*.json" in r.stderr
+
+
+def test_bench_models_reports_a_memory_run_that_died(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed memory process (the OOM killer's SIGKILL) becomes an error row; the report still renders."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_models", ROOT / "bench" / "bench_models.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    killed = subprocess.CompletedProcess([], -9, stdout="", stderr="")
+    monkeypatch.setattr(bench.subprocess, "run", lambda *a, **k: killed)
+    row = bench.measure_memory(ROOT, "current", "train")
+    assert row == {"tree": "current", "mode": "train", "error": "killed (out of memory?)"}
+    empty = {
+        "load_start": (0.0,),
+        "load_end": (0.0,),
+        "forward": [],
+        "train": [],
+        "onnx": [],
+        "peaks_gflops": {},
+    }
+    assert "| current | train | killed (out of memory?) | - | - | - |" in bench.report(
+        {**empty, "memory": [row]}
+    )

@@ -39,6 +39,7 @@ def fused_inference_available() -> bool:
     """Whether oneDNN's fused linear runs here and agrees with ``F.linear`` (probed once)."""
     if not torch.backends.mkldnn.is_available():
         return False
+    # looked up inside the probe, so that a torch without the op counts as 'not available'
     return fused_kernel_agrees(lambda *a: torch.ops.mkldnn._linear_pointwise(*a))
 
 
