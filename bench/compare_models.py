@@ -18,6 +18,9 @@ What is held equal (and how), per (task, nside, block family):
   either shared (``--lr 2e-3``) or swept (``--lr 2e-3 1e-3 5e-4``): each model then trains its first
   seed at every lr, keeps the lr with the best *validation* score and trains its other seeds at that
   lr, so no model is judged at an lr that suits another (the test split never picks anything).
+- **Augmentation**: photometric jitter and the mirror for every model; ``--augment rot`` adds the exact
+  turns each domain has (quarter turns about the optical axis on the sphere, ``data.rot90``; the half turn
+  of the flat image, ``data.rot180``) and names the runs ``<model>_rot`` (issue 14 item 6's members).
 - **Scoring** on the test split by ``heal_swin.train.evaluate``: on the sphere, on the fisheye image
   (inside the grid's footprint) and per incidence-angle bin; mean +- std over seeds. The validation
   curves are plotted, and a run counts as flattened when its last third of epochs improved the best
@@ -196,7 +199,8 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
                                 "task": task,
                                 "nside": nside,
                                 "family": family if key != "s2cnn" else "-",
-                                "model": key,
+                                "model": key + ("_rot" if args.augment == "rot" else ""),
+                                "augment": args.augment,
                                 "registry": name,
                                 "view": view,
                                 "options": opts,
@@ -237,6 +241,8 @@ def overrides(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
     ]
     if r["view"] == "flat":
         out.append(f"data.image_size=[{r['flat_hw'][1]}, {r['flat_hw'][0]}]")
+    if r.get("augment", "flip") == "rot":
+        out.append("data.rot180=true" if r["view"] == "flat" else "data.rot90=true")
     return out
 
 
@@ -511,6 +517,12 @@ def main() -> int:
         nargs="+",
         default=[DEFAULT_LR],
         help="one lr for every model, or several: each model's first seed sweeps them, validation picks",
+    )
+    ap.add_argument(
+        "--augment",
+        choices=["flip", "rot"],
+        default="flip",
+        help="rot: also the exact turns of each model's domain (sphere: 90°, flat image: 180°); runs named <model>_rot",
     )
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=100)

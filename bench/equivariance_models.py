@@ -1,7 +1,8 @@
 """Equivariance of trained models and deep ensembles under exact rotations about the optical axis.
 
 For each family/augmentation found under ``--runs`` (folders ``{family}_{aug}_s{seed}`` with a
-``model.safetensors``, as ``bench/equivariance_train.sh`` writes them), measures on validation
+``model.safetensors``, as ``bench/equivariance_train.sh`` writes them, or links to
+``bench/compare_models.py`` runs; ``aug`` is ``flip`` or ``rot``/``rot90``/``rot180`` for rotation-augmented members), measures on validation
 images the error of f(R x) vs R f(x) (:mod:`heal_swin.train.equivariance`; sphere: k x 90°,
 k = 1, 2, 3, averaged; flat: 180°), for every single member (mean ± std) and for the ensembles of
 the first 1..N members, plus the mIoU of each on the same images (on the model's domain: the sphere
@@ -30,7 +31,7 @@ from heal_swin.train.equivariance import ensemble_forward, equivariance_error, r
 from heal_swin.train.inference import Predictor
 from heal_swin.train.metrics import ConfusionMatrix, segmentation_summary
 
-RUN = re.compile(r"^(?P<family>.+)_(?P<aug>flip|rot90)_s(?P<seed>\d+)$")
+RUN = re.compile(r"^(?P<family>.+)_(?P<aug>flip|rot\d*)_s(?P<seed>\d+)$")  # rot: the domain's own turns
 
 
 def _members(runs: Path) -> dict[tuple[str, str], list[Path]]:
@@ -110,7 +111,7 @@ def main() -> None:
             rows.append({"family": family, "aug": aug, "members": n, **e})
     header = f"{'model':10s} {'aug':6s} {'members':>8s} {'argmax changed':>15s} {'prob TV':>9s} {'mIoU':>12s}"
     print(
-        f"equivariance under quarter turns, {len(samples)} {args.split} images; load average {' '.join(load)}"
+        f"equivariance under exact turns (sphere: k x 90°, flat: 180°), {len(samples)} {args.split} images; load average {' '.join(load)}"
     )
     print(header)
     for r in rows:
@@ -145,7 +146,7 @@ def _plot(rows: list[dict], path: Path) -> None:
         rs = [r for r in rows if r["family"] == family and r["aug"] == aug and r["members"] != "single"]
         n = [r["members"] for r in rs]
         for ax, key in zip(axes, ("argmax_changed", "prob_tv")):
-            ax.plot(n, [r[key] for r in rs], "o-" if aug == "rot90" else "s--", label=f"{family} {aug}")
+            ax.plot(n, [r[key] for r in rs], "s--" if aug == "flip" else "o-", label=f"{family} {aug}")
             ax.set_xlabel("ensemble members")
             ax.set_ylabel(key.replace("_", " "))
     most = max(r["members"] for r in rows if r["members"] != "single")

@@ -64,3 +64,35 @@ def test_sweep_table_marks_the_pick(cm: ModuleType) -> None:
     text = cm.sweep_table(rows, cm.picked_lrs(rows))
     picked = [line for line in text.splitlines() if line.endswith("| yes |")]
     assert len(picked) == 1 and "| 0.0005 |" in picked[0]
+
+
+def test_rotation_augmented_runs_get_their_domains_turns_and_own_names(
+    cm: ModuleType, tmp_path: Path
+) -> None:
+    from argparse import Namespace
+
+    from heal_swin.train.config import load_config
+
+    args = Namespace(data=tmp_path, batch_size=8, weight_decay=0.05, warmup=100, epochs=2, out=tmp_path,
+                     precision="32-true")  # fmt: skip
+    base = {"task": "segmentation", "nside": 32, "family": "v1", "seed": 0, "options": {}}
+    sphere = {
+        **base,
+        "model": "heal_swin_rot",
+        "augment": "rot",
+        "registry": "heal_swin_tiny",
+        "view": "sphere",
+    }
+    flat = {**base, "model": "swin_unet_rot", "augment": "rot", "registry": "swin_unet_tiny", "view": "flat",
+            "flat_hw": [80, 104]}  # fmt: skip
+    plain = {**sphere, "model": "heal_swin", "augment": "flip"}
+    recipe = ROOT / "train" / "quickstart.yaml"
+    got = {
+        k: load_config(recipe, cm.overrides(r, args)).data
+        for k, r in [("s", sphere), ("f", flat), ("p", plain)]
+    }
+    assert (got["s"].rot90, got["s"].rot180) == (True, False)
+    assert (got["f"].rot90, got["f"].rot180, got["f"].view) == (False, True, "flat")
+    assert (got["p"].rot90, got["p"].rot180) == (False, False)
+    assert cm.run_name(sphere) == "seg_n32_v1_heal_swin_rot_s0" != cm.run_name(plain)
+    assert cm.group_key(sphere) != cm.group_key(plain)

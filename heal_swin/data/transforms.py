@@ -6,7 +6,10 @@ Flat view (raw samples: ``image`` (H, W, 3) uint8 RGB, ``label`` (H, W), ``depth
 - :func:`photometric` — albumentations colour/noise/blur pipeline; touches the image only.
 - :class:`HorizontalFlip` — mirrors every array *and* the calibration (:func:`flip_camera`:
   ``cx_offset`` negated; the extrinsic becomes that of the mirrored rig, see below).
-- :class:`FlatAugment` — both, in that order. Geometric albumentations transforms that would
+- :class:`Rotate180` — turns every array by 180° *and* the calibration (:func:`rotate180_camera`:
+  both principal-point offsets negated, the camera rolled half a turn about its optical axis);
+  an exact pixel permutation of any H x W image (the flat model's counterpart of quarter turns).
+- :class:`FlatAugment` — photometric + flip, in that order. Geometric albumentations transforms that would
   break the calibration (crops, affine warps, resizes) are deliberately not offered.
 
 Sphere view (samples: ``image`` (C, N), ``label`` (N,), ``valid`` (N,), ``depth`` (N,)):
@@ -44,10 +47,12 @@ __all__ = [
     "Compose",
     "FlatAugment",
     "HorizontalFlip",
+    "Rotate180",
     "SphereRandomFlip",
     "SphereRandomRot90",
     "flip_camera",
     "photometric",
+    "rotate180_camera",
     "sphere_flip_index",
     "sphere_rotation_index",
 ]
@@ -88,6 +93,37 @@ class HorizontalFlip:
             if out.get(k) is not None:
                 out[k] = np.ascontiguousarray(out[k][:, ::-1])
         out["camera"] = flip_camera(sample["camera"])
+        return out
+
+
+def rotate180_camera(camera: FisheyeCamera) -> FisheyeCamera:
+    """Calibration of the image turned by 180°: pixel (u, v) -> (W - 1 - u, H - 1 - v).
+
+    That is the camera ray (X, Y, Z) -> (-X, -Y, Z), a roll of half a turn about the optical axis: the
+    same lens with both offsets negated, the camera-to-vehicle rotation R' = R diag(-1, -1, 1) (still
+    proper), the position unchanged. Unlike a mirror, the world stays as it is.
+    """
+    d = camera.to_dict()
+    d["intrinsic"]["cx_offset"] = -camera.cx_offset
+    d["intrinsic"]["cy_offset"] = -camera.cy_offset
+    d["extrinsic"]["quaternion"] = matrix_to_quaternion(camera.rotation @ np.diag([-1.0, -1.0, 1.0])).tolist()
+    return FisheyeCamera.from_dict(d, source=f"{camera.source} (turned 180)")
+
+
+class Rotate180:
+    """Turn image, label, depth and calibration by 180° with probability ``p`` (exact permutation)."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, sample: Sample) -> Sample:
+        if random.random() >= self.p:
+            return sample
+        out = dict(sample)
+        for k in ("image", "label", "depth"):
+            if out.get(k) is not None:
+                out[k] = np.ascontiguousarray(out[k][::-1, ::-1])
+        out["camera"] = rotate180_camera(sample["camera"])
         return out
 
 

@@ -72,6 +72,7 @@ class DataConfig(_Section):
     num_workers: int = 0
     augment: bool = True
     rot90: bool = False  # sphere view, with augment: also rotate by random multiples of 90° about the optical axis (SphereRandomRot90)
+    rot180: bool = False  # flat view, with augment: also turn image, labels and calibration by 180° with p = 0.5 (Rotate180)
     train_split: str = "train"
     val_split: str = "val"
     limit_train: int | None = None  # use only the first N training samples (quick runs)

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from heal_swin.data.classes import IGNORE_INDEX
 from heal_swin.data.datasets import FisheyeDataset
-from heal_swin.data.transforms import Compose, FlatAugment, SphereRandomFlip, SphereRandomRot90
+from heal_swin.data.transforms import Compose, FlatAugment, Rotate180, SphereRandomFlip, SphereRandomRot90
 from heal_swin.geometry import HealpixGrid
 from heal_swin.io import save_json
 from heal_swin.models import default_cfg, model_config
@@ -62,11 +62,16 @@ def build_dataset(
     transform = sphere_transform = None
     if d.rot90 and d.view == "flat":
         raise ConfigError(
-            "data.rot90: quarter-turn augmentation is for the sphere view, got data.view 'flat'"
+            "data.rot90: quarter-turn augmentation is for the sphere view, got data.view 'flat' (data.rot180 turns flat images)"
+        )
+    if d.rot180 and d.view != "flat":
+        raise ConfigError(
+            f"data.rot180: half-turn augmentation is for the flat view, got data.view '{d.view}' (data.rot90 turns the sphere)"
         )
     if train and d.augment:
         if view == "flat":
-            transform = FlatAugment()
+            # A 90° turn is no permutation of a non-square image; 180° is, of any (issue 14 item 6).
+            transform = Compose(FlatAugment(), Rotate180()) if d.rot180 else FlatAugment()
         else:
             # Mirroring the sphere is an exact pixel permutation; photometric jitter on the flat image.
             transform = FlatAugment(hflip=0.0)

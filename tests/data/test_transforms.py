@@ -10,8 +10,10 @@ from heal_swin.data.synthetic import rig_cameras
 from heal_swin.data.transforms import (
     FlatAugment,
     HorizontalFlip,
+    Rotate180,
     SphereRandomRot90,
     flip_camera,
+    rotate180_camera,
     sphere_flip_index,
     sphere_rotation_index,
 )
@@ -87,6 +89,32 @@ def test_flip_matches_mirrored_sphere():
     uv = cam.project(cam.from_vehicle(pt))
     uvf = fc.project(fc.from_vehicle(pt * [1, -1, 1]))
     np.testing.assert_allclose(uvf, [cam.width - 1 - uv[0], uv[1]], atol=1e-9)
+
+
+def test_rotate180_matches_the_half_turned_sphere():
+    cam = rig_cameras(160, 120)["MVL"]  # off-centre principal point, tilted extrinsic
+    g = HealpixGrid(16)
+    lab = _labels(120, 160, 2)
+    rc = rotate180_camera(cam)
+    assert (rc.cx_offset, rc.cy_offset) == (-cam.cx_offset, -cam.cy_offset) and rc.k == cam.k
+    s = SphereProjector(cam, g).to_sphere(lab, mode="nearest", fill=255)
+    pr = SphereProjector(rc, g)
+    s_rot = pr.to_sphere(np.ascontiguousarray(lab[::-1, ::-1]), mode="nearest", fill=255)
+    half = sphere_rotation_index(g, 2)  # the camera-frame sphere of the turned image: a half turn of it
+    assert np.array_equal(pr.valid_mask, SphereProjector(cam, g).valid_mask[half])
+    assert (s_rot == s[half])[pr.valid_mask].mean() > 0.995
+    # same world, same optical axis: a vehicle point at pixel (u, v) is at (W-1-u, H-1-v) after the turn
+    np.testing.assert_allclose(rc.rotation @ [0, 0, 1], cam.rotation @ [0, 0, 1], atol=1e-12)
+    assert np.isclose(np.linalg.det(rc.rotation), 1) and np.allclose(rc.translation, cam.translation)
+    pt = np.array([3.0, 4.0, 0.5])
+    uv = cam.project(cam.from_vehicle(pt))
+    np.testing.assert_allclose(
+        rc.project(rc.from_vehicle(pt)), [cam.width - 1 - uv[0], cam.height - 1 - uv[1]], atol=1e-9
+    )
+    sample = {"image": np.zeros((120, 160, 3), np.uint8), "label": lab, "depth": None, "camera": cam}
+    out = Rotate180(p=1.0)(sample)
+    assert np.array_equal(out["label"], lab[::-1, ::-1]) and out["depth"] is None
+    assert Rotate180(p=0.0)(sample) is sample
 
 
 def test_flat_augment_flip_keeps_sample_consistent():

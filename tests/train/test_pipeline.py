@@ -291,6 +291,28 @@ def test_config_errors_via_cli(tmp_path, capsys):
     assert "heal-swin data synth" in capsys.readouterr().err
 
 
+def test_rot180_turns_flat_training_samples_and_only_flat_ones(tiny_data):
+    import random
+
+    from heal_swin.train.config import ConfigError, load_config
+    from heal_swin.train.pipeline import build_dataset
+
+    over = [f"data.root={tiny_data}", "data.view=flat", "data.image_size=[64, 48]", "data.rot180=true"]
+    cfg = load_config(ROOT / "train" / "synthetic_swin_unet.yaml", over)
+    plain, turned = build_dataset(cfg, "train"), build_dataset(cfg, "train", train=True)
+    random.seed(0)
+    kinds = []
+    for i in range(len(plain)):
+        lab, aug = plain[i]["label"], turned[i]["label"]
+        same = [torch.equal(aug, t) for t in (lab, lab.flip(1), lab.flip(0, 1), lab.flip(0))]
+        assert any(same), i  # identity, mirror, half turn or both: nothing else
+        kinds.append(same.index(True))
+    assert {2, 3} & set(kinds) and {0, 1} & set(kinds), kinds  # p = 0.5: some turned, some not
+    sphere = load_config(QUICKSTART, [f"data.root={tiny_data}", "data.rot180=true"])
+    with pytest.raises(ConfigError, match="data.rot180.*flat view.*data.rot90"):
+        build_dataset(sphere, "train", train=True)
+
+
 @pytest.mark.parametrize(
     "recipe, extra",
     [
