@@ -21,6 +21,8 @@ What is held equal (and how), per (task, nside, block family):
 - **Augmentation**: photometric jitter and the mirror for every model; ``--augment rot`` adds the exact
   turns each domain has (quarter turns about the optical axis on the sphere, ``data.rot90``; the half turn
   of the flat image, ``data.rot180``) and names the runs ``<model>_rot`` (issue 14 item 6's members).
+- **Schedule**: 12 epochs; ``--epochs 36`` trains the same protocol longer and names the runs
+  ``<model>_e36`` (does a model that had not flattened move?).
 - **Scoring** on the test split by ``heal_swin.train.evaluate``: on the sphere, on the fisheye image
   (inside the grid's footprint) and per incidence-angle bin; mean +- std over seeds. The validation
   curves are plotted, and a run counts as flattened when its last third of epochs improved the best
@@ -199,7 +201,7 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
                                 "task": task,
                                 "nside": nside,
                                 "family": family if key != "s2cnn" else "-",
-                                "model": key + ("_rot" if args.augment == "rot" else ""),
+                                "model": key + variant_suffix(args.augment, args.epochs),
                                 "augment": args.augment,
                                 "registry": name,
                                 "view": view,
@@ -247,6 +249,15 @@ def overrides(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
 
 
 DEFAULT_LR = 2e-3
+BASE_EPOCHS = 12  # the protocol's schedule; runs trained longer are reported as their own rows
+
+
+def variant_suffix(augment: str, epochs: int) -> str:
+    """What a run changes from the base protocol, as a model-name suffix: ``_rot``, ``_e36``.
+
+    Part of the model's name, so such runs get their own folders and their own table rows.
+    """
+    return ("_rot" if augment == "rot" else "") + (f"_e{epochs}" if epochs != BASE_EPOCHS else "")
 
 
 def run_name(r: dict[str, Any]) -> str:
@@ -509,7 +520,12 @@ def main() -> int:
         choices=["heal_swin", "swin_unet", "s2cnn"],
     )
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=BASE_EPOCHS,
+        help=f"other than {BASE_EPOCHS}: the runs are named <model>_e<epochs> and reported as their own rows",
+    )
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument(
         "--lr",
@@ -600,7 +616,7 @@ def main() -> int:
         body = md.read_text()
         commands = "\n".join(f"`{c}`  " for c in dict.fromkeys(r["command"] for r in rows))
         section = (
-            f"{BEGIN}\n{commands}\n\n{args.epochs} epochs, batch {args.batch_size}, AdamW (lr per row: the "
+            f"{BEGIN}\n{commands}\n\n{BASE_EPOCHS} epochs (a model named _e<n>: n), batch {args.batch_size}, AdamW (lr per row: the "
             f"table's lr column; swept rows below), weight decay "
             f"{args.weight_decay}, {args.warmup} warm-up steps + cosine, precision {args.precision}, on `{args.data.name}`; "
             f"test split; mean ± std over seeds {sorted({r['seed'] for r in rows})} (the table's seeds column: how many each row has). Curves: bench/results/compare_curves.png; by incidence: "

@@ -96,3 +96,9 @@ def test_rotation_augmented_runs_get_their_domains_turns_and_own_names(
     assert (got["p"].rot90, got["p"].rot180) == (False, False)
     assert cm.run_name(sphere) == "seg_n32_v1_heal_swin_rot_s0" != cm.run_name(plain)
     assert cm.group_key(sphere) != cm.group_key(plain)
+
+
+def test_longer_schedules_and_rotation_runs_are_named_apart_from_the_base_protocol(cm: ModuleType) -> None:
+    assert cm.variant_suffix("flip", cm.BASE_EPOCHS) == ""  # the base runs keep their names
+    assert cm.variant_suffix("rot", cm.BASE_EPOCHS) == "_rot"
+    assert cm.variant_suffix("flip", 36) == "_e36" and cm.variant_suffix("rot", 36) == "_rot_e36"
