@@ -79,6 +79,16 @@ def flip_camera(camera: FisheyeCamera) -> FisheyeCamera:
     return FisheyeCamera.from_dict(d, source=f"{camera.source} (flipped)")
 
 
+def _remapped(sample: Sample, view: tuple[slice, ...], camera: FisheyeCamera) -> Sample:
+    """``sample`` with image, label and depth indexed by ``view`` (a pixel permutation) and ``camera``."""
+    out = dict(sample)
+    for k in ("image", "label", "depth"):
+        if out.get(k) is not None:
+            out[k] = np.ascontiguousarray(out[k][view])
+    out["camera"] = camera
+    return out
+
+
 class HorizontalFlip:
     """Mirror image, label, depth and calibration with probability ``p``."""
 
@@ -88,12 +98,7 @@ class HorizontalFlip:
     def __call__(self, sample: Sample) -> Sample:
         if random.random() >= self.p:
             return sample
-        out = dict(sample)
-        for k in ("image", "label", "depth"):
-            if out.get(k) is not None:
-                out[k] = np.ascontiguousarray(out[k][:, ::-1])
-        out["camera"] = flip_camera(sample["camera"])
-        return out
+        return _remapped(sample, np.s_[:, ::-1], flip_camera(sample["camera"]))
 
 
 def rotate180_camera(camera: FisheyeCamera) -> FisheyeCamera:
@@ -119,12 +124,7 @@ class Rotate180:
     def __call__(self, sample: Sample) -> Sample:
         if random.random() >= self.p:
             return sample
-        out = dict(sample)
-        for k in ("image", "label", "depth"):
-            if out.get(k) is not None:
-                out[k] = np.ascontiguousarray(out[k][::-1, ::-1])
-        out["camera"] = rotate180_camera(sample["camera"])
-        return out
+        return _remapped(sample, np.s_[::-1, ::-1], rotate180_camera(sample["camera"]))
 
 
 def photometric(strength: float = 1.0) -> Callable[..., Any]:
