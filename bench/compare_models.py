@@ -457,10 +457,23 @@ def plots(rows: list[dict[str, Any]], agg: list[dict[str, Any]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for r in rows:
-        ax.plot(range(1, len(r["curve"]) + 1), r["curve"], label=f"{run_name(r)}", alpha=0.7)
-    ax.set_xlabel("epoch"), ax.set_ylabel("validation score"), ax.legend(fontsize=5, ncol=2)
+    # One panel per (task, nside); per model the mean validation curve over seeds, min-max shaded.
+    panels = list(dict.fromkeys((r["task"], r["nside"]) for r in rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (task, nside) in zip(axes[0], panels):
+        groups: dict[tuple, list[list[float]]] = {}
+        for r in rows:
+            if (r["task"], r["nside"]) == (task, nside) and r["curve"]:
+                groups.setdefault((r["family"], r["model"]), []).append(r["curve"])
+        for (family, model), curves in groups.items():
+            n = min(len(c) for c in curves)
+            c = np.array([c[:n] for c in curves])
+            epochs = np.arange(1, n + 1)
+            (line,) = ax.plot(epochs, c.mean(0), label=f"{family} {model} ({len(curves)})")
+            ax.fill_between(epochs, c.min(0), c.max(0), color=line.get_color(), alpha=0.15)
+        ax.set_title(f"{task}, nside {nside}", fontsize=9)
+        ax.set_xlabel("epoch"), ax.set_ylabel("val mIoU" if task == "segmentation" else "val AbsRel")
+        ax.legend(fontsize=6)
     fig.tight_layout(), fig.savefig(RESULTS / "compare_curves.png", dpi=110), plt.close(fig)
     fig, ax = plt.subplots(figsize=(7, 4))
     for a in agg:
