@@ -377,7 +377,11 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 b: [float(np.nanmean(vals[:, i])), float(np.nanstd(vals[:, i]))] for i, b in enumerate(bins)
             }
         out.append(agg)
-    return out
+    # Table order: nside, block family (S2CNN's "-" last), model, then its variants (_rot, _e36)
+    return sorted(
+        out,
+        key=lambda a: (a["task"] != "segmentation", a["nside"], a["family"] == "-", a["family"], a["model"]),
+    )
 
 
 def sweep_table(rows: list[dict[str, Any]], picked: dict[tuple, float]) -> str:
