@@ -155,7 +155,7 @@ def _plot(rows: list[dict], path: Path) -> None:
         # the flat model's errors are 10-100x HEAL-SWIN's and S2CNN's are 0: log scale, linear near 0
         ax.set_yscale("symlog", linthresh=1e-4)
     axes[0].legend(fontsize=8)
-    fig.suptitle("f(Rx) vs R f(x), R = k x 90° about the optical axis")
+    fig.suptitle("f(Rx) vs R f(x), R an exact turn about the optical axis (sphere: k x 90°, flat: 180°)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -106,3 +106,28 @@ def test_bench_models_reports_a_memory_run_that_died(monkeypatch: pytest.MonkeyP
     assert "| current | train | killed (out of memory?) | - | - | - |" in bench.report(
         {**empty, "memory": [row]}
     )
+
+
+def test_equivariance_members_are_grouped_by_family_and_augmentation(tmp_path: Path) -> None:
+    """Folders of bench/equivariance_train.sh (flip / rot90) and links to compare_models' _rot runs alike."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "equivariance_models", ROOT / "bench" / "equivariance_models.py"
+    )
+    eq = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(eq)
+    names = ["swin_unet_v1_rot_s1", "swin_unet_v1_rot_s0", "swin_unet_v1_flip_s0", "heal_swin_rot90_s0",
+             "s2cnn_rot180_s2", "heal_swin_v1_turn_s0", "heal_swin_v1_flip_s3"]  # fmt: skip
+    for n in names:
+        (tmp_path / n).mkdir()
+        (tmp_path / n / "model.safetensors").write_bytes(b"")
+    (tmp_path / "no_model_flip_s0").mkdir()  # no model file: not a member
+    got = {k: [p.parent.name for p in v] for k, v in eq._members(tmp_path).items()}
+    assert got == {
+        ("heal_swin", "rot90"): ["heal_swin_rot90_s0"],
+        ("heal_swin_v1", "flip"): ["heal_swin_v1_flip_s3"],
+        ("s2cnn", "rot180"): ["s2cnn_rot180_s2"],
+        ("swin_unet_v1", "flip"): ["swin_unet_v1_flip_s0"],
+        ("swin_unet_v1", "rot"): ["swin_unet_v1_rot_s0", "swin_unet_v1_rot_s1"],  # seed order
+    }
