@@ -14,7 +14,7 @@ from heal_swin.inference.demo import DEMO_REPOSITORY, demo_model_file
 
 torch = pytest.importorskip("torch")
 
-ROAD = 1  # WoodScape class ids (heal_swin.data.classes): 0 void, 1 road
+ROAD, PERSON, VEHICLES = 1, 4, 6  # WoodScape class ids (heal_swin.data.classes)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,9 @@ def test_bundled_files_are_small_and_complete() -> None:
 
 
 def test_segmentation_recognises_unseen_scenes(seg, unseen) -> None:
-    """Road >= 0.9 IoU and a mean IoU well above the majority-class baseline on frames it never saw."""
+    """On frames it never saw: road >= 0.9 IoU, a mean IoU well above the majority-class baseline, and
+    objects found: vehicles and persons (the model bundled before 2026-12-07 scored 0.289 mIoU, vehicles
+    0.22 and persons 0.00 here; the current one 0.413, 0.428 and 0.222)."""
     from heal_swin.train.metrics import iou_from_confusion
 
     k = len(seg.class_names)
@@ -59,7 +61,8 @@ def test_segmentation_recognises_unseen_scenes(seg, unseen) -> None:
     iou, miou = iou_from_confusion(conf)
     _, baseline = iou_from_confusion(majority)
     assert iou[ROAD] >= 0.9, iou
-    assert miou >= 3 * baseline and miou >= 0.25, (miou, baseline)
+    assert miou >= 3 * baseline and miou >= 0.35, (miou, baseline)
+    assert iou[VEHICLES] >= 0.35 and iou[PERSON] >= 0.1, iou
 
 
 def test_depth_is_metric_on_unseen_scenes(unseen) -> None:
@@ -72,7 +75,8 @@ def test_depth_is_metric_on_unseen_scenes(unseen) -> None:
         ok = pred.flat_valid & np.isfinite(truth) & (truth > 0) & np.isfinite(pred.flat)
         rel.append(np.abs(pred.flat[ok] - truth[ok]) / truth[ok])
     abs_rel = float(np.concatenate(rel).mean())
-    assert abs_rel < 0.45, abs_rel  # a constant (median) depth scores ~0.8 on these scenes
+    # a constant (median) depth scores ~0.8 here, the model bundled before 2026-12-07 0.352, the current 0.258
+    assert abs_rel < 0.3, abs_rel
 
 
 def test_predict_model_demo_and_bad_name(tmp_path, unseen, capsys) -> None:
