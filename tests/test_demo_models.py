@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,6 +15,7 @@ from heal_swin.inference.demo import DEMO_REPOSITORY, demo_model_file
 
 torch = pytest.importorskip("torch")
 
+ROOT = Path(__file__).resolve().parents[1]
 ROAD, PERSON, VEHICLES = 1, 4, 6  # WoodScape class ids (heal_swin.data.classes)
 
 
@@ -41,6 +43,23 @@ def test_bundled_files_are_small_and_complete() -> None:
         assert weights.stat().st_size + onnx.stat().st_size < 20 << 20  # <= 20 MB each, both formats
         manifest = json.loads((folder / "model.json").read_text())
         assert manifest["name"] == name and manifest["nside"] == 32
+
+
+@pytest.mark.parametrize("name", ["demo_seg", "demo_depth"])
+def test_bundled_model_is_what_its_recipe_trains(name) -> None:
+    """train/synthetic_<name>.yaml and the shipped file agree on model, task, grid and the recipe's options
+    (a recipe changed without retraining, or weights swapped without the recipe, fails here)."""
+    from heal_swin.models.checkpoint import read_model_metadata
+    from heal_swin.models.registry import model_config
+    from heal_swin.train.config import load_config
+
+    cfg = load_config(ROOT / "train" / f"synthetic_{name}.yaml")
+    header = read_model_metadata(demo_model_file(name))
+    assert header["model_name"] == cfg.model.name
+    assert header["metadata"]["task"] == cfg.data.task and header["metadata"]["nside"] == cfg.data.nside
+    built = json.loads(json.dumps(model_config(cfg.model.name, **cfg.model.options)))  # tuples -> lists
+    arch = ("embed_dim", "depths", "num_heads", "mlp_ratio", "window_size", "cosine_attn", "post_norm")
+    assert {k: header["model_config"][k] for k in arch} == {k: built[k] for k in arch}
 
 
 def test_segmentation_recognises_unseen_scenes(seg, unseen) -> None:
