@@ -5,6 +5,11 @@
 the dotted key, and expected vs got (one line). Values are checked strictly (no ``"3"`` for an
 integer, no ``1`` for a boolean), except that an integer or a numeric string is a float: PyYAML
 reads ``5e-4`` (no dot) as a string.
+
+A recipe may start from others, as mmsegmentation configs do: ``_base_: quickstart.yaml`` (or a
+list, merged in order; paths relative to the recipe's folder) loads the base first and merges the
+recipe on top of it, mappings key by key and anything else (lists included) replaced whole. A run's
+``config.yaml`` holds the merged recipe, so a run never depends on its recipe's bases.
 """
 
 from __future__ import annotations
@@ -209,21 +214,55 @@ def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:
     node[keys[-1]] = value
 
 
+BASE_KEY = "_base_"
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: nested mappings merged key by key, other values replaced."""
+    out = dict(base)
+    for k, v in top.items():
+        if v is None and isinstance(out.get(k), dict):  # an empty section ("trainer:") changes nothing
+            continue
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_recipe(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The recipe at ``path`` as a tree, its ``_base_`` recipes merged under it."""
+    source = " -> ".join(str(p) for p in (*chain, path))
+    if not path.is_file():
+        raise ConfigError(f"{source}: no such config file")
+    if path.resolve() in {p.resolve() for p in chain}:
+        raise ConfigError(f"{source}: the recipe inherits from itself")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(tree).__name__}")
+    bases = tree.pop(BASE_KEY, None)
+    if bases is None:
+        return tree
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not bases or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(
+            f"{source}: key '{BASE_KEY}': expected a file name or a list of them, got {bases!r}"
+        )
+    merged: dict[str, Any] = {}
+    for base in bases:
+        merged = _merge(merged, _read_recipe(path.parent / base, (*chain, path)))
+    return _merge(merged, tree)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Load a recipe (or the defaults when ``path`` is None) and apply ``key.sub=value`` overrides."""
+    """Load a recipe (or the defaults when ``path`` is None), with its ``_base_`` recipes merged
+    under it, and apply ``key.sub=value`` overrides."""
     tree: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
         source = str(path)
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{source}: no such config file")
-        try:
-            tree = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{source}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{source}: expected a mapping at the top level, got {type(tree).__name__}")
+        tree = _read_recipe(Path(path))
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key.sub=value")

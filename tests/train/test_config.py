@@ -57,3 +57,79 @@ def test_shipped_recipes_are_valid(recipe):
     from heal_swin.models import list_models
 
     assert cfg.model.name in list_models()
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_base_recipes_merge_under_the_recipe(tmp_path):
+    _write(
+        tmp_path,
+        "a.yaml",
+        "data:\n  nside: 32\n  batch_size: 8\n  base_pixels: [0, 1, 2]\noptim:\n  lr: 1.0e-3\n",
+    )
+    _write(
+        tmp_path, "sub/b.yaml", "model:\n  name: swin_unet_tiny\n  options: {embed_dim: 8, depths: [1, 1]}\n"
+    )
+    top = _write(
+        tmp_path,
+        "sub/top.yaml",
+        "_base_: [../a.yaml, b.yaml]\ndata:\n  batch_size: 2\n  base_pixels: [5]\n"
+        "model:\n  options: {depths: [2]}\ntrainer:\n",
+    )
+    cfg = load_config(top, ["optim.lr=7e-4"])
+    # mappings merge key by key, lists are replaced whole, an empty section changes nothing,
+    # overrides apply last; base paths are relative to the recipe that names them
+    assert (cfg.data.nside, cfg.data.batch_size, cfg.data.base_pixels) == (32, 2, [5])
+    assert cfg.model.name == "swin_unet_tiny" and cfg.model.options == {"embed_dim": 8, "depths": [2]}
+    assert cfg.optim.lr == 7e-4 and cfg.trainer.max_epochs == load_config(None).trainer.max_epochs
+
+
+def test_later_bases_win_and_bases_nest(tmp_path):
+    _write(tmp_path, "a.yaml", "optim:\n  lr: 1.0e-3\n  weight_decay: 0.5\n")
+    _write(tmp_path, "b.yaml", "_base_: a.yaml\noptim:\n  lr: 2.0e-3\n")
+    _write(tmp_path, "c.yaml", "optim:\n  lr: 3.0e-3\n")
+    cfg = load_config(_write(tmp_path, "top.yaml", "_base_: [c.yaml, b.yaml]\n"))
+    assert (cfg.optim.lr, cfg.optim.weight_decay) == (2.0e-3, 0.5)
+
+
+@pytest.mark.parametrize(
+    "files, match",
+    [
+        ({"top.yaml": "_base_: missing.yaml\n"}, r"top.yaml -> .*missing.yaml: no such config file"),
+        ({"top.yaml": "_base_: top.yaml\n"}, "inherits from itself"),
+        ({"top.yaml": "_base_: b.yaml\n", "b.yaml": "_base_: top.yaml\n"}, "inherits from itself"),
+        ({"top.yaml": "_base_: {a: 1}\n"}, "key '_base_': expected a file name or a list"),
+        (
+            {"top.yaml": "_base_: b.yaml\n", "b.yaml": "optim:\n  lr: fast\n"},
+            "key 'optim.lr': expected float",
+        ),
+        ({"top.yaml": "_base_: b.yaml\n", "b.yaml": "- 1\n"}, r"b.yaml: expected a mapping"),
+    ],
+)
+def test_base_errors_name_the_chain(tmp_path, files, match):
+    for name, text in files.items():
+        _write(tmp_path, name, text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(tmp_path / "top.yaml")
+
+
+def test_recipes_built_on_a_base_differ_from_it_only_where_they_say():
+    # the demo recipes are the quickstart / depth recipe with data, schedule and name changed
+    root = RECIPES[0].parent
+    for top, base in (
+        ("synthetic_demo_seg", "quickstart"),
+        ("synthetic_demo_depth", "synthetic_depth_heal_swin"),
+    ):
+        a, b = load_config(root / f"{top}.yaml"), load_config(root / f"{base}.yaml")
+        assert a.model == b.model and a.data.task == b.data.task and a.data.nside == b.data.nside
+        assert (a.optim.lr, a.optim.weight_decay, a.optim.schedule) == (
+            b.optim.lr,
+            b.optim.weight_decay,
+            b.optim.schedule,
+        )
+        assert a.data.root != b.data.root and a.trainer.max_epochs > b.trainer.max_epochs
