@@ -20,6 +20,11 @@ def add_train_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("overrides", nargs="*", help="dotted overrides, e.g. trainer.max_epochs=3 optim.lr=5e-4")
     t.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     t.add_argument("--no-eval", action="store_true", help="skip the evaluation report after training")
+    t.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the recipe as it would train (bases merged, overrides and defaults applied) and exit",
+    )
     t.set_defaults(func=_train)
 
     e = sub.add_parser(
@@ -138,6 +143,13 @@ def _train(args: argparse.Namespace) -> int:
     from heal_swin.train.pipeline import format_metrics, train
 
     cfg = load_config(args.config, args.overrides)
+    if args.print_config:
+        import yaml
+
+        from heal_swin.train.config import config_to_dict
+
+        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
+        return 0
     _check_train_precision(cfg)
     summary = train(cfg, resume=args.resume)
     if not summary:  # a non-zero DDP rank

@@ -133,3 +133,19 @@ def test_recipes_built_on_a_base_differ_from_it_only_where_they_say():
             b.optim.schedule,
         )
         assert a.data.root != b.data.root and a.trainer.max_epochs > b.trainer.max_epochs
+
+
+def test_print_config_shows_the_merged_recipe_and_trains_nothing(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from heal_swin.cli import main
+    from heal_swin.train.config import config_to_dict
+
+    monkeypatch.chdir(tmp_path)  # a run would create runs/ here
+    recipe = RECIPES[0].parent / "synthetic_demo_seg.yaml"
+    assert main(["train", "--config", str(recipe), "--print-config", "optim.lr=1e-3"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert "_base_" not in printed and printed["optim"]["lr"] == 1e-3
+    assert printed["model"]["options"] == {"cosine_attn": False, "post_norm": False}  # from the base
+    assert printed == config_to_dict(load_config(recipe, ["optim.lr=1e-3"]))
+    assert list(tmp_path.iterdir()) == []
