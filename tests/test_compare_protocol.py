@@ -13,10 +13,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def cm() -> ModuleType:
+    """The protocol module of bench/compare_models.py, plus the report's sweep table.
+
+    Loads the script itself first: that checks it imports, and it puts bench/ on the path."""
     spec = importlib.util.spec_from_file_location("compare_models", ROOT / "bench" / "compare_models.py")
     assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    import compare_protocol
+    import compare_report
+
+    mod = ModuleType("compare")
+    mod.__dict__.update(vars(compare_protocol), sweep_table=compare_report.sweep_table)
     return mod
 
 
