@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted((ROOT / "bench").glob("*.py"))
+MODULES = sorted((ROOT / "bench").glob("*.py"))
+SCRIPTS = [p for p in MODULES if 'if __name__ == "__main__":' in p.read_text()]
+HELPERS = [p for p in MODULES if p not in SCRIPTS]  # code a script imports from beside it
 
 
 def _run(args: list[str], tmp_path: Path, timeout: float) -> subprocess.CompletedProcess:
@@ -33,6 +36,16 @@ def _run(args: list[str], tmp_path: Path, timeout: float) -> subprocess.Complete
 
 def test_every_script_is_listed() -> None:
     assert len(SCRIPTS) >= 10, [p.name for p in SCRIPTS]
+
+
+@pytest.mark.parametrize("helper", HELPERS, ids=[p.stem for p in HELPERS])
+def test_helper_modules_belong_to_a_script(helper: Path) -> None:
+    importers = [
+        p.name
+        for p in MODULES
+        if re.search(rf"^\s*(from|import) {helper.stem}\b", p.read_text(), re.MULTILINE)
+    ]
+    assert importers, f"{helper.name} is not imported by any bench script"
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
