@@ -12,7 +12,11 @@ What is held equal (and how), per (task, nside, block family):
   scaled until its parameter count is within 5 % of HEAL-SWIN's. Every count is printed; a miss is an error.
 - **Input information**: as the paper sized its flat images, the flat model sees ~1.25x as many image
   pixels inside the grid's footprint as the sphere has valid pixels (same field of view: the
-  footprint), at the fisheye image's aspect ratio, rounded to what the Swin-UNet accepts.
+  footprint), at the fisheye image's aspect ratio, rounded to what the Swin-UNet accepts. The flat
+  image is downsized with INTER_AREA (each pixel the mean of its area); the sphere models sample the
+  image bilinearly at each grid pixel's centre (aliased where the grid is coarser than the image), or,
+  with ``--resample area``, take the mean over each grid pixel's footprint as well (runs named
+  ``<model>_area``; the flat runs are the same either way).
 - **Training**: same data and split, augmentation, loss and class weights, optimizer, weight
   decay, warm-up + cosine schedule, batch size and epochs; every seed trains every model. The lr is
   either shared (``--lr 2e-3``) or swept (``--lr 2e-3 1e-3 5e-4``): each model then trains its first
@@ -167,6 +171,13 @@ def main() -> int:
         choices=["flip", "rot"],
         default="flip",
         help="rot: also the exact turns of each model's domain (sphere: 90°, flat image: 180°); runs named <model>_rot",
+    )
+    ap.add_argument(
+        "--resample",
+        choices=["bilinear", "area"],
+        default="bilinear",
+        help="image -> grid for the sphere models (area: footprint means, like the flat image's INTER_AREA); "
+        "area runs are named <model>_area",
     )
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=100)

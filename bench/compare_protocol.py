@@ -125,6 +125,7 @@ def flattened(curve: list[float], higher_is_better: bool) -> bool:
 
 def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every (task, nside, family, model, seed) run with its recipe overrides."""
+    resample = getattr(args, "resample", "bilinear")  # image -> grid for the sphere models
     runs = []
     for task in args.tasks:
         for nside in args.nsides:
@@ -165,8 +166,12 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
                                 "task": task,
                                 "nside": nside,
                                 "family": family if key != "s2cnn" else "-",
-                                "model": key + variant_suffix(args.augment, args.epochs),
+                                "model": key
+                                + variant_suffix(
+                                    args.augment, args.epochs, resample if view == "sphere" else "bilinear"
+                                ),
                                 "augment": args.augment,
+                                "resample": resample if view == "sphere" else None,
                                 "registry": name,
                                 "view": view,
                                 "options": opts,
@@ -207,6 +212,8 @@ def overrides(r: dict[str, Any], args: argparse.Namespace) -> list[str]:
     ]
     if r["view"] == "flat":
         out.append(f"data.image_size=[{r['flat_hw'][1]}, {r['flat_hw'][0]}]")
+    if r.get("resample") == "area":
+        out.append("data.resample=area")
     if r.get("augment", "flip") == "rot":
         out.append("data.rot180=true" if r["view"] == "flat" else "data.rot90=true")
     return out
@@ -216,12 +223,16 @@ DEFAULT_LR = 2e-3
 BASE_EPOCHS = 12  # the protocol's schedule; runs trained longer are reported as their own rows
 
 
-def variant_suffix(augment: str, epochs: int) -> str:
-    """What a run changes from the base protocol, as a model-name suffix: ``_rot``, ``_e36``.
+def variant_suffix(augment: str, epochs: int, resample: str = "bilinear") -> str:
+    """What a run changes from the base protocol, as a model-name suffix: ``_rot``, ``_e36``, ``_area``.
 
     Part of the model's name, so such runs get their own folders and their own table rows.
     """
-    return ("_rot" if augment == "rot" else "") + (f"_e{epochs}" if epochs != BASE_EPOCHS else "")
+    return (
+        ("_rot" if augment == "rot" else "")
+        + (f"_e{epochs}" if epochs != BASE_EPOCHS else "")
+        + ("_area" if resample == "area" else "")
+    )
 
 
 def run_name(r: dict[str, Any]) -> str:

@@ -109,3 +109,31 @@ def test_longer_schedules_and_rotation_runs_are_named_apart_from_the_base_protoc
     assert cm.variant_suffix("flip", cm.BASE_EPOCHS) == ""  # the base runs keep their names
     assert cm.variant_suffix("rot", cm.BASE_EPOCHS) == "_rot"
     assert cm.variant_suffix("flip", 36) == "_e36" and cm.variant_suffix("rot", 36) == "_rot_e36"
+
+
+def test_area_resampling_runs_only_change_the_sphere_models(
+    cm: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from argparse import Namespace
+
+    import compare_protocol
+
+    from heal_swin.train.config import load_config
+
+    geo = {"valid": 6154, "footprint": 0.5, "aspect": 320 / 242, "image": [320, 242]}
+    monkeypatch.setattr(compare_protocol, "input_geometry", lambda data, nside: geo)
+    args = Namespace(data=tmp_path, batch_size=8, weight_decay=0.05, warmup=100, epochs=cm.BASE_EPOCHS,
+                     out=tmp_path, precision="32-true", tasks=["segmentation"], nsides=[32], families=["v1"],
+                     models=["heal_swin", "swin_unet"], seeds=[0], augment="flip")  # fmt: skip
+    plain = {r["model"]: r for r in cm.plan(args)}
+    area = {r["model"]: r for r in cm.plan(Namespace(**vars(args), resample="area"))}
+    assert set(plain) == {"heal_swin", "swin_unet"} and set(area) == {"heal_swin_area", "swin_unet"}
+    assert area["swin_unet"] == plain["swin_unet"]  # the flat run is shared: same name, same settings
+    recipe = ROOT / "train" / "quickstart.yaml"
+    data = {k: load_config(recipe, cm.overrides(r, args)).data for k, r in {**plain, **area}.items()}
+    assert data["heal_swin"].resample == "bilinear" and data["heal_swin_area"].resample == "area"
+    assert (
+        cm.run_name(area["heal_swin_area"])
+        == "seg_n32_v1_heal_swin_area_s0"
+        != cm.run_name(plain["heal_swin"])
+    )
