@@ -20,7 +20,7 @@ from heal_swin.errors import InputError
 from heal_swin.io import atomic_write_bytes
 from heal_swin.models.registry import create_model
 
-__all__ = ["FORMAT", "ModelFileError", "load_model", "read_model_metadata", "save_model"]
+__all__ = ["FORMAT", "ModelFileError", "load_model", "load_weights_into", "read_model_metadata", "save_model"]
 
 FORMAT = "heal-swin-model/1"
 
@@ -95,3 +95,29 @@ def load_model(
             f"{path}: weights do not match {header['model_name']}: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     return model.eval(), header["metadata"]
+
+
+def load_weights_into(model: nn.Module, path: str | Path) -> dict[str, Any]:
+    """Copy the weights of model file ``path`` into ``model`` (fine-tuning's starting point).
+
+    The architecture must match tensor for tensor; settings that leave the weights' shapes alone
+    may differ (a HEAL-SWIN's nside, its shift, dropout). Returns the file's header. A missing or
+    extra tensor, or one of another shape, is a ``ModelFileError`` naming it.
+    """
+    header = read_model_metadata(path)
+    state = load_file(str(path), device="cpu")
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    if missing or extra:
+        raise ModelFileError(
+            f"{path}: weights of {header['model_name']} do not fit this model: "
+            f"missing {missing[:3]}, unexpected {extra[:3]}"
+        )
+    for key, tensor in state.items():
+        if tensor.shape != own[key].shape:
+            raise ModelFileError(
+                f"{path}: tensor {key!r}: expected shape {tuple(own[key].shape)}, got {tuple(tensor.shape)}"
+            )
+    model.load_state_dict(state, strict=True)
+    return header

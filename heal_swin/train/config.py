@@ -89,6 +89,9 @@ class ModelConfig(_Section):
 
     name: str = "heal_swin_tiny"
     options: dict[str, Any] = Field(default_factory=dict)
+    # A heal-swin model file (.safetensors) whose weights start the run, as mmseg's load_from: same
+    # architecture, other data settings allowed (e.g. a model trained at nside 32 fine-tuned at 64).
+    init_from: str | None = None
 
 
 class OptimConfig(_Section):

@@ -32,6 +32,7 @@ from heal_swin.io import save_json
 from heal_swin.models import default_cfg, model_config
 from heal_swin.models.checkpoint import save_model
 from heal_swin.train.config import ConfigError, TrainConfig, config_to_dict
+from heal_swin.train.init_from import init_header, keep_depth_scale, load_init_weights
 from heal_swin.train.losses import DepthNormalizer, class_weights_from_counts
 from heal_swin.train.resumable import ResumableSampler, ResumeState, SeededItems
 from heal_swin.train.tasks import DepthTask, SegmentationTask
@@ -352,6 +353,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         )
     if resume and not last.exists():
         raise ConfigError(f"--resume: no checkpoint at {last}")
+    init = init_header(cfg) if cfg.model.init_from and not resume else None
     run.mkdir(parents=True, exist_ok=True)
     cfg_path = run / "config.yaml"
     if not cfg_path.exists():
@@ -363,10 +365,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     t0 = time.perf_counter()
     train_dl, val_dl, train_ds, sampler = build_loaders(cfg)
     stats = dataset_stats(cfg)
+    if init is not None:
+        stats = keep_depth_scale(cfg, init, stats)
     classes = train_ds.classes
     task = build_task(
         cfg, stats, list(classes.names), [list(c) for c in classes.colors_bgr], train_ds.spec.name
     )
+    if init is not None:
+        load_init_weights(task.model, cfg)
     if cfg.trainer.compile:
         task.compile_model()
     trainer = build_trainer(cfg, sampler)
