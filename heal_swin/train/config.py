@@ -230,8 +230,29 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_recipe(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The recipe at ``path`` as a tree, its ``_base_`` recipes merged under it."""
+Origins = dict[tuple[str, ...], str]  # key path -> the file (chain) or override that set it
+
+
+def _origins(tree: Any, source: str, prefix: tuple[str, ...] = ()) -> Origins:
+    out: Origins = {}
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out[(*prefix, str(k))] = source
+            out.update(_origins(v, source, (*prefix, str(k))))
+    return out
+
+
+def _set_origin(origins: Origins, key: tuple[str, ...], value: Any, source: str) -> None:
+    """``key`` replaced whole by ``value`` from ``source``: what was under it came from elsewhere."""
+    for k in [k for k in origins if k[: len(key)] == key]:
+        del origins[k]
+    origins[key] = source
+    origins.update(_origins(value, source, key))
+
+
+def _read_recipe(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], Origins]:
+    """The recipe at ``path`` as a tree, its ``_base_`` recipes merged under it, and where each key
+    of the tree was set (so an error in a base names the base)."""
     source = " -> ".join(str(p) for p in (*chain, path))
     if not path.is_file():
         raise ConfigError(f"{source}: no such config file")
@@ -245,7 +266,7 @@ def _read_recipe(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(tree).__name__}")
     bases = tree.pop(BASE_KEY, None)
     if bases is None:
-        return tree
+        return tree, _origins(tree, source)
     if isinstance(bases, str):
         bases = [bases]
     if not isinstance(bases, list) or not bases or not all(isinstance(b, str) for b in bases):
@@ -253,29 +274,65 @@ def _read_recipe(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
             f"{source}: key '{BASE_KEY}': expected a file name or a list of them, got {bases!r}"
         )
     merged: dict[str, Any] = {}
+    origins: Origins = {}
     for base in bases:
-        merged = _merge(merged, _read_recipe(path.parent / base, (*chain, path)))
-    return _merge(merged, tree)
+        base_tree, base_origins = _read_recipe(path.parent / base, (*chain, path))
+        merged = _merge(merged, base_tree)
+        _overlay(origins, base_origins, base_tree)
+    _overlay(origins, _origins(tree, source), tree)
+    return _merge(merged, tree), origins
+
+
+def _overlay(origins: Origins, top: Origins, tree: dict[str, Any]) -> None:
+    """``origins`` updated for ``tree`` (whose origins are ``top``) merged over what they describe, as
+    ``_merge`` does: a mapping (or an empty section) merges key by key, anything else replaces."""
+    for key in sorted(top, key=len):
+        value = _get(tree, key)
+        if isinstance(value, dict) or value is None:
+            origins.setdefault(key, top[key])
+        else:
+            _set_origin(origins, key, None, top[key])
+
+
+def _get(tree: dict[str, Any] | None, key: tuple[str, ...]) -> Any:
+    node: Any = tree
+    for k in key:
+        if not isinstance(node, dict) or k not in node:
+            return None
+        node = node[k]
+    return node
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Load a recipe (or the defaults when ``path`` is None), with its ``_base_`` recipes merged
     under it, and apply ``key.sub=value`` overrides."""
     tree: dict[str, Any] = {}
+    origins: Origins = {}
     source = "<defaults>"
     if path is not None:
         source = str(path)
-        tree = _read_recipe(Path(path))
+        tree, origins = _read_recipe(Path(path))
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key.sub=value")
         key, raw = item.split("=", 1)
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw), f"override {item!r}")
+        value = yaml.safe_load(raw)
+        _set_dotted(tree, key.strip(), value, f"override {item!r}")
+        _set_origin(origins, tuple(key.strip().split(".")), value, f"override {item!r}")
     tree = {k: v for k, v in tree.items() if v is not None}  # "trainer:" with nothing under it: the defaults
     try:
         return TrainConfig.model_validate(tree)
     except ValidationError as e:
-        raise _config_error(e, tree, source) from None
+        raise _config_error(e, tree, _origin_of(e, origins, source)) from None
+
+
+def _origin_of(e: ValidationError, origins: Origins, default: str) -> str:
+    """The file (or override) that set the first invalid key: its longest recorded prefix."""
+    loc = tuple(str(p) for p in e.errors()[0]["loc"])
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in origins:
+            return origins[loc[:n]]
+    return default
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:

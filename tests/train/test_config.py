@@ -47,8 +47,18 @@ def test_errors_name_file_and_key(tmp_path, text, match):
 def test_bad_override():
     with pytest.raises(ConfigError, match="key.sub=value"):
         load_config(None, ["trainer.max_epochs"])
-    with pytest.raises(ConfigError, match="trainer.max_epochs"):
+    with pytest.raises(ConfigError, match="override 'trainer.max_epochs=many': key 'trainer.max_epochs'"):
         load_config(None, ["trainer.max_epochs=many"])
+
+
+def test_override_error_names_the_override_not_the_recipe(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("optim:\n  lr: 1.0e-3\n")
+    with pytest.raises(ConfigError, match=r"^override 'optim.lr=fast': key 'optim.lr'"):
+        load_config(recipe, ["optim.lr=fast"])
+    # an override that replaces a section takes over its keys
+    with pytest.raises(ConfigError, match=r"^override 'optim=\{lr: x\}': key 'optim.lr'"):
+        load_config(recipe, ["optim={lr: x}"])
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
@@ -106,7 +116,26 @@ def test_later_bases_win_and_bases_nest(tmp_path):
         ({"top.yaml": "_base_: {a: 1}\n"}, "key '_base_': expected a file name or a list"),
         (
             {"top.yaml": "_base_: b.yaml\n", "b.yaml": "optim:\n  lr: fast\n"},
-            "key 'optim.lr': expected float",
+            r"top.yaml -> .*b.yaml: key 'optim.lr': expected float",
+        ),
+        (  # the value comes from the top recipe, the section from the base
+            {
+                "top.yaml": "_base_: b.yaml\noptim:\n  lr: fast\n",
+                "b.yaml": "optim:\n  lr: 1.0e-3\n  weight_decay: 0.1\n",
+            },
+            r"top.yaml: key 'optim.lr': expected float",
+        ),
+        (  # a base's unknown key, beside valid keys of the top recipe in the same section
+            {"top.yaml": "_base_: b.yaml\ndata:\n  nside: 8\n", "b.yaml": "data:\n  nsides: 8\n"},
+            r"top.yaml -> .*b.yaml: unknown key 'data.nsides'",
+        ),
+        (  # a later base replaces an earlier base's value
+            {
+                "top.yaml": "_base_: [a.yaml, b.yaml]\n",
+                "a.yaml": "data:\n  nside: 8\n",
+                "b.yaml": "data:\n  nside: x\n",
+            },
+            r"top.yaml -> .*b.yaml: key 'data.nside'",
         ),
         ({"top.yaml": "_base_: b.yaml\n", "b.yaml": "- 1\n"}, r"b.yaml: expected a mapping"),
     ],
