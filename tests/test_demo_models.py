@@ -35,6 +35,8 @@ def seg():
 
 
 def test_bundled_files_are_small_and_complete() -> None:
+    from heal_swin.models.checkpoint import read_model_metadata
+
     for name in ("demo_seg", "demo_depth"):
         weights = demo_model_file(name)
         folder = DEMO_REPOSITORY / name
@@ -42,7 +44,10 @@ def test_bundled_files_are_small_and_complete() -> None:
         assert (folder / "config.pbtxt").is_file() and (folder / "model.json").is_file()
         assert weights.stat().st_size + onnx.stat().st_size < 20 << 20  # <= 20 MB each, both formats
         manifest = json.loads((folder / "model.json").read_text())
-        assert manifest["name"] == name and manifest["nside"] == 32
+        header = read_model_metadata(weights)
+        assert manifest["name"] == name and manifest["nside"] == header["metadata"]["nside"]
+        # the ONNX file is an export of this safetensors model (a retrained model needs a new export)
+        assert manifest["model_config"] == header["model_config"]
 
 
 @pytest.mark.parametrize("name", ["demo_seg", "demo_depth"])
@@ -65,7 +70,8 @@ def test_bundled_model_is_what_its_recipe_trains(name) -> None:
 def test_segmentation_recognises_unseen_scenes(seg, unseen) -> None:
     """On frames it never saw: road >= 0.9 IoU, a mean IoU well above the majority-class baseline, and
     objects found: vehicles and persons (the model bundled before 2026-12-07 scored 0.289 mIoU, vehicles
-    0.22 and persons 0.00 here; the current one 0.413, 0.428 and 0.222)."""
+    0.22 and persons 0.00 here; the nside-32 one of 2026-12-07 0.413, 0.428 and 0.222; the current
+    nside-64 one 0.451, 0.425 and 0.170)."""
     from heal_swin.train.metrics import iou_from_confusion
 
     k = len(seg.class_names)
@@ -80,7 +86,7 @@ def test_segmentation_recognises_unseen_scenes(seg, unseen) -> None:
     iou, miou = iou_from_confusion(conf)
     _, baseline = iou_from_confusion(majority)
     assert iou[ROAD] >= 0.9, iou
-    assert miou >= 3 * baseline and miou >= 0.35, (miou, baseline)
+    assert miou >= 3 * baseline and miou >= 0.42, (miou, baseline)
     assert iou[VEHICLES] >= 0.35 and iou[PERSON] >= 0.1, iou
 
 
@@ -94,8 +100,9 @@ def test_depth_is_metric_on_unseen_scenes(unseen) -> None:
         ok = pred.flat_valid & np.isfinite(truth) & (truth > 0) & np.isfinite(pred.flat)
         rel.append(np.abs(pred.flat[ok] - truth[ok]) / truth[ok])
     abs_rel = float(np.concatenate(rel).mean())
-    # a constant (median) depth scores ~0.8 here, the model bundled before 2026-12-07 0.352, the current 0.258
-    assert abs_rel < 0.3, abs_rel
+    # a constant (median) depth scores ~0.8 here, the model bundled before 2026-12-07 0.352, stage 1 (MSE)
+    # 0.258, the current (stage 2, L1) 0.143
+    assert abs_rel < 0.2, abs_rel
 
 
 def test_predict_model_demo_and_bad_name(tmp_path, unseen, capsys) -> None:

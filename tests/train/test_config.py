@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from heal_swin.train.config import ConfigError, load_config
+from heal_swin.train.config import ConfigError, config_to_dict, load_config
 
 RECIPES = sorted((Path(__file__).resolve().parents[2] / "train").glob("*.yaml"))
 
@@ -151,8 +151,8 @@ def test_recipes_built_on_a_base_differ_from_it_only_where_they_say():
     # the demo recipes are the quickstart / depth recipe with data, schedule and name changed
     root = RECIPES[0].parent
     for top, base in (
-        ("synthetic_demo_seg", "quickstart"),
-        ("synthetic_demo_depth", "synthetic_depth_heal_swin"),
+        ("synthetic_demo_seg_n32", "quickstart"),
+        ("synthetic_demo_depth_mse", "synthetic_depth_heal_swin"),
     ):
         a, b = load_config(root / f"{top}.yaml"), load_config(root / f"{base}.yaml")
         assert a.model == b.model and a.data.task == b.data.task and a.data.nside == b.data.nside
@@ -162,6 +162,31 @@ def test_recipes_built_on_a_base_differ_from_it_only_where_they_say():
             b.optim.schedule,
         )
         assert a.data.root != b.data.root and a.trainer.max_epochs > b.trainer.max_epochs
+
+
+@pytest.mark.parametrize(
+    "stage_1, stage_2, changed",
+    [
+        (
+            "synthetic_demo_seg_n32",
+            "synthetic_demo_seg",
+            {"data": ["nside"], "optim": ["lr"], "trainer": ["name", "max_epochs"]},
+        ),
+        ("synthetic_demo_depth_mse", "synthetic_demo_depth", {"optim": ["depth_loss"], "trainer": ["name"]}),
+    ],
+)
+def test_demo_stage_2_continues_stage_1(stage_1, stage_2, changed):
+    """Stage 2 starts from stage 1's model file and changes only what its comment says."""
+    root = RECIPES[0].parent
+    one, two = load_config(root / f"{stage_1}.yaml"), load_config(root / f"{stage_2}.yaml")
+    assert two.model.init_from == f"{one.trainer.out_dir}/{one.trainer.name}/model.safetensors"
+    assert one.model.init_from is None
+    a, b = config_to_dict(one), config_to_dict(two)
+    for section, keys in {**changed, "model": ["init_from"]}.items():
+        for key in keys:
+            assert a[section][key] != b[section][key], (section, key)
+            b[section][key] = a[section][key]
+    assert a == b  # nothing else differs
 
 
 def test_print_config_shows_the_merged_recipe_and_trains_nothing(tmp_path, capsys, monkeypatch):
