@@ -16,21 +16,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = "model.options={window_size: 4, embed_dim: 8}"
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    from heal_swin.data.synthetic import SynthConfig, generate
-
-    root = tmp_path_factory.mktemp("synthetic")
-    generate(
-        root,
-        SynthConfig(scenes=4, seed=3, width=160, height=121),
-        workers=1,
-        progress=False,
-        log=lambda s: None,
-    )
-    return root
-
-
 def _train(recipe: str, data: Path, out: Path, name: str, *extra: str) -> Path:
     args = [
         "train",

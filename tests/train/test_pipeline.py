@@ -19,21 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "train" / "quickstart.yaml"
 
 
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    from heal_swin.data.synthetic import SynthConfig, generate
-
-    root = tmp_path_factory.mktemp("synthetic")
-    generate(
-        root,
-        SynthConfig(scenes=6, seed=0, width=160, height=121),
-        workers=1,
-        progress=False,
-        log=lambda s: None,
-    )
-    return root
-
-
 def _overrides(data: Path, out: Path, name: str, *extra: str) -> list[str]:
     return [
         f"data.root={data}",
