@@ -33,12 +33,7 @@ for name, a in [("fp32", torch.randn(n, n)), ("bf16", torch.randn(n, n).bfloat16
     out[name] = 2 * n**3 / min(ts) / 1e9
 print(json.dumps(out))
 """
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    return json.loads(
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-        ).stdout
-    )
+    return json.loads(_python(code, {"OMP_NUM_THREADS": str(threads)}, check=True).stdout)
 
 
 def measure_memory(tree: Path, label: str, mode: str) -> dict[str, Any]:
@@ -64,15 +59,7 @@ else:
         m(x)
 print(json.dumps({{"built_mib": built, "peak_mib": rss(), "step_s": time.perf_counter() - t0}}))
 """
-    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="2")
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-        cwd=tempfile.gettempdir(),
-    )
+    out = _python(code, {"PYTHONPATH": str(tree), "OMP_NUM_THREADS": "2"}, check=False)
     if out.returncode != 0:  # e.g. SIGKILL from the OOM killer: recorded, and the other sections kept
         why = "killed (out of memory?)" if out.returncode == -9 else f"exit {out.returncode}"
         tail = out.stderr.strip().splitlines()[-1:] if out.stderr.strip() else []
@@ -112,13 +99,17 @@ ref = outs["eager_fp32"]
 acc = {{k: {{"max_abs": float(np.abs(o - ref).max()), "argmax_agree": float((o.argmax(1) == ref.argmax(1)).mean())}} for k, o in outs.items()}}
 print(json.dumps({{"nside": {nside}, "threads": {threads}, "export_s": export_s, "median_s": {{k: median(v) for k, v in times.items()}}, "accuracy": acc}}))
 """
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(threads))
-    out = subprocess.run(
+    out = _python(code, {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _python(code: str, env: dict[str, str], check: bool) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (outside the repository, so ``PYTHONPATH`` picks the tree)."""
+    return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        check=True,
-        env=env,
+        check=check,
+        env=dict(os.environ, **env),
         cwd=tempfile.gettempdir(),
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -173,17 +173,8 @@ def test_uncertainty_summary_splits_correct_and_wrong() -> None:
     ] == pytest.approx(0.3)
 
 
-def test_evaluate_ensemble_reports_uncertainty(tmp_path, capsys) -> None:
-    from heal_swin.data.synthetic import SynthConfig, generate
-
-    root = tmp_path / "data"
-    generate(
-        root,
-        SynthConfig(scenes=1, seed=0, width=160, height=121),
-        workers=1,
-        progress=False,
-        log=lambda s: None,
-    )
+def test_evaluate_ensemble_reports_uncertainty(tmp_path, capsys, tiny_data) -> None:
+    root = tiny_data
     a, b = (_seg_model(tmp_path / f"m{s}.safetensors", s) for s in (0, 1))
     report = tmp_path / "report"
     args = [
