@@ -88,16 +88,13 @@ def load_model(
     """Rebuild the model from its file (no pickle involved). Returns ``(model in eval mode, metadata)``."""
     header = read_model_metadata(path)
     model = create_model(header["model_name"], **header["model_config"])
-    state = load_file(str(path), device=str(map_location))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ModelFileError(
-            f"{path}: weights do not match {header['model_name']}: missing {missing[:5]}, unexpected {unexpected[:5]}"
-        )
+    load_weights_into(model, path, map_location)
     return model.eval(), header["metadata"]
 
 
-def load_weights_into(model: nn.Module, path: str | Path) -> dict[str, Any]:
+def load_weights_into(
+    model: nn.Module, path: str | Path, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Copy the weights of model file ``path`` into ``model`` (fine-tuning's starting point).
 
     The architecture must match tensor for tensor; settings that leave the weights' shapes alone
@@ -105,7 +102,7 @@ def load_weights_into(model: nn.Module, path: str | Path) -> dict[str, Any]:
     extra tensor, or one of another shape, is a ``ModelFileError`` naming it.
     """
     header = read_model_metadata(path)
-    state = load_file(str(path), device="cpu")
+    state = load_file(str(path), device=str(map_location))
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))

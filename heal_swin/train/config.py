@@ -277,24 +277,24 @@ def _read_recipe(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, An
     origins: Origins = {}
     for base in bases:
         base_tree, base_origins = _read_recipe(path.parent / base, (*chain, path))
+        _overlay(origins, base_origins, base_tree, merged)
         merged = _merge(merged, base_tree)
-        _overlay(origins, base_origins, base_tree)
-    _overlay(origins, _origins(tree, source), tree)
+    _overlay(origins, _origins(tree, source), tree, merged)
     return _merge(merged, tree), origins
 
 
-def _overlay(origins: Origins, top: Origins, tree: dict[str, Any]) -> None:
-    """``origins`` updated for ``tree`` (whose origins are ``top``) merged over what they describe, as
-    ``_merge`` does: a mapping (or an empty section) merges key by key, anything else replaces."""
+def _overlay(origins: Origins, top: Origins, tree: dict[str, Any], under: dict[str, Any]) -> None:
+    """``origins`` (of ``under``) updated for ``_merge(under, tree)``, ``top`` being ``tree``'s origins:
+    a mapping merges key by key, so does an empty section over one; anything else replaces."""
     for key in sorted(top, key=len):
         value = _get(tree, key)
-        if isinstance(value, dict) or value is None:
+        if isinstance(value, dict) or (value is None and isinstance(_get(under, key), dict)):
             origins.setdefault(key, top[key])
         else:
             _set_origin(origins, key, None, top[key])
 
 
-def _get(tree: dict[str, Any] | None, key: tuple[str, ...]) -> Any:
+def _get(tree: dict[str, Any], key: tuple[str, ...]) -> Any:
     node: Any = tree
     for k in key:
         if not isinstance(node, dict) or k not in node:

@@ -35,3 +35,17 @@ def test_bad_files(tmp_path):
     save_file({"w": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
     with pytest.raises(ModelFileError, match="heal-swin model header"):
         load_model(tmp_path / "plain.safetensors")
+
+
+def test_weights_that_do_not_fit_name_the_tensor(tmp_path):
+    from heal_swin.models.checkpoint import load_weights_into
+
+    path = save_model(tmp_path / "m.safetensors", create_model("heal_swin_tiny", nside=32, embed_dim=8), {})
+    wider = create_model("heal_swin_tiny", nside=32, embed_dim=12)
+    with pytest.raises(ModelFileError, match=r"tensor '.*': expected shape \(12,?.*\), got \(8"):
+        load_weights_into(wider, path)
+    deeper = create_model("heal_swin_tiny", nside=32, embed_dim=8, depths=[2, 2, 2], num_heads=[2, 4, 8])
+    with pytest.raises(ModelFileError, match=r"do not fit this model: missing \['decoder"):
+        load_weights_into(deeper, path)
+    same = create_model("heal_swin_tiny", nside=64, embed_dim=8)  # another grid: the weights fit
+    assert load_weights_into(same, path)["model_config"]["nside"] == 32

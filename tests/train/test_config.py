@@ -137,6 +137,10 @@ def test_later_bases_win_and_bases_nest(tmp_path):
             },
             r"top.yaml -> .*b.yaml: key 'data.nside'",
         ),
+        (  # an explicit null replaces the base's value, as the merge does: the top recipe set it
+            {"top.yaml": "_base_: b.yaml\ndata:\n  nside: null\n", "b.yaml": "data:\n  nside: 8\n"},
+            r"top.yaml: key 'data.nside': expected int, got None",
+        ),
         ({"top.yaml": "_base_: b.yaml\n", "b.yaml": "- 1\n"}, r"b.yaml: expected a mapping"),
     ],
 )
