@@ -6,7 +6,7 @@ Four formulations of the same function:
   views of the qkv projection, with the (bias + shift mask) passed as a 4-D additive mask. A 4-D
   mask keeps PyTorch on its fused (flash) kernel, which reads q/k/v in place and writes the output
   in token-major order, so neither q/k/v nor the output are copied. The bias + mask is cached
-  while the bias table is unchanged (keyed on its version counter), when it is small.
+  while the bias table is unchanged (compared by value), when it is small.
 * **training** (also compiled): attention written out (``q @ k^T + bias + mask``, softmax,
   ``@ v``). SDPA would fall back to its slow general path here anyway, because the learnable
   bias needs a gradient.
@@ -82,7 +82,7 @@ class HealWindowAttention(nn.Module):
             trunc_normal_(self.relative_position_bias_table, std=0.02)
             idx = torch.from_numpy(hp_windows.relative_position_index(window))
             self.register_buffer("relative_position_index", idx, persistent=False)
-        self._mask_cache: tuple[tuple, torch.Tensor | None] | None = None
+        self._mask_cache: tuple[tuple, torch.Tensor | None, torch.Tensor | None] | None = None
 
     def _bias(self) -> torch.Tensor | None:
         """``(H, w, w)`` relative position bias, or None."""
@@ -105,18 +105,21 @@ class HealWindowAttention(nn.Module):
         return bias if mask is None else bias + mask.unsqueeze(1)
 
     def _cached_mask(self, mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+        # The table is compared by value: PyTorch's fused AdamW updates parameters without
+        # bumping their version counter, so a version key would serve a stale bias after a step.
         table = self.relative_position_bias_table if self.rel_pos_bias else None
         key = (
-            None if table is None else (table._version, table.data_ptr(), table.device),
+            None if table is None else table.device,
             None if mask is None else (mask._version, mask.data_ptr()),
             dtype,
         )
-        if self._mask_cache is not None and self._mask_cache[0] == key:
-            return self._mask_cache[1]
+        cache = self._mask_cache
+        if cache is not None and cache[0] == key and (table is None or torch.equal(cache[1], table)):
+            return cache[2]
         m = self.additive_mask(mask)
         m = None if m is None else m.to(dtype).contiguous()
         if m is None or m.numel() * m.element_size() <= _MASK_CACHE_BYTES:
-            self._mask_cache = (key, m)
+            self._mask_cache = (key, None if table is None else table.detach().clone(), m)
         return m
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

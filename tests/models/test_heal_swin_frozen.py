@@ -74,6 +74,23 @@ def test_cached_mask_follows_weight_updates() -> None:
     torch.testing.assert_close(after, reference, rtol=1e-4, atol=2e-5)
 
 
+def test_cached_mask_follows_a_fused_adamw_step() -> None:
+    """PyTorch's fused AdamW changes parameters without bumping their version counter; the
+    inference after a training step (Lightning's validation) must still see the new bias."""
+    model, t = _load("v2_ring")
+    model.eval()
+    with torch.no_grad():
+        model(t["input"])  # fills the caches
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1, fused=True)
+    model(t["input"]).square().mean().backward()
+    opt.step()
+    with torch.no_grad():
+        after = model(t["input"])
+    reference = model(t["input"]).detach()  # the written-out path never caches
+    assert not torch.allclose(after, t["output"], atol=1e-3)
+    torch.testing.assert_close(after, reference, rtol=1e-4, atol=2e-5)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_bfloat16_autocast_fused_matches_written_out(case: str) -> None:
     """bf16 rounding is the only difference: the fused inference path is no worse than autocast
