@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -376,7 +377,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if cfg.trainer.compile:
         task.compile_model()
     trainer = build_trainer(cfg, sampler)
-    trainer.fit(task, train_dl, val_dl, ckpt_path=str(last) if resume else None, weights_only=True)
+    with warnings.catch_warnings():
+        # ResumeState restores the position inside the epoch (exact resumption), which Lightning
+        # cannot see: it would warn that a mid-epoch resume of this loader is unreliable.
+        warnings.filterwarnings("ignore", message=".*ended before the epoch ended and your dataloader")
+        trainer.fit(task, train_dl, val_dl, ckpt_path=str(last) if resume else None, weights_only=True)
     # Final validation with the final weights (every DDP process takes part), then the model file.
     trainer.validate(task, val_dl, verbose=False)
     if trainer.global_rank != 0:

@@ -165,6 +165,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_data, tmp_path):
         assert not (tmp_path / name / "model.safetensors").exists()
         resumed = run("resume", name, 0, *more)
         assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert "not resumable" not in resumed.stderr  # no false alarm from Lightning on resume
         b = load_file(tmp_path / name / "model.safetensors")
         for k in a:
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{name}: {k}")
