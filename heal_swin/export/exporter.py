@@ -355,7 +355,7 @@ def export_checkpoint(
                 "version": INT8_VERSION,
                 "onnx_file": ONNX_NAME,
                 "onnx_sha256": sha256_file(q_path),
-                "method": "onnxruntime.quantization.quantize_dynamic, weights QInt8 per output channel, activations dynamic uint8",
+                "method": "onnxruntime.quantization.quantize_dynamic, weights QInt8 per output channel (7-bit range), activations dynamic uint8",
                 "validation": validation,
             }
             log(f"int8: {json.dumps(validation)}")
