@@ -6,7 +6,8 @@
   output and GELU is a separate pass over the (4x wider) hidden activations. Results equal
   ``F.linear`` / ``F.gelu(F.linear)`` bit for bit in float32 (tested); under bfloat16 autocast the
   operands are cast to bfloat16 like autocast would.
-* :class:`Mlp` is timm's ``Mlp`` (``fc1 -> GELU -> fc2``, same parameter names) on FusedLinear.
+* :class:`Mlp` is timm's ``Mlp`` (``fc1 -> GELU -> fc2``, same parameter names) on FusedLinear;
+  in float32 CPU training it runs over row tiles (:func:`mlp_tiled`).
 * :func:`permute_tokens` gathers ``x[:, perm]`` with a backward that is the inverse gather
   (autograd's default for indexing is an accumulating scatter, ~5x slower on CPU).
 * :func:`cosine_normalise` is ``x / max(|x|, eps) * scale`` in two passes over ``x``.
@@ -23,6 +24,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 __all__ = [
     "FusedLinear",
@@ -30,6 +32,7 @@ __all__ = [
     "cosine_normalise",
     "eager_inference",
     "fused_inference_available",
+    "mlp_tiled",
     "permute_tokens",
 ]
 
@@ -41,6 +44,11 @@ def fused_inference_available() -> bool:
         return False
     # looked up inside the probe, so that a torch without the op counts as 'not available'
     return fused_kernel_agrees(lambda *a: torch.ops.mkldnn._linear_pointwise(*a))
+
+
+@lru_cache(maxsize=1)
+def _onednn_bf16() -> bool:
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def fused_kernel_agrees(linear_pointwise: Callable[..., torch.Tensor]) -> bool:
@@ -78,6 +86,8 @@ class FusedLinear(nn.Linear):
             w, b = self.weight, self.bias
             if torch.is_autocast_enabled("cpu"):
                 dt = torch.get_autocast_dtype("cpu")
+                if dt == torch.bfloat16 and not _onednn_bf16():
+                    return self._plain(x)  # oneDNN has no bf16 kernel on CPUs without AVX512_BF16/AMX
                 x, w = x.to(dt), w.to(dt)
                 b = None if b is None else b.to(dt)
             elif x.dtype != w.dtype:
@@ -103,7 +113,90 @@ class Mlp(nn.Module):
         self.drop2 = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _tiled_applies(x, self):
+            return mlp_tiled(x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
         return self.drop2(self.fc2(self.drop1(self.fc1(x))))
+
+
+_TILE_BYTES = 2 * 2**20  # one tile's hidden activations (best of 0.5-4 MiB measured here)
+# Below this the hidden activations stay in the last-level cache (32 MiB here) and tiling only
+# adds per-tile overhead (measured 0.9-1.0x); above it, 1.2-1.3x on the MLP's forward + backward.
+_TILE_FROM_BYTES = 32 * 2**20
+
+
+def _tiled_applies(x: torch.Tensor, mlp: Mlp) -> bool:
+    """Float32 CPU training without active dropout, outside compile/export (which fuse it anyway)."""
+    return (
+        torch.is_grad_enabled()
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and mlp.fc1.weight.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+        and not (mlp.training and (mlp.drop1.p > 0 or mlp.drop2.p > 0))
+        and not torch.compiler.is_compiling()
+        and not torch.onnx.is_in_onnx_export()
+        and mlp.fc1.bias is not None
+        and mlp.fc2.bias is not None
+        and x.numel() // x.shape[-1] * mlp.fc1.out_features * 4 > _TILE_FROM_BYTES
+    )
+
+
+def _tiles(rows: int, hidden: int) -> list[tuple[int, int]]:
+    step = max(64, _TILE_BYTES // (4 * hidden) // 64 * 64)
+    return [(i, min(i + step, rows)) for i in range(0, rows, step)]
+
+
+class _TiledMlp(torch.autograd.Function):
+    """``gelu(x W1^T + b1) W2^T + b2`` over row tiles: the hidden activations (4x the input's
+    width) are made, used and dropped one cache-sized tile at a time, forward and backward. Saved
+    for the backward: the input and the pre-activation (autograd would also keep the GELU output).
+    """
+
+    @staticmethod
+    def forward(ctx, x, w1, b1, w2, b2):  # type: ignore[no-untyped-def]
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1])
+        pre = x2.new_empty(x2.shape[0], w1.shape[0])
+        out = x2.new_empty(x2.shape[0], w2.shape[0])
+        for a, b in _tiles(x2.shape[0], w1.shape[0]):
+            torch.addmm(b1, x2[a:b], w1.t(), out=pre[a:b])
+            torch.addmm(b2, F.gelu(pre[a:b]), w2.t(), out=out[a:b])
+        ctx.save_for_backward(x2, pre, w1, w2)
+        ctx.shape = shape
+        return out.view(*shape[:-1], w2.shape[0])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):  # type: ignore[no-untyped-def]
+        x2, pre, w1, w2 = ctx.saved_tensors
+        g = g.reshape(-1, w2.shape[0])
+        need_x, need_w1, need_b1, need_w2, need_b2 = ctx.needs_input_grad
+        dx = torch.empty_like(x2) if need_x else None
+        dw1 = torch.zeros_like(w1) if need_w1 else None
+        dw2 = torch.zeros_like(w2) if need_w2 else None
+        db1 = pre.new_zeros(pre.shape[1]) if need_b1 else None
+        db2 = g.sum(0) if need_b2 else None
+        for a, b in _tiles(x2.shape[0], w1.shape[0]):
+            h, gt = pre[a:b], g[a:b]
+            if need_w2:
+                dw2.addmm_(gt.t(), F.gelu(h))
+            dh = torch.ops.aten.gelu_backward(gt @ w2, h)
+            if need_w1:
+                dw1.addmm_(dh.t(), x2[a:b])
+            if need_b1:
+                db1 += dh.sum(0)
+            if need_x:
+                torch.mm(dh, w1, out=dx[a:b])
+        dx = None if dx is None else dx.view(ctx.shape)
+        return dx, dw1, db1, dw2, db2
+
+
+def mlp_tiled(
+    x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor
+) -> torch.Tensor:
+    """``fc2(gelu(fc1(x)))`` for ``x (..., C)``, ``w1 (D, C)``, ``w2 (C', D)``: same values as the
+    plain formulation (float32 rounding aside), a fraction of its memory traffic in training."""
+    return _TiledMlp.apply(x, w1, b1, w2, b2)
 
 
 class _PermuteTokens(torch.autograd.Function):

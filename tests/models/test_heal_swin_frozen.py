@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors import safe_open
 
 from heal_swin.models.heal_swin import HealSwinUNet
@@ -175,3 +176,79 @@ def test_compiled_inference_equals_baf9257_on_the_fused_attention(case: str) -> 
     torch.testing.assert_close(y, t["output"], rtol=1e-4, atol=1e-4)
     ops = {e.key for e in prof.key_averages()}
     assert any("flash_attention" in k for k in ops), sorted(ops)
+
+
+def test_tiled_mlp_gradient_is_exact_over_several_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    from heal_swin.models import fused
+
+    monkeypatch.setattr(fused, "_TILE_BYTES", 1)  # the smallest tile: 64 rows, so 200 rows = 4 tiles
+    assert len(fused._tiles(200, 12)) == 4
+    g = torch.Generator().manual_seed(0)
+    args = [
+        torch.randn(s, generator=g, dtype=torch.float64, requires_grad=True)
+        for s in ((2, 100, 5), (12, 5), (12,), (5, 12), (5,))
+    ]
+    assert torch.autograd.gradcheck(fused.mlp_tiled, args)
+    x, w1, b1, w2, b2 = args
+    with torch.no_grad():  # an independent formulation of the same function
+        torch.testing.assert_close(fused.mlp_tiled(*args), F.gelu(x @ w1.T + b1) @ w2.T + b2)
+
+
+@pytest.mark.parametrize("case", ["v2_ring", "v1_grid"])
+def test_gradients_equal_baf9257_through_the_tiled_mlp(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from heal_swin.models import fused
+
+    monkeypatch.setattr(fused, "_TILE_FROM_BYTES", 0)  # tile even these small activations
+    monkeypatch.setattr(fused, "_TILE_BYTES", 1)
+    calls = []
+    apply = fused._TiledMlp.apply
+    monkeypatch.setattr(fused._TiledMlp, "apply", lambda *a: calls.append(1) or apply(*a))
+    model, t = _load(case)
+    model.train()
+    (model(t["input"]) * t["cotangent"]).sum().backward()
+    assert len(calls) == sum(isinstance(m, fused.Mlp) for m in model.modules())
+    for name, p in model.named_parameters():
+        ref = t["grad." + name]
+        tol = 1e-4 * ref.abs().max().item() + 1e-6
+        torch.testing.assert_close(p.grad, ref, rtol=1e-3, atol=tol, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_tiled_mlp_only_where_it_pays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small activations (cache-resident), active dropout, bfloat16 and inference take the plain path."""
+    from heal_swin.models import fused
+
+    mlp = fused.Mlp(8, 32)
+    x = torch.randn(4, 8)
+    assert not fused._tiled_applies(x, mlp)  # 4 x 32 floats: far below the threshold
+    monkeypatch.setattr(fused, "_TILE_FROM_BYTES", 0)
+    assert fused._tiled_applies(x, mlp)
+    with torch.no_grad():
+        assert not fused._tiled_applies(x, mlp)
+    assert not fused._tiled_applies(x.bfloat16(), mlp)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not fused._tiled_applies(x, mlp)
+    dropping = fused.Mlp(8, 32, drop=0.1).train()
+    assert not fused._tiled_applies(x, dropping)
+    assert fused._tiled_applies(x, dropping.eval())
+
+
+def test_bf16_autocast_on_a_cpu_without_onednn_bf16_takes_the_plain_linear(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """oneDNN cannot build a bf16 inner product without AVX512_BF16/AMX (it raises): fall back."""
+    from heal_swin.models import fused
+
+    fused.fused_inference_available()  # probed (and cached) before the kernel is replaced
+    monkeypatch.setattr(fused, "_onednn_bf16", lambda: False)
+
+    def refuse(*a: object) -> None:
+        raise AssertionError("the fused bf16 kernel was called")
+
+    monkeypatch.setattr(fused.torch.ops.mkldnn, "_linear_pointwise", refuse, raising=False)
+    lin = fused.FusedLinear(8, 16, activation="gelu")
+    x = torch.randn(3, 8)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = lin(x)
+        ref = F.gelu(F.linear(x, lin.weight, lin.bias))
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y, ref)
