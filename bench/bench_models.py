@@ -123,6 +123,31 @@ def worker(spec: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------ parent side
+_HAS_BF16 = True
+
+
+def _native_bf16() -> bool:
+    import torch
+
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _cpu_capability() -> str:
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def _worktree(ref: str) -> Path:
     """A git worktree of ``ref`` in the system's temporary folder (made once; outside the repo so
     that pytest and linters never see its copy of the code)."""
@@ -178,6 +203,12 @@ _GROUPS = iter(range(10**6))
 _RUN_ID = time.strftime("%Y%m%dT%H%M%S")
 
 
+def _workers(*variants: tuple[str, Path, dict[str, Any]]) -> list[Worker]:
+    """Start one worker per variant; bf16 variants only on a CPU with native bf16 products (elsewhere
+    PyTorch emulates them, which measures nothing this benchmark is about)."""
+    return [Worker(*v) for v in variants if v[2].get("precision") != "bf16" or _HAS_BF16]
+
+
 def alternate(workers: list[Worker], rounds: int) -> list[dict[str, Any]]:
     """Round-robin single steps; the order rotates every round. Rows of one call share a group."""
     group = f"{_RUN_ID}-{next(_GROUPS)}"  # unique across merged runs
@@ -214,6 +245,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds per configuration")
     p.add_argument("--sections", default="peaks,forward,train,compile,memory,onnx")
     p.add_argument("--quick", action="store_true", help="skip nside 256 and the paper-size memory/onnx runs")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=OUT,
+        help="results file (default: %(default)s); sections not measured are kept from it",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -221,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     sections = set(args.sections.split(","))
+    global _HAS_BF16
+    _HAS_BF16 = _native_bf16()
     base = _worktree(args.baseline)
     result: dict[str, Any] = {"load_start": os.getloadavg()}
     peaks = {t: measure_peaks(t) for t in args.threads} if "peaks" in sections else {}
@@ -234,34 +273,32 @@ def main(argv: list[str] | None = None) -> None:
             if "forward" not in sections:
                 break
             rounds = max(2, args.rounds // 2) if nside >= 256 else args.rounds
-            ws = [
-                Worker("baseline fp32", base, _spec(model, nside, threads)),
-                Worker("fp32", ROOT, _spec(model, nside, threads, flops=True)),
-                Worker("bf16", ROOT, _spec(model, nside, threads, precision="bf16")),
-            ]
+            ws = _workers(
+                ("baseline fp32", base, _spec(model, nside, threads)),
+                ("fp32", ROOT, _spec(model, nside, threads, flops=True)),
+                ("bf16", ROOT, _spec(model, nside, threads, precision="bf16")),
+            )
             forward_rows += alternate(ws, rounds)
             print(f"forward {model} nside {nside} threads {threads} done", file=sys.stderr)
         if "compile" in sections:
             for model, nside in COMPILE:
-                ws = [
-                    Worker("baseline fp32", base, _spec(model, nside, threads)),
-                    Worker("compiled fp32", ROOT, _spec(model, nside, threads, compile=True)),
-                    Worker(
-                        "compiled bf16", ROOT, _spec(model, nside, threads, compile=True, precision="bf16")
-                    ),
-                ]
+                ws = _workers(
+                    ("baseline fp32", base, _spec(model, nside, threads)),
+                    ("compiled fp32", ROOT, _spec(model, nside, threads, compile=True)),
+                    ("compiled bf16", ROOT, _spec(model, nside, threads, compile=True, precision="bf16")),
+                )
                 forward_rows += alternate(ws, args.rounds)
                 print(f"compile {model} nside {nside} threads {threads} done", file=sys.stderr)
     train_rows: list[dict[str, Any]] = []
     if "train" in sections:
         for threads in args.threads:
             for model, nside, batch in TRAIN:
-                ws = [
-                    Worker("baseline fp32", base, _spec(model, nside, threads, "train", batch)),
-                    Worker("fp32", ROOT, _spec(model, nside, threads, "train", batch)),
-                    Worker("bf16", ROOT, _spec(model, nside, threads, "train", batch, precision="bf16")),
-                    Worker("compiled fp32", ROOT, _spec(model, nside, threads, "train", batch, compile=True)),
-                ]
+                ws = _workers(
+                    ("baseline fp32", base, _spec(model, nside, threads, "train", batch)),
+                    ("fp32", ROOT, _spec(model, nside, threads, "train", batch)),
+                    ("bf16", ROOT, _spec(model, nside, threads, "train", batch, precision="bf16")),
+                    ("compiled fp32", ROOT, _spec(model, nside, threads, "train", batch, compile=True)),
+                )
                 train_rows += alternate(ws, args.rounds)
                 print(f"train {model} nside {nside} threads {threads} done", file=sys.stderr)
     memory = []
@@ -282,15 +319,18 @@ def main(argv: list[str] | None = None) -> None:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu": _cpu_name(),
+        "cpu_capability": _cpu_capability(),
+        "native_bf16": _HAS_BF16,
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     print(report(result))
-    result = merge_previous(result, sections, args.quick)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".json.tmp")
+    result = merge_previous(result, sections, args.quick, args.out)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(OUT)
-    print(f"wrote {OUT}")
+    tmp.replace(args.out)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

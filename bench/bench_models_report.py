@@ -16,7 +16,9 @@ from typing import Any
 OUT = Path(__file__).resolve().parents[1] / "bench" / "results" / "models.json"
 
 
-def merge_previous(result: dict[str, Any], sections: set[str], quick: bool) -> dict[str, Any]:
+def merge_previous(
+    result: dict[str, Any], sections: set[str], quick: bool, out: Path = OUT
+) -> dict[str, Any]:
     """Keep what a partial run (``--sections``) did not measure from the results file it replaces.
 
     Each section records the command, date and load average of the run that measured it
@@ -26,7 +28,7 @@ def merge_previous(result: dict[str, Any], sections: set[str], quick: bool) -> d
     stamp = {k: result[k] for k in ("load_start", "load_end")} | {
         k: result["meta"][k] for k in ("command", "date")
     }
-    previous = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    previous = json.loads(out.read_text()) if out.is_file() else {}
     runs = dict(previous.get("runs", {}))
     runs.update({name: stamp for name in ran})
     result["runs"] = runs
