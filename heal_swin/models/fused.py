@@ -1,19 +1,21 @@
-"""Building blocks whose inference path skips passes over memory that eager PyTorch would make.
+"""Building blocks that skip passes over memory that eager PyTorch would make.
 
 * :class:`FusedLinear` is an ``nn.Linear`` (same parameters, same state dict) that, when no
   gradient is recorded on a CPU, runs oneDNN's linear with the bias (and optionally GELU)
   fused into the matrix product: eager ``F.linear`` first copies the broadcast bias into the
   output and GELU is a separate pass over the (4x wider) hidden activations. Results equal
   ``F.linear`` / ``F.gelu(F.linear)`` bit for bit in float32 (tested); under bfloat16 autocast the
-  operands are cast to bfloat16 like autocast would.
+  operands are cast to bfloat16 like autocast would (where oneDNN has bf16 kernels; elsewhere
+  the plain ``F.linear``).
 * :class:`Mlp` is timm's ``Mlp`` (``fc1 -> GELU -> fc2``, same parameter names) on FusedLinear;
-  in float32 CPU training it runs over row tiles (:func:`mlp_tiled`).
+  in float32 CPU training with large activations it runs over row tiles (:func:`mlp_tiled`).
 * :func:`permute_tokens` gathers ``x[:, perm]`` with a backward that is the inverse gather
   (autograd's default for indexing is an accumulating scatter, ~5x slower on CPU).
 * :func:`cosine_normalise` is ``x / max(|x|, eps) * scale`` in two passes over ``x``.
 
-Training, ``torch.compile`` and export take the plain formulations; only eager inference takes
-the fused kernels, and only where a probe at first use showed they exist and agree.
+``torch.compile`` and export take the plain formulations; the fused kernels serve eager inference
+only, and only where a probe at first use showed they exist and agree; the tiled MLP serves eager
+float32 CPU training only.
 """
 
 from __future__ import annotations
