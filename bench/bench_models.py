@@ -123,13 +123,10 @@ def worker(spec: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------ parent side
-_HAS_BF16 = True
-
-
 def _native_bf16() -> bool:
-    import torch
+    from heal_swin.train.acceleration import bf16_supported
 
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return bf16_supported("cpu")
 
 
 def _cpu_capability() -> str:
@@ -206,7 +203,8 @@ _RUN_ID = time.strftime("%Y%m%dT%H%M%S")
 def _workers(*variants: tuple[str, Path, dict[str, Any]]) -> list[Worker]:
     """Start one worker per variant; bf16 variants only on a CPU with native bf16 products (elsewhere
     PyTorch emulates them, which measures nothing this benchmark is about)."""
-    return [Worker(*v) for v in variants if v[2].get("precision") != "bf16" or _HAS_BF16]
+    bf16 = _native_bf16()
+    return [Worker(*v) for v in variants if v[2].get("precision") != "bf16" or bf16]
 
 
 def alternate(workers: list[Worker], rounds: int) -> list[dict[str, Any]]:
@@ -258,8 +256,6 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     sections = set(args.sections.split(","))
-    global _HAS_BF16
-    _HAS_BF16 = _native_bf16()
     base = _worktree(args.baseline)
     result: dict[str, Any] = {"load_start": os.getloadavg()}
     peaks = {t: measure_peaks(t) for t in args.threads} if "peaks" in sections else {}
@@ -321,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         "cpu_count": os.cpu_count(),
         "cpu": _cpu_name(),
         "cpu_capability": _cpu_capability(),
-        "native_bf16": _HAS_BF16,
+        "native_bf16": _native_bf16(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     print(report(result))

@@ -99,11 +99,7 @@ def test_compare_models_without_data_says_so(tmp_path: Path) -> None:
 
 def test_bench_models_reports_a_memory_run_that_died(monkeypatch: pytest.MonkeyPatch) -> None:
     """A killed memory process (the OOM killer's SIGKILL) becomes an error row; the report still renders."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_models", ROOT / "bench" / "bench_models.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _bench_models()
     killed = subprocess.CompletedProcess([], -9, stdout="", stderr="")
     monkeypatch.setattr(bench.subprocess, "run", lambda *a, **k: killed)
     row = bench.measure_memory(ROOT, "current", "train")
@@ -119,6 +115,41 @@ def test_bench_models_reports_a_memory_run_that_died(monkeypatch: pytest.MonkeyP
     assert "| current | train | killed (out of memory?) | - | - | - |" in bench.report(
         {**empty, "memory": [row]}
     )
+
+
+def _bench_models():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_models", ROOT / "bench" / "bench_models.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bench_models_starts_bf16_workers_only_on_native_bf16(
+    monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    bench = _bench_models()
+    monkeypatch.setattr(bench, "_native_bf16", lambda: native)
+    monkeypatch.setattr(bench, "Worker", lambda label, tree, spec: label)  # no processes
+    labels = bench._workers(
+        ("fp32", ROOT, {"precision": None}),
+        ("bf16", ROOT, {"precision": "bf16"}),
+        ("compiled fp32", ROOT, {}),
+    )
+    assert labels == (["fp32", "bf16", "compiled fp32"] if native else ["fp32", "compiled fp32"])
+
+
+def test_bench_models_out_keeps_the_other_sections_of_that_file(tmp_path: Path) -> None:
+    """A partial run with --out merges into that file, not into bench/results/models.json."""
+    merge_previous = _bench_models().merge_previous
+    out = tmp_path / "other.json"
+    out.write_text(json.dumps({"train": [{"variant": "fp32"}], "runs": {"train": {"command": "x"}}}))
+    new = {"load_start": (0.0,), "load_end": (0.0,), "meta": {"command": "y", "date": "d"}, "forward": []}
+    merged = merge_previous({**new, "onnx": [{"nside": 64}]}, {"onnx"}, False, out)
+    assert merged["train"] == [{"variant": "fp32"}] and merged["onnx"] == [{"nside": 64}]
+    assert merged["runs"]["train"] == {"command": "x"} and merged["runs"]["onnx"]["command"] == "y"
 
 
 def test_equivariance_members_are_grouped_by_family_and_augmentation(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "eager_inference",
     "fused_inference_available",
     "mlp_tiled",
+    "onednn_bf16_available",
     "permute_tokens",
 ]
 
@@ -49,8 +50,9 @@ def fused_inference_available() -> bool:
 
 
 @lru_cache(maxsize=1)
-def _onednn_bf16() -> bool:
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+def onednn_bf16_available() -> bool:
+    """Whether oneDNN has bf16 matrix kernels on this CPU (AVX512_BF16 or AMX)."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def fused_kernel_agrees(linear_pointwise: Callable[..., torch.Tensor]) -> bool:
@@ -88,7 +90,7 @@ class FusedLinear(nn.Linear):
             w, b = self.weight, self.bias
             if torch.is_autocast_enabled("cpu"):
                 dt = torch.get_autocast_dtype("cpu")
-                if dt == torch.bfloat16 and not _onednn_bf16():
+                if dt == torch.bfloat16 and not onednn_bf16_available():
                     return self._plain(x)  # oneDNN has no bf16 kernel on CPUs without AVX512_BF16/AMX
                 x, w = x.to(dt), w.to(dt)
                 b = None if b is None else b.to(dt)

@@ -26,7 +26,9 @@ def bf16_supported(device: str = "cpu") -> bool:
     """Whether ``device`` runs bfloat16 matrix products natively."""
     if device.startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    from heal_swin.models.fused import onednn_bf16_available
+
+    return onednn_bf16_available()
 
 
 def check_precision(precision: str, device: str = "cpu", where: str = "--precision") -> str:

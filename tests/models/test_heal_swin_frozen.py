@@ -239,7 +239,7 @@ def test_bf16_autocast_on_a_cpu_without_onednn_bf16_takes_the_plain_linear(
     from heal_swin.models import fused
 
     fused.fused_inference_available()  # probed (and cached) before the kernel is replaced
-    monkeypatch.setattr(fused, "_onednn_bf16", lambda: False)
+    monkeypatch.setattr(fused, "onednn_bf16_available", lambda: False)
 
     def refuse(*a: object) -> None:
         raise AssertionError("the fused bf16 kernel was called")

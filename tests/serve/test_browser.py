@@ -22,13 +22,18 @@ ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def browser():
+def playwright_or_skip():
+    """playwright's sync API, or a skip naming what is missing (Chromium or playwright); CI turns skips into failures."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium)")
-    sync_api = pytest.importorskip(
+    return pytest.importorskip(
         "playwright.sync_api", reason="playwright not installed (pip install -e '.[dev]')"
     )
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = playwright_or_skip()
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield b

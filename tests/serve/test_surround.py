@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 
 import cv2
 import numpy as np
@@ -172,13 +171,9 @@ def surround_server(setup):
 
 @pytest.mark.slow
 def test_demo_page_surround_tab(setup, surround_server, tmp_path):
-    from tests.serve.test_browser import ARGS, CHROMIUM
+    from tests.serve.test_browser import ARGS, CHROMIUM, playwright_or_skip
 
-    if not os.path.exists(CHROMIUM):  # as test_browser: a skip (which CI turns into a failure)
-        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright not installed (pip install -e '.[dev]')"
-    )
+    sync_api = playwright_or_skip()
     _, _, _, rig, frames = setup
     paths = []
     for name, img in frames.items():
