@@ -5,7 +5,10 @@
 
 * Each configuration runs in its own worker processes, kept loaded: one with the baseline's code
   (a git worktree of ``--baseline`` in the temporary folder), one per variant of the
-  current code (fp32 eager, bf16 autocast, ``torch.compile`` fp32 / bf16 with freezing). The parent
+  current code (fp32 eager, bf16 autocast, ``torch.compile`` fp32 / bf16 with freezing). Variants
+  marked "retained heap" first call ``heal_swin.allocator.retain_freed_memory`` (the current tree's
+  file, in baseline workers too), as ``train`` / ``predict`` / ``evaluate`` do; the training rows'
+  "fp32", "bf16" and "compiled" are what ``heal-swin train`` runs, so they have it. The parent
   alternates single forwards (or training steps) between them, round after round, so load changes
   hit all of them alike; ratios are of medians measured in that one run.
 * ``peaks``: square sgemm / bf16 / int8 (``torch._int_mm``) matmul throughput in the same run, so
@@ -97,12 +100,25 @@ def _build(spec: dict[str, Any]):
     return fwd, info
 
 
+def retain_freed_memory() -> bool:
+    """The current tree's ``heal_swin.allocator.retain_freed_memory()``, loaded by path, so that a
+    baseline worker (whose tree predates it) gets exactly the same allocator setting."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_bench_allocator", ROOT / "heal_swin" / "allocator.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.retain_freed_memory()
+
+
 def worker(spec: dict[str, Any]) -> None:
     """Build, then answer ``run`` with one timed step (seconds) and ``quit`` with the peak RSS."""
     import resource
 
     import torch
 
+    if spec.get("retain_heap") and not retain_freed_memory():
+        raise SystemExit("retain_freed_memory() did not take on this system")
     torch.set_num_threads(spec["threads"])
     t0 = time.perf_counter()
     step, info = _build(spec)
@@ -272,6 +288,7 @@ def main(argv: list[str] | None = None) -> None:
             ws = _workers(
                 ("baseline fp32", base, _spec(model, nside, threads)),
                 ("fp32", ROOT, _spec(model, nside, threads, flops=True)),
+                ("fp32, retained heap", ROOT, _spec(model, nside, threads, retain_heap=True)),
                 ("bf16", ROOT, _spec(model, nside, threads, precision="bf16")),
             )
             forward_rows += alternate(ws, rounds)
@@ -289,21 +306,29 @@ def main(argv: list[str] | None = None) -> None:
     if "train" in sections:
         for threads in args.threads:
             for model, nside, batch in TRAIN:
+                train = _spec(model, nside, threads, "train", batch)
+                kept = dict(train, retain_heap=True)  # as heal-swin train runs
                 ws = _workers(
-                    ("baseline fp32", base, _spec(model, nside, threads, "train", batch)),
-                    ("fp32", ROOT, _spec(model, nside, threads, "train", batch)),
-                    ("bf16", ROOT, _spec(model, nside, threads, "train", batch, precision="bf16")),
-                    ("compiled fp32", ROOT, _spec(model, nside, threads, "train", batch, compile=True)),
+                    ("baseline fp32", base, train),
+                    ("baseline fp32, retained heap", base, kept),
+                    ("fp32, system heap", ROOT, train),
+                    ("fp32", ROOT, kept),
+                    ("bf16", ROOT, dict(kept, precision="bf16")),
+                    ("compiled fp32", ROOT, dict(kept, compile=True)),
                 )
                 train_rows += alternate(ws, args.rounds)
                 print(f"train {model} nside {nside} threads {threads} done", file=sys.stderr)
     memory = []
     if "memory" in sections and not args.quick:
         for mode in ("forward", "train"):
-            for label, tree in (("baseline", base), ("current", ROOT)):
+            for label, tree, retain in (
+                ("baseline", base, False),
+                ("current", ROOT, False),
+                ("current, retained heap", ROOT, True),
+            ):
                 if mode == "train" and label == "baseline":
                     continue
-                memory.append(measure_memory(tree, label, mode))
+                memory.append(measure_memory(tree, label, mode, retain))
     onnx = []
     if "onnx" in sections and not args.quick:
         onnx = [measure_onnx(n, t, args.rounds) for t in args.threads for n in (64, 128)]

@@ -36,27 +36,34 @@ print(json.dumps(out))
     return json.loads(_python(code, {"OMP_NUM_THREADS": str(threads)}, check=True).stdout)
 
 
-def measure_memory(tree: Path, label: str, mode: str) -> dict[str, Any]:
-    """Fresh process: paper model at nside 256, batch 1; RSS after building and peak after one step."""
+def measure_memory(tree: Path, label: str, mode: str, retain_heap: bool = False) -> dict[str, Any]:
+    """Fresh process: paper model at nside 256, batch 1; RSS after building and peak after one step
+    (two steps with ``retain_heap``: the second runs on the kept heap, where fragmentation would show)."""
     code = f"""
-import json, resource, time, torch
+import json, resource, sys, time, torch
+sys.path.insert(0, {str(ROOT / "bench")!r})
+if {retain_heap!r}:
+    from bench_models import retain_freed_memory
+    assert retain_freed_memory()
 torch.set_num_threads(2)
 from heal_swin.models import create_model
 rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 m = create_model("heal_swin_paper", nside=256)
 x = torch.randn(1, 3, m.grid.npix)
 built = rss()
-t0 = time.perf_counter()
-if "{mode}" == "train":
-    m.train()
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
-    y = torch.randint(0, m.out_chans, (1, m.grid.npix))
-    torch.nn.functional.cross_entropy(m(x), y).backward()
-    opt.step()
-else:
-    m.eval()
-    with torch.no_grad():
-        m(x)
+opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+y = torch.randint(0, m.out_chans, (1, m.grid.npix))
+for _ in range(2 if {retain_heap!r} else 1):
+    t0 = time.perf_counter()
+    if "{mode}" == "train":
+        m.train()
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(m(x), y).backward()
+        opt.step()
+    else:
+        m.eval()
+        with torch.no_grad():
+            m(x)
 print(json.dumps({{"built_mib": built, "peak_mib": rss(), "step_s": time.perf_counter() - t0}}))
 """
     out = _python(code, {"PYTHONPATH": str(tree), "OMP_NUM_THREADS": "2"}, check=False)

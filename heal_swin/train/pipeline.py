@@ -25,6 +25,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
+from heal_swin.allocator import retain_freed_memory
 from heal_swin.data.classes import IGNORE_INDEX
 from heal_swin.data.datasets import FisheyeDataset
 from heal_swin.data.transforms import Compose, FlatAugment, Rotate180, SphereRandomFlip, SphereRandomRot90
@@ -362,6 +363,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
         with atomic_open(cfg_path, "w") as f:
             yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)
+    retain_freed_memory()  # every step reuses the last one's pages (heal_swin.allocator)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     t0 = time.perf_counter()
     train_dl, val_dl, train_ds, sampler = build_loaders(cfg)
