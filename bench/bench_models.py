@@ -7,8 +7,8 @@
   (a git worktree of ``--baseline`` in the temporary folder), one per variant of the
   current code (fp32 eager, bf16 autocast, ``torch.compile`` fp32 / bf16 with freezing). Variants
   marked "retained heap" first call ``heal_swin.allocator.retain_freed_memory`` (the current tree's
-  file, in baseline workers too), as ``train`` / ``predict`` / ``evaluate`` do; the training rows'
-  "fp32", "bf16" and "compiled" are what ``heal-swin train`` runs, so they have it. The parent
+  file, in baseline workers too), as training does; the training rows' "fp32", "bf16" and
+  "compiled" are what ``heal-swin train`` runs, so they have it. The parent
   alternates single forwards (or training steps) between them, round after round, so load changes
   hit all of them alike; ratios are of medians measured in that one run.
 * ``peaks``: square sgemm / bf16 / int8 (``torch._int_mm``) matmul throughput in the same run, so
@@ -326,8 +326,8 @@ def main(argv: list[str] | None = None) -> None:
                 ("current", ROOT, False),
                 ("current, retained heap", ROOT, True),
             ):
-                if mode == "train" and label == "baseline":
-                    continue
+                if (mode == "train" and label == "baseline") or (mode == "forward" and retain):
+                    continue  # a training step of the current code only; inference does not retain
                 memory.append(measure_memory(tree, label, mode, retain))
     onnx = []
     if "onnx" in sections and not args.quick:

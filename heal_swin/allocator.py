@@ -4,15 +4,16 @@ glibc's malloc serves blocks above a dynamic threshold (at most 32 MiB) with a f
 hands memory freed at the top of its heap back to the kernel. A training step or a paper-size
 forward allocates and frees tens to hundreds of MB of activations, so every step faults those
 pages in again and the kernel zeroes each one: measured per ``heal_swin_tiny`` training step
-(nside 32, batch 8), 8,400 minor faults and 22 ms of system time of a 173 ms step; per paper forward
-at nside 128, 104,000 faults and 0.4 s. With both thresholds raised, freed blocks stay in the heap
-and the next step reuses them (tens of faults per step). The process then keeps the memory of its
-largest step until it exits; the peak itself does not change (BENCHMARKS.md, "allocator").
+(nside 32, batch 8), 8,400 minor faults and 22 ms of system time of a 173 ms step. With both
+thresholds raised, freed blocks stay in the heap and the next step reuses them (tens of faults per
+step): 1.07-1.14x on the training step (BENCHMARKS.md, "Training step with the freed memory kept").
+The process then keeps the memory of its largest step until it exits.
 
-Process-wide and glibc-only: ``train`` and the ``predict`` / ``evaluate`` commands call
-:func:`retain_freed_memory` once; elsewhere (musl, macOS) it does nothing. Set
-``HEAL_SWIN_RETAIN_FREED_MEMORY=0`` to keep the system's defaults. Torch-free, so any process
-(or benchmark worker) can load it.
+Process-wide and glibc-only: training (``heal_swin.train.pipeline.train``) calls
+:func:`retain_freed_memory` once; elsewhere (musl, macOS) it does nothing. Inference does not: a
+paper forward at nside 128 faults 104,000 pages, but keeping them measured no faster there. Set
+``HEAL_SWIN_RETAIN_FREED_MEMORY=0`` to keep the system's defaults. Torch-free, so any process (or
+benchmark worker) can load it.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from heal_swin.allocator import retain_freed_memory
 from heal_swin.errors import InputError
 
 __all__ = ["add_train_commands"]
@@ -204,7 +203,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from heal_swin.data.datasets import FisheyeDataset
     from heal_swin.train.evaluate import evaluate, write_report
 
-    retain_freed_memory()  # process-wide: this command is the process (heal_swin.allocator)
     predictor, model_path = _load_predictor(args)
     if predictor.meta.get("surround"):
         raise InputError(
@@ -257,7 +255,6 @@ def _predict(args: argparse.Namespace) -> int:
     from heal_swin.io import read_image, save_image, save_npy
     from heal_swin.train.inference import Predictor
 
-    retain_freed_memory()  # process-wide: this command is the process (heal_swin.allocator)
     if args.model is not None:
         from heal_swin.inference.demo import DEMO_WARNING, demo_model_file
 

@@ -40,7 +40,11 @@ def _train_losses(run: Path) -> list[float]:
     return [float(r["train/loss"]) for r in rows if r.get("train/loss")]
 
 
-def test_train_learns_checkpoints_and_reloads(tiny_data, tmp_path, capsys):
+def test_train_learns_checkpoints_and_reloads(tiny_data, tmp_path, capsys, monkeypatch):
+    from heal_swin.train import pipeline
+
+    retained = []  # training keeps freed heap memory (tests/test_allocator.py checks what that does)
+    monkeypatch.setattr(pipeline, "retain_freed_memory", lambda: retained.append(True))
     args = [
         "train",
         "--config",
@@ -58,6 +62,7 @@ def test_train_learns_checkpoints_and_reloads(tiny_data, tmp_path, capsys):
         ),
     ]
     assert main(args) == 0
+    assert retained == [True]
     run = tmp_path / "fit"
     losses = _train_losses(run)
     assert np.mean(losses[-4:]) < 0.85 * np.mean(losses[:4]), losses  # it learns (ln 10 = 2.30 at the start)
