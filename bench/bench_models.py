@@ -7,8 +7,7 @@
   (a git worktree of ``--baseline`` in the temporary folder), one per variant of the
   current code (fp32 eager, bf16 autocast, ``torch.compile`` fp32 / bf16 with freezing). Variants
   marked "retained heap" first call ``heal_swin.allocator.retain_freed_memory`` (the current tree's
-  file, in baseline workers too), as training does; the training rows' "fp32", "bf16" and
-  "compiled" are what ``heal-swin train`` runs, so they have it. The parent
+  file, in baseline workers too), as training does with ``HEAL_SWIN_RETAIN_FREED_MEMORY=1``. The parent
   alternates single forwards (or training steps) between them, round after round, so load changes
   hit all of them alike; ratios are of medians measured in that one run.
 * ``peaks``: square sgemm / bf16 / int8 (``torch._int_mm``) matmul throughput in the same run, so
@@ -108,6 +107,7 @@ def retain_freed_memory() -> bool:
     spec = importlib.util.spec_from_file_location("_bench_allocator", ROOT / "heal_swin" / "allocator.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
+    os.environ[module.ENV_SWITCH] = "1"  # the opt-in a user sets
     return module.retain_freed_memory()
 
 
@@ -307,14 +307,14 @@ def main(argv: list[str] | None = None) -> None:
         for threads in args.threads:
             for model, nside, batch in TRAIN:
                 train = _spec(model, nside, threads, "train", batch)
-                kept = dict(train, retain_heap=True)  # as heal-swin train runs
+                kept = dict(train, retain_heap=True)  # HEAL_SWIN_RETAIN_FREED_MEMORY=1
                 ws = _workers(
                     ("baseline fp32", base, train),
                     ("baseline fp32, retained heap", base, kept),
-                    ("fp32, system heap", ROOT, train),
-                    ("fp32", ROOT, kept),
-                    ("bf16", ROOT, dict(kept, precision="bf16")),
-                    ("compiled fp32", ROOT, dict(kept, compile=True)),
+                    ("fp32", ROOT, train),
+                    ("fp32, retained heap", ROOT, kept),
+                    ("bf16", ROOT, dict(train, precision="bf16")),
+                    ("compiled fp32", ROOT, dict(train, compile=True)),
                 )
                 train_rows += alternate(ws, args.rounds)
                 print(f"train {model} nside {nside} threads {threads} done", file=sys.stderr)
@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
                 ("current, retained heap", ROOT, True),
             ):
                 if (mode == "train" and label == "baseline") or (mode == "forward" and retain):
-                    continue  # a training step of the current code only; inference does not retain
+                    continue  # a training step of the current code only; the heap is kept only in training
                 memory.append(measure_memory(tree, label, mode, retain))
     onnx = []
     if "onnx" in sections and not args.quick:

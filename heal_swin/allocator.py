@@ -1,19 +1,18 @@
-"""Keep freed heap memory in the process, so large tensors reuse pages instead of faulting in new ones.
+"""Optionally keep freed heap memory in the process, so large tensors reuse pages instead of faulting in new ones.
 
 glibc's malloc serves blocks above a dynamic threshold (at most 32 MiB) with a fresh ``mmap`` and
-hands memory freed at the top of its heap back to the kernel. A training step or a paper-size
-forward allocates and frees tens to hundreds of MB of activations, so every step faults those
-pages in again and the kernel zeroes each one: measured per ``heal_swin_tiny`` training step
-(nside 32, batch 8), 8,400 minor faults and 22 ms of system time of a 173 ms step. With both
-thresholds raised, freed blocks stay in the heap and the next step reuses them (tens of faults per
-step): 1.07-1.14x on the training step (BENCHMARKS.md, "Training step with the freed memory kept").
-The process then keeps the memory of its largest step until it exits.
+hands memory freed at the top of its heap back to the kernel. A training step allocates and frees
+tens to hundreds of MB of activations, so every step faults those pages in again and the kernel
+zeroes each one: per ``heal_swin_tiny`` training step (nside 32, batch 8), 8,400 minor faults and
+22 ms of system time of a 173 ms step. With both thresholds raised, freed blocks stay in the heap and
+the next step reuses them (tens of faults per step): 1.0-1.14x on the training-step benchmark, no gain
+visible on the whole quickstart (BENCHMARKS.md, "Training step with the freed memory kept").
 
-Process-wide and glibc-only: training (``heal_swin.train.pipeline.train``) calls
-:func:`retain_freed_memory` once; elsewhere (musl, macOS) it does nothing. Inference does not: a
-paper forward at nside 128 faults 104,000 pages, but keeping them measured no faster there. Set
-``HEAL_SWIN_RETAIN_FREED_MEMORY=0`` to keep the system's defaults. Torch-free, so any process (or
-benchmark worker) can load it.
+Off unless ``HEAL_SWIN_RETAIN_FREED_MEMORY=1``, because the kept heap fragments: torch allocates
+64-byte aligned, a freed block is then a little too small for the same request, and a loop that
+allocates and frees one 64 MiB tensor grew the resident set by seven blocks (448 MiB) before it
+reused them. Training (``heal_swin.train.pipeline.train``) calls :func:`retain_freed_memory` once;
+off glibc (musl, macOS) it does nothing. Torch-free, so any process (or benchmark worker) can load it.
 """
 
 from __future__ import annotations
@@ -32,11 +31,12 @@ _TRIM_THRESHOLD = 2**31 - 1  # never shrink the heap top (mallopt takes a C int)
 
 
 def retain_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds for this process; True if both settings took.
+    """Raise glibc's mmap and trim thresholds for this process if ``HEAL_SWIN_RETAIN_FREED_MEMORY=1``;
+    True if both settings took.
 
-    Idempotent. False (nothing changed) off glibc or when ``HEAL_SWIN_RETAIN_FREED_MEMORY=0``.
+    Idempotent. False (nothing changed) without the switch or off glibc.
     """
-    if os.environ.get(ENV_SWITCH, "1").strip() == "0":
+    if os.environ.get(ENV_SWITCH, "").strip() != "1":
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False

@@ -28,8 +28,13 @@ def incidence_deg(rays: np.ndarray) -> np.ndarray:
 
 
 def _bins(angle_deg: np.ndarray, edges: Sequence[float]) -> np.ndarray:
-    """Bin index per angle, ``-1`` outside ``[edges[0], edges[-1])``."""
-    b = np.digitize(angle_deg, edges) - 1
+    """Bin index per angle, ``-1`` outside ``[edges[0], edges[-1])``.
+
+    Angles are rounded to 1e-9° first: whole HEALPix rings lie exactly on an edge (at nside 32 the
+    ring with z = 0.5, i.e. 60°), and without it the last bit of arccos, which differs between CPUs,
+    decided their bin.
+    """
+    b = np.digitize(np.round(angle_deg, 9), edges) - 1
     return np.where((b >= 0) & (b < len(edges) - 1), b, -1)
 
 

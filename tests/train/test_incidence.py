@@ -63,3 +63,23 @@ def test_binned_depth_errors_match_depth_errors_on_each_bin() -> None:
     assert row["pixels"] == sel.sum()
     for key in ("abs_rel", "rmse", "delta1"):
         np.testing.assert_allclose(row[key], want[key], rtol=1e-6)
+
+
+def test_pixels_on_a_bin_edge_fall_in_the_upper_bin_whatever_the_last_bit() -> None:
+    import healpy as hp
+
+    edge = np.float64(60.0)
+    wobble = np.array([np.nextafter(edge, 0), edge, np.nextafter(edge, 100)])  # one ulp either side
+    binned = BinnedConfusion(2, 255)
+    binned.update(np.zeros(3, np.int64), np.zeros(3, np.int64), wobble)
+    assert binned.counts.sum((1, 2)).tolist() == [0, 0, 3, 0, 0]  # [60, 75), as the half-open bins say
+    # The HEALPix ring at z = 0.5 (nside 32: ring 40, 128 pixels) lies on the 60° edge, and its pixel
+    # vectors' arccos lands a bit either side depending on the CPU's rounding.
+    nside = 32
+    ring_z = (2 * nside - 40) * 2 / (3 * nside)  # HEALPix equatorial ring 40
+    pix = np.flatnonzero(np.isclose(hp.pix2vec(nside, np.arange(hp.nside2npix(nside)), nest=True)[2], ring_z))
+    assert ring_z == 0.5 and len(pix) == 4 * nside
+    rays = np.stack(hp.pix2vec(nside, pix, nest=True), axis=-1)
+    binned = BinnedConfusion(2, 255)
+    binned.update(np.zeros(len(pix), np.int64), np.zeros(len(pix), np.int64), incidence_deg(rays))
+    assert binned.counts.sum((1, 2)).tolist() == [0, 0, len(pix), 0, 0]
