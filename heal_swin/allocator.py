@@ -21,6 +21,8 @@ import ctypes
 import os
 import platform
 
+from heal_swin.errors import InputError
+
 __all__ = ["ENV_SWITCH", "retain_freed_memory"]
 
 ENV_SWITCH = "HEAL_SWIN_RETAIN_FREED_MEMORY"
@@ -34,9 +36,13 @@ def retain_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds for this process if ``HEAL_SWIN_RETAIN_FREED_MEMORY=1``;
     True if both settings took.
 
-    Idempotent. False (nothing changed) without the switch or off glibc.
+    Idempotent. False (nothing changed) with the switch unset, empty or ``0``, or off glibc; an
+    InputError naming the variable for any other value.
     """
-    if os.environ.get(ENV_SWITCH, "").strip() != "1":
+    switch = os.environ.get(ENV_SWITCH, "").strip()
+    if switch not in ("", "0", "1"):
+        raise InputError(f"{ENV_SWITCH}: expected 1 (keep freed memory) or 0, got {switch!r}")
+    if switch != "1":
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False

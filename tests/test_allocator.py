@@ -19,6 +19,7 @@ import sys
 import pytest
 
 from heal_swin import allocator
+from heal_swin.errors import InputError
 
 PAGES = 64 * 2**20 // os.sysconf("SC_PAGE_SIZE")
 
@@ -66,10 +67,28 @@ def test_opted_in_the_freed_pages_are_reused_and_memory_stays_at_one_block():
 
 
 @glibc
-def test_anything_but_1_keeps_the_system_defaults():
-    for switch in ("0", "", "yes"):
+def test_0_or_empty_keeps_the_system_defaults():
+    for switch in ("0", ""):
         off = _rounds(switch)
         assert off["took"] is False, switch
+
+
+def test_other_switch_values_are_a_clear_error(monkeypatch):
+    monkeypatch.setenv(allocator.ENV_SWITCH, "yes")
+    with pytest.raises(InputError, match=r"HEAL_SWIN_RETAIN_FREED_MEMORY: expected 1 .* got 'yes'"):
+        allocator.retain_freed_memory()
+
+
+def test_train_command_exits_2_with_one_line_on_a_bad_switch(tmp_path, capsys, monkeypatch):
+    from heal_swin.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{root: {tmp_path}}}\ntrainer: {{out_dir: {tmp_path}}}\n")
+    monkeypatch.setenv(allocator.ENV_SWITCH, "true")
+    assert main(["train", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and allocator.ENV_SWITCH in err[0] and "'true'" in err[0], err
+    assert not (tmp_path / "run").exists()  # refused before the run folder was made
 
 
 def test_other_c_libraries_are_left_alone(monkeypatch):

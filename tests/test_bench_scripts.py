@@ -175,3 +175,19 @@ def test_equivariance_members_are_grouped_by_family_and_augmentation(tmp_path: P
         ("swin_unet_v1", "flip"): ["swin_unet_v1_flip_s0"],
         ("swin_unet_v1", "rot"): ["swin_unet_v1_rot_s0", "swin_unet_v1_rot_s1"],  # seed order
     }
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the allocator setting is glibc's")
+def test_bench_models_retained_heap_workers_get_the_current_trees_setting(tmp_path: Path) -> None:
+    # A baseline worker imports heal_swin from the baseline tree, which has no allocator module: the
+    # bench loads the current tree's file by path and opts in, so both trees get the same setting.
+    code = (
+        f"import sys, os; sys.path.insert(0, {str(ROOT / 'bench')!r}); import bench_models\n"
+        "os.environ.pop('HEAL_SWIN_RETAIN_FREED_MEMORY', None)\n"
+        "print(bench_models.retain_freed_memory(), os.environ['HEAL_SWIN_RETAIN_FREED_MEMORY'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["True", "1"]

@@ -347,6 +347,7 @@ def build_trainer(cfg: TrainConfig, sampler: ResumableSampler | None = None) -> 
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Train (or resume) a run; returns the final validation metrics (also in ``metrics.json``)."""
+    retain_freed_memory()  # opt-in (HEAL_SWIN_RETAIN_FREED_MEMORY=1): steps reuse pages (heal_swin.allocator)
     run = cfg.run_dir
     last = run / "checkpoints" / "last.ckpt"
     if not resume and last.exists():
@@ -363,7 +364,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
         with atomic_open(cfg_path, "w") as f:
             yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)
-    retain_freed_memory()  # opt-in (HEAL_SWIN_RETAIN_FREED_MEMORY=1): steps reuse pages (heal_swin.allocator)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     t0 = time.perf_counter()
     train_dl, val_dl, train_ds, sampler = build_loaders(cfg)
