@@ -7,7 +7,8 @@
   (a git worktree of ``--baseline`` in the temporary folder), one per variant of the
   current code (fp32 eager, bf16 autocast, ``torch.compile`` fp32 / bf16 with freezing). Variants
   marked "retained heap" first call ``heal_swin.allocator.retain_freed_memory`` (the current tree's
-  file, in baseline workers too), as training does with ``HEAL_SWIN_RETAIN_FREED_MEMORY=1``. The parent
+  file, in baseline workers too), as training does with ``HEAL_SWIN_RETAIN_FREED_MEMORY=1``; "THP"
+  runs with PyTorch's ``THP_MEM_ALLOC_ENABLE=1`` (transparent huge pages; every other worker gets 0). The parent
   alternates single forwards (or training steps) between them, round after round, so load changes
   hit all of them alike; ratios are of medians measured in that one run.
 * ``peaks``: square sgemm / bf16 / int8 (``torch._int_mm``) matmul throughput in the same run, so
@@ -73,6 +74,12 @@ def _build(spec: dict[str, Any]):
             loss.backward()
             opt.step()
 
+        if spec.get("flops"):  # products of forward + backward (the optimizer step has none)
+            from torch.utils.flop_counter import FlopCounterMode
+
+            with FlopCounterMode(display=False) as fc:
+                step()
+            info["flops"] = fc.get_total_flops()
         return step, info
     model.eval()
     if spec.get("flops"):
@@ -183,6 +190,9 @@ class Worker:
     def __init__(self, label: str, tree: Path, spec: dict[str, Any]) -> None:
         self.label, self.spec, self.times = label, spec, []
         env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(spec["threads"]))
+        # PyTorch's own switch for transparent huge pages on its CPU allocations of >= 2 MiB (read once,
+        # at the first allocation, so it is set per process): on only in the variants that ask for it.
+        env["THP_MEM_ALLOC_ENABLE"] = "1" if spec.get("thp") else "0"
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
             stdin=subprocess.PIPE,
@@ -311,8 +321,9 @@ def main(argv: list[str] | None = None) -> None:
                 ws = _workers(
                     ("baseline fp32", base, train),
                     ("baseline fp32, retained heap", base, kept),
-                    ("fp32", ROOT, train),
+                    ("fp32", ROOT, dict(train, flops=True)),
                     ("fp32, retained heap", ROOT, kept),
+                    ("fp32, THP", ROOT, dict(train, thp=True)),  # THP_MEM_ALLOC_ENABLE=1
                     ("bf16", ROOT, dict(train, precision="bf16")),
                     ("compiled fp32", ROOT, dict(train, compile=True)),
                 )

@@ -76,16 +76,13 @@ def report(r: dict[str, Any]) -> str:
             "| model | nside | batch | threads | variant | median ms | min ms | vs baseline | % of peak |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
+        # Counted once per configuration, on the current code; training: forward + backward products.
         flops = {(x["model"], x["nside"], x["threads"]): x["flops"] for x in rows if "flops" in x}
         for x in rows:
             b = next(y for y in rows if y["variant"] == "baseline fp32" and y["group"] == x["group"])
             f = flops.get((x["model"], x["nside"], x["threads"]))
             peak = peaks.get(x["threads"], {}).get("bf16" if "bf16" in x["variant"] else "fp32")
-            pct = (
-                f"{100 * f / x['median_s'] / 1e9 / peak:.0f} %"
-                if f and peak and x["mode"] == "forward"
-                else "-"
-            )
+            pct = f"{100 * f / x['median_s'] / 1e9 / peak:.0f} %" if f and peak else "-"
             extra = f" (compile {x['compile_s']} s)" if "compile_s" in x else ""
             lines.append(
                 f"| {x['model']} | {x['nside']} | {x['batch']} | {x['threads']} | {x['variant']}{extra} | "

@@ -191,3 +191,35 @@ def test_bench_models_retained_heap_workers_get_the_current_trees_setting(tmp_pa
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["True", "1"]
+
+
+@pytest.mark.parametrize("thp", [True, False])
+def test_bench_models_sets_pytorchs_huge_page_switch_per_worker(
+    monkeypatch: pytest.MonkeyPatch, thp: bool
+) -> None:
+    """THP_MEM_ALLOC_ENABLE is read once per process: only "THP" variants get 1, whatever the parent has."""
+    bench = _bench_models()
+    seen = {}
+
+    def popen(cmd, env, **kw):  # type: ignore[no-untyped-def]
+        seen.update(env)
+        raise RuntimeError("no process")
+
+    monkeypatch.setattr(bench.subprocess, "Popen", popen)
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "1")
+    with pytest.raises(RuntimeError):
+        bench.Worker("x", ROOT, {"threads": 1, "thp": thp})
+    assert seen["THP_MEM_ALLOC_ENABLE"] == ("1" if thp else "0") and seen["OMP_NUM_THREADS"] == "1"
+
+
+def test_bench_models_report_shows_training_steps_as_share_of_the_peak() -> None:
+    bench = _bench_models()
+    row = {"model": "m", "nside": 32, "batch": 8, "threads": 1, "mode": "train", "group": "g", "min_s": 0.1}
+    rows = [
+        {**row, "variant": "baseline fp32", "median_s": 0.2},
+        {**row, "variant": "fp32", "median_s": 0.1, "flops": 5e9},  # 50 GFLOP/s
+    ]
+    r = {"load_start": (0.0,), "load_end": (0.0,), "forward": [], "train": rows, "onnx": []}
+    table = bench.report({**r, "peaks_gflops": {"1": {"fp32": 100.0, "bf16": 200.0, "int8": 400.0}}})
+    assert "| m | 32 | 8 | 1 | fp32 | 100 | 100 | 2.00x | 50 % |" in table
+    assert "| m | 32 | 8 | 1 | baseline fp32 | 200 | 100 | 1.00x | 25 % |" in table
