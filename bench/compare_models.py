@@ -34,7 +34,7 @@ What is held equal (and how), per (task, nside, block family):
 
 Writes bench/results/compare.json, bench/results/compare_curves.png, compare_incidence.png and the
 "Model comparison" section of BENCHMARKS.md (unless --no-markdown). Runs already in compare.json that
-this invocation does not plan are kept (``--fresh`` drops them), so slices run at different times add
+this invocation does not score again are kept (``--fresh`` drops them), so slices run at different times add
 up to one report.
 """
 
@@ -58,6 +58,7 @@ from compare_protocol import (
     SEG_KEYS,
     flattened,
     group_key,
+    merge_runs,
     overrides,
     picked_lrs,
     plan,
@@ -236,9 +237,7 @@ def main() -> int:
     cmd = " ".join(["python", "bench/compare_models.py", *sys.argv[1:]])
     for r in rows:
         r["command"] = cmd
-    # Slices run at different times add up: keep earlier rows of every group this run did not plan.
-    planned = {group_key(r) for r in base}
-    rows = [r for r in previous_rows(args.fresh) if group_key(r) not in planned] + rows
+    rows = merge_runs(previous_rows(args.fresh), rows)  # slices run at different times add up
     picked = picked_lrs(rows)
     agg = [a for a in aggregate(rows) if a["lr"] == picked[group_key(a)]]
     text = table(agg)

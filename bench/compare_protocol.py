@@ -246,6 +246,13 @@ def group_key(r: dict[str, Any]) -> tuple:
     return (r["task"], r["nside"], r["family"], r["model"])
 
 
+def merge_runs(previous: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Earlier rows plus this invocation's: a new row replaces only the earlier row of the same run
+    (``run_name``), so seeds scored at different times add up to one group."""
+    names = {run_name(r) for r in new}
+    return [r for r in previous if run_name(r) not in names] + new
+
+
 def best_val(r: dict[str, Any]) -> float:
     """The run's best validation score, oriented so that higher is better."""
     curve = np.asarray(r["curve"], dtype=np.float64)

@@ -137,3 +137,15 @@ def test_area_resampling_runs_only_change_the_sphere_models(
         == "seg_n32_v1_heal_swin_area_s0"
         != cm.run_name(plain["heal_swin"])
     )
+
+
+def test_a_new_seed_adds_to_its_group_and_a_rescored_run_replaces_its_row(cm: ModuleType) -> None:
+    def row(seed: int, score: float, model: str = "heal_swin_e72") -> dict:
+        return {"task": "segmentation", "nside": 32, "family": "v1", "model": model, "seed": seed,
+                "lr": 2e-3, "sphere_miou": score}  # fmt: skip
+
+    previous = [row(0, 0.30), row(1, 0.25), row(0, 0.40, "swin_unet_e72")]
+    merged = cm.merge_runs(previous, [row(1, 0.28), row(2, 0.31)])
+    got = sorted((r["model"], r["seed"], r["sphere_miou"]) for r in merged)
+    assert got == [("heal_swin_e72", 0, 0.30), ("heal_swin_e72", 1, 0.28), ("heal_swin_e72", 2, 0.31),
+                   ("swin_unet_e72", 0, 0.40)]  # fmt: skip
